@@ -1,0 +1,258 @@
+"""HTTP client for the SDEdit server (DESIGN §3 API), on urllib only.
+
+Every failure becomes an :class:`~sdedit_client.errors.SDEditError` subclass with a one-sentence message,
+so a plugin can show ``str(error)`` to the painter as is.
+"""
+
+import base64
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.client import HTTPException
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import (
+    InvalidParameter,
+    JobCancelled,
+    JobFailed,
+    RequestRejected,
+    SDEditError,
+    ServerUnavailable,
+)
+from .params import validate_params
+from .settings import DEFAULT_URL
+
+START_HINT = "start it with `sdedit serve` (or run install.py)"
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:port`` without a trailing slash; a bare ``host:port`` gets ``http://``."""
+    url = (url or "").strip()
+    if not url:
+        raise InvalidParameter("The server URL is empty: use for example %s." % DEFAULT_URL)
+    if "://" not in url:
+        url = "http://" + url
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter("The server URL %r is not an http:// address like %s." % (url, DEFAULT_URL))
+    try:
+        parts.port
+    except ValueError:
+        raise InvalidParameter("The server URL %r has an invalid port number." % url)
+    return url.rstrip("/")
+
+
+def _is_loopback(host: Optional[str]) -> bool:
+    return host in ("localhost", "::1") or (host or "").startswith("127.")
+
+
+class Client:
+    """Talks to one SDEdit server: health, models, submit/poll/result/cancel of edit jobs."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, token: Optional[str] = None, timeout: float = 10.0) -> None:
+        self.base_url = normalize_url(base_url)
+        self.token = token or None
+        self.timeout = float(timeout)
+        host = urllib.parse.urlsplit(self.base_url).hostname
+        # A proxy from the environment must not swallow calls to a server on this machine.
+        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    # -- the API -----------------------------------------------------------------------------------------
+    def health(self) -> Dict[str, Any]:
+        """``{"status": "ok", "device": ..., "models": [...]}``; raises ServerUnavailable when down."""
+        return self._request("GET", "/v1/health")
+
+    def models(self) -> List[Dict[str, Any]]:
+        """The server's models: ``[{"id", "resolution", "sde", "default"}, ...]``."""
+        answer = self._request("GET", "/v1/models")
+        if isinstance(answer, dict) and isinstance(answer.get("models"), list):
+            answer = answer["models"]
+        if not isinstance(answer, list):
+            raise self._not_sdedit("the model list is not a list")
+        return answer
+
+    def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5, sde: str = "vp",
+               steps: Optional[int] = None, samples: int = 1, seed: Optional[int] = None,
+               model: Optional[str] = None) -> str:
+        """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id."""
+        if not image_png:
+            raise InvalidParameter("There is no image to edit.")
+        params = validate_params(t0=t0, sde=sde, steps=steps, samples=samples, seed=seed, model=model)
+        body: Dict[str, Any] = {"image": base64.b64encode(bytes(image_png)).decode("ascii")}
+        if mask_png is not None:
+            body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
+        body.update({key: value for key, value in params.items() if value is not None})
+        answer = self._request("POST", "/v1/jobs", body)
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise self._not_sdedit("the job answer has no id")
+        return str(answer["id"])
+
+    def status(self, job_id: str) -> Dict[str, Any]:
+        """``{"id", "state", "progress", "error"}`` of a job."""
+        answer = self._request("GET", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
+        if not isinstance(answer, dict) or "state" not in answer:
+            raise self._not_sdedit("the job status has no state")
+        try:
+            progress = min(1.0, max(0.0, float(answer.get("progress") or 0.0)))
+        except (TypeError, ValueError):
+            progress = 0.0
+        return {"id": answer.get("id", job_id), "state": str(answer["state"]), "progress": progress,
+                "error": answer.get("error")}
+
+    def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
+        """The finished job's images (PNG bytes, the input's size) and the seed of each."""
+        answer = self._request("GET", "/v1/jobs/%s/result" % urllib.parse.quote(str(job_id), safe=""))
+        if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
+            raise self._not_sdedit("the result has no image list")
+        try:
+            images = [base64.b64decode(item, validate=True) for item in answer["images"]]
+        except (TypeError, ValueError):
+            raise self._not_sdedit("a result image is not valid base64")
+        seeds = [int(s) for s in answer.get("seeds") or []]
+        return images, seeds
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the server to stop the job (it stops within one sampler step)."""
+        self._request("DELETE", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
+
+    def run(self, image_png: bytes, mask_png: Optional[bytes] = None, *,
+            on_progress: Optional[Callable[[float], Any]] = None,
+            should_cancel: Optional[Callable[[], bool]] = None,
+            poll_interval: float = 0.25, **params: Any) -> Tuple[List[bytes], List[int]]:
+        """Submit, poll until finished, return ``(images, seeds)``.
+
+        ``on_progress(fraction)`` is called after every poll; when ``should_cancel()`` turns true the job
+        is deleted on the server and :class:`JobCancelled` raised. Blocking: call it off the GUI thread.
+        """
+        job_id = self.submit(image_png, mask_png, **params)
+        try:
+            while True:
+                if should_cancel is not None and should_cancel():
+                    raise JobCancelled("The edit was cancelled.")
+                state = self.status(job_id)
+                if on_progress is not None:
+                    on_progress(state["progress"])
+                if state["state"] == "done":
+                    return self.result(job_id)
+                if state["state"] == "failed":
+                    raise JobFailed("The SDEdit server could not finish the edit: %s"
+                                    % _sentence(state.get("error") or "it gave no reason."))
+                if state["state"] == "cancelled":
+                    raise JobCancelled("The edit was cancelled on the server.")
+                _sleep(poll_interval, should_cancel)
+        except (JobCancelled, KeyboardInterrupt):
+            self._cancel_quietly(job_id)
+            raise
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _cancel_quietly(self, job_id: str) -> None:
+        try:
+            self.cancel(job_id)
+        except SDEditError:
+            pass
+
+    def _request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            raise self._http_error(error, path)
+        except (socket.timeout, TimeoutError):
+            raise ServerUnavailable("The SDEdit server at %s did not answer within %g s: check that it is running "
+                                    "and not overloaded, or %s." % (self.base_url, self.timeout, START_HINT))
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, (socket.timeout, TimeoutError)):
+                raise ServerUnavailable("The SDEdit server at %s did not answer within %g s: check that it is "
+                                        "running, or %s." % (self.base_url, self.timeout, START_HINT))
+            raise ServerUnavailable("Cannot reach the SDEdit server at %s — %s." % (self.base_url, START_HINT))
+        except (HTTPException, ConnectionError, OSError):
+            raise ServerUnavailable("Cannot reach the SDEdit server at %s — %s." % (self.base_url, START_HINT))
+        if not payload:
+            return None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise self._not_sdedit("the answer is not JSON")
+
+    def _http_error(self, error: urllib.error.HTTPError, path: str) -> SDEditError:
+        message = _server_message(error)
+        code = error.code
+        if code in (401, 403):
+            hint = ("set the server's access token in the plugin settings" if not self.token
+                    else "check the access token in the plugin settings")
+            return RequestRejected("The SDEdit server at %s refused access (%s): %s."
+                                   % (self.base_url, (message or "no valid token").rstrip("."), hint), code)
+        if code == 404 and path.startswith("/v1/jobs/"):
+            return RequestRejected("The SDEdit server does not know this job (it may have been restarted): "
+                                   "run the edit again.", code)
+        if code == 404:
+            return ServerUnavailable("The server at %s is not an SDEdit server (no %s): check the server URL."
+                                     % (self.base_url, path))
+        if code == 409:
+            return RequestRejected(_sentence(message or "The job has not finished yet."), code)
+        if 400 <= code < 500:
+            return RequestRejected(_sentence(message or "The SDEdit server rejected the request (HTTP %d)." % code),
+                                   code)
+        return SDEditError("The SDEdit server failed (HTTP %d): %s" % (code, _sentence(message or "see its log.")))
+
+    def _not_sdedit(self, what: str) -> SDEditError:
+        return SDEditError("The server at %s did not answer like an SDEdit server (%s): check the server URL."
+                           % (self.base_url, what))
+
+
+def _server_message(error: urllib.error.HTTPError) -> str:
+    """The human message in an error body: FastAPI's ``detail`` (string or validation list) or ``error``."""
+    try:
+        raw = error.read()
+    except Exception:  # the body is a courtesy; the status code still counts
+        raw = b""
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        text = raw.decode("utf-8", "replace").strip()
+        return text[:300] if text and "<" not in text[:1] else ""
+    if isinstance(payload, dict):
+        for key in ("detail", "error", "message"):
+            value = payload.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message") or value.get("msg"), str):
+                return value.get("message") or value.get("msg")
+            if isinstance(value, list) and value:
+                parts = []
+                for item in value:
+                    if isinstance(item, dict):
+                        loc = [str(p) for p in item.get("loc", []) if p != "body"]
+                        msg = str(item.get("msg", "invalid value"))
+                        parts.append(("%s: %s" % (".".join(loc), msg)) if loc else msg)
+                    else:
+                        parts.append(str(item))
+                return "; ".join(parts)
+    return ""
+
+
+def _sentence(text: Any) -> str:
+    text = str(text).strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _sleep(seconds: float, should_cancel: Optional[Callable[[], bool]]) -> None:
+    """Sleep in short slices so a cancel request is noticed quickly."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        left = end - time.monotonic()
+        if left <= 0 or (should_cancel is not None and should_cancel()):
+            return
+        time.sleep(min(0.05, left))
