@@ -1,0 +1,222 @@
+"""The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from typing import Any, List, Optional
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import InputError
+from .auth import BearerAuth
+from .backend import EditParams, EngineBackend
+from .bodylimit import BodyLimit
+from .images import TooLarge, b64_to_bytes, check_image_bytes
+from .jobs import Job, JobQueue, QueueFull
+from .limits import Limits
+from .schemas import ErrorMessage, Health, JobCreated, JobRequest, JobResult, JobState, JobStatus, ModelEntry
+
+log = logging.getLogger("sdedit.api")
+
+CANCEL_WAIT_S = 5.0  # DELETE waits this long for a running job to reach its next sampler step
+
+_ERRORS = {code: {"model": ErrorMessage} for code in (401, 404, 409, 413, 422, 503)}
+
+
+class ApiError(Exception):
+    """An answer other than 2xx with one sentence in `detail`."""
+
+    def __init__(self, status: int, detail: str, headers: Optional[dict] = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+def create_app(
+    token: Optional[str] = None,
+    device: str = "auto",
+    limits: Optional[Limits] = None,
+    backend: Optional[EngineBackend] = None,
+) -> FastAPI:
+    """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
+    limits = limits or Limits.from_env()
+    backend = backend or EngineBackend(device)
+    queue = JobQueue(backend.run, limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        queue.start()
+        log.info("serving on device=%s models=%s", backend.device, ",".join(i.id for i in backend.models()))
+        try:
+            yield
+        finally:
+            queue.stop()
+
+    app = FastAPI(
+        title="SDEdit server",
+        version=__version__,
+        description="Stochastic differential editing for the Krita and GIMP plugins (DESIGN.md §3).",
+        lifespan=lifespan,
+    )
+    app.state.queue = queue
+    app.state.backend = backend
+    app.state.limits = limits
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    _install_error_handlers(app)
+
+    public = APIRouter(prefix="/v1")
+    private = APIRouter(prefix="/v1", dependencies=[Depends(BearerAuth(token))], responses={401: _ERRORS[401]})
+
+    @public.get("/health", response_model=Health)
+    async def health() -> Health:
+        return Health(status="ok", device=backend.device, models=[info.id for info in backend.models()])
+
+    @private.get("/models", response_model=List[ModelEntry])
+    async def models() -> List[ModelEntry]:
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
+
+    @private.post("/jobs", status_code=202, response_model=JobCreated,
+                  responses={c: _ERRORS[c] for c in (413, 422, 503)})
+    def submit(request: JobRequest) -> JobCreated:
+        _refuse_if_full(queue, limits)
+        params, describe = _validated(request, backend, limits)
+        try:
+            job = queue.submit(params, describe)
+        except QueueFull as full:
+            raise _queue_full(full.retry_after) from None
+        return JobCreated(id=job.id, state=job.state)
+
+    @private.get("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
+    async def status(job_id: str) -> JobStatus:
+        return _status(queue, _job(queue, job_id))
+
+    @private.get("/jobs/{job_id}/result", response_model=JobResult, responses={c: _ERRORS[c] for c in (404, 409)})
+    async def result(job_id: str) -> JobResult:
+        job = _job(queue, job_id)
+        if job.state is not JobState.done or job.output is None:
+            raise ApiError(409, _not_ready(job))
+        return JobResult(images=[base64.b64encode(png).decode("ascii") for png in job.output.pngs],
+                         seeds=list(job.output.seeds))
+
+    @private.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
+    def cancel(job_id: str) -> JobStatus:
+        job = queue.cancel(job_id)
+        if job is None:
+            raise _unknown_job(job_id, limits)
+        job.settled.wait(CANCEL_WAIT_S)
+        return _status(queue, job)
+
+    app.include_router(public)
+    app.include_router(private)
+    return app
+
+
+# -- request handling --------------------------------------------------------------------------------------
+def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> tuple[EditParams, dict]:
+    """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
+    try:
+        backend.check_model(request.model)
+        image_bytes = b64_to_bytes(request.image, "image")
+        width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
+        mask_bytes = None
+        if request.mask is not None:
+            mask_bytes = b64_to_bytes(request.mask, "mask")
+            mask_size = check_image_bytes(mask_bytes, "mask", limits.max_pixels)
+            if mask_size != (width, height):
+                raise InputError(f"The mask is {mask_size[0]}x{mask_size[1]} but the image is {width}x{height}; "
+                                 "send a mask of the image's size.")
+        image = backend.decode(image_bytes)
+        mask = backend.decode(mask_bytes) if mask_bytes is not None else None
+    except TooLarge as err:
+        raise ApiError(413, str(err)) from None
+    except InputError as err:
+        raise ApiError(422, str(err)) from None
+    params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
+                        samples=request.samples, seed=request.seed, model=request.model)
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
+                    steps=request.steps if request.steps is not None else "default", samples=request.samples,
+                    seed=request.seed if request.seed is not None else "random", model=request.model or "default")
+    return params, describe
+
+
+def _refuse_if_full(queue: JobQueue, limits: Limits) -> None:
+    if queue.counts()["queued"] >= limits.max_queue:
+        raise _queue_full(queue._retry_after())
+
+
+def _queue_full(retry_after: int) -> ApiError:
+    return ApiError(503, f"The server's job queue is full; try again in {retry_after} s.",
+                    headers={"Retry-After": str(retry_after)})
+
+
+def _job(queue: JobQueue, job_id: str) -> Job:
+    job = queue.get(job_id)
+    if job is None:
+        raise _unknown_job(job_id, queue._limits)
+    return job
+
+
+def _unknown_job(job_id: str, limits: Limits) -> ApiError:
+    shown = job_id if len(job_id) <= 64 else job_id[:61] + "..."
+    return ApiError(404, f"There is no job '{shown}'; finished jobs are kept for {limits.result_ttl_s:g} s, "
+                         "so submit the edit again.")
+
+
+def _status(queue: JobQueue, job: Job) -> JobStatus:
+    return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
+                     queue_position=queue.position(job))
+
+
+def _not_ready(job: Job) -> str:
+    if job.state is JobState.failed:
+        return f"The job failed and has no result: {job.error}"
+    if job.state is JobState.cancelled:
+        return "The job was cancelled and has no result."
+    return f"The job is {job.state.value} ({job.progress:.0%} done); ask again when its state is 'done'."
+
+
+# -- errors as JSON with one readable `detail` ---------------------------------------------------------------
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = [_describe_problem(e) for e in err.errors()]
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in err.errors()]
+        return JSONResponse({"detail": "Invalid request: " + "; ".join(problems) + ".", "errors": errors},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        detail = err.detail if isinstance(err.detail, str) else str(err.detail)
+        return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"detail": f"The server hit an internal error ({type(err).__name__}); see its log."},
+                            status_code=500)
+
+
+def _describe_problem(error: dict) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+    kind = error.get("type", "")
+    msg = error.get("msg", "invalid value")
+    if kind == "json_invalid":
+        return "the body is not valid JSON"
+    if not loc:
+        if kind == "missing":
+            return "the body must be a JSON object with at least an 'image' field"
+        return "the body must be a JSON object (Content-Type: application/json) with at least an 'image' field"
+    field = ".".join(loc)
+    value = error.get("input")
+    shown = f" (got {value!r})" if isinstance(value, (int, float, bool)) or (
+        isinstance(value, str) and len(value) <= 40) else ""
+    return f"{field}: {msg}{shown}"

@@ -1,0 +1,91 @@
+"""The server's only door into the engine: list models, validate a request, run one job.
+
+Kept thin on purpose (no second engine): model loading and its LRU cache live in sdedit.models, sampling in
+sdedit.engine, image decoding/encoding in sdedit.imaging. This module adds what HTTP needs: model ids
+only (never file paths from a client), a short-lived cache of the model list, and PNG bytes out.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from PIL import Image
+
+from ..errors import InputError
+from .jobs import Job, JobOutput
+
+MODEL_LIST_TTL_S = 10.0
+
+
+@dataclass
+class EditParams:
+    """A validated request, images already decoded."""
+
+    image: Image.Image
+    mask: Optional[Image.Image]
+    t0: float
+    sde: str
+    steps: Optional[int]
+    samples: int
+    seed: Optional[int]
+    model: Optional[str]
+
+
+class EngineBackend:
+    """Runs jobs on one device with the engine's models."""
+
+    def __init__(self, device: str = "auto") -> None:
+        from ..models import pick_device
+
+        self.device_request = device
+        self.device = str(pick_device(device))  # a bad device is an InputError before the server starts
+        self._models_lock = threading.Lock()
+        self._models: list = []
+        self._models_at = -1e9
+
+    # -- models -----------------------------------------------------------------------------------------
+    def models(self) -> list:
+        """sdedit.models.list_models(), refreshed at most every MODEL_LIST_TTL_S seconds."""
+        with self._models_lock:
+            if time.monotonic() - self._models_at > MODEL_LIST_TTL_S:
+                from ..models import list_models
+
+                self._models = list_models()
+                self._models_at = time.monotonic()
+            return list(self._models)
+
+    def check_model(self, model: Optional[str]) -> None:
+        """None (the default) must exist; anything else must be a listed id."""
+        if model is None:
+            if not any(info.default for info in self.models()):
+                raise InputError("The server has no default model; name one of GET /v1/models in 'model'.")
+            return
+        ids = [info.id for info in self.models()]
+        if model not in ids:
+            with self._models_lock:
+                self._models_at = -1e9  # maybe it was just installed: look again
+            ids = [info.id for info in self.models()]
+        if model not in ids:
+            raise InputError(f"Unknown model '{model}': choose one of {', '.join(ids) or 'none installed'}.")
+
+    # -- images -----------------------------------------------------------------------------------------
+    @staticmethod
+    def decode(data: bytes) -> Image.Image:
+        from ..imaging import decode_image
+
+        return decode_image(data)
+
+    # -- one job ----------------------------------------------------------------------------------------
+    def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
+        from ..engine import edit
+        from ..imaging import encode_png
+        from ..models import load_model
+
+        p: EditParams = job.params
+        model = load_model(p.model, device=self.device)
+        result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
+                      seed=p.seed, progress=progress, cancel=cancel)
+        pngs: List[bytes] = [encode_png(image) for image in result.images]
+        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])

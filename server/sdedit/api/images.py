@@ -1,0 +1,57 @@
+"""Turn the request's base64 images into bytes the engine may decode, refusing what is unsafe first.
+
+Checks happen before any pixel is decoded: the base64 is strict, only PNG, JPEG and WebP headers pass,
+and the size read from the header must stay under the pixel limit (decompression bombs).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+class TooLarge(InputError):
+    """The image has more pixels than the server accepts (answered with 413)."""
+
+
+def b64_to_bytes(text: str, what: str) -> bytes:
+    """Strict base64 (whitespace and a `data:image/...;base64,` prefix allowed) -> bytes."""
+    if text.startswith("data:"):
+        _, sep, text = text.partition(",")
+        if not sep:
+            raise InputError(f"The {what} data URL has no ',' before its base64 data.")
+    compact = "".join(text.split())
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"The {what} is not valid base64; send the file's bytes base64-encoded.") from None
+    if not data:
+        raise InputError(f"The {what} is empty.")
+    return data
+
+
+def check_image_bytes(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
+    """Read only the header: format must be PNG/JPEG/WebP, width*height at most max_pixels. Returns (w, h)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise TooLarge(f"The {what} has too many pixels; send at most {max_pixels} pixels.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise InputError(f"The {what} is not a readable PNG, JPEG or WebP file.") from None
+    if width < 1 or height < 1:
+        raise InputError(f"The {what} has no pixels ({width}x{height}).")
+    if width * height > max_pixels:
+        raise TooLarge(
+            f"The {what} is {width}x{height} = {width * height} pixels; the server accepts at most {max_pixels}."
+        )
+    return width, height

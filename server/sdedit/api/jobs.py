@@ -1,0 +1,233 @@
+"""The job queue: one worker thread runs jobs in order on the server's device.
+
+A job moves queued -> running -> done | failed | cancelled. Progress is updated after every sampler step,
+cancel is checked between steps. Finished jobs are kept for `result_ttl_s` seconds and at most
+`max_results` of them, then dropped so memory stays bounded. The queue itself is bounded: `submit` raises
+QueueFull, which the app answers with 503 and a Retry-After.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+from ..errors import Cancelled, InputError
+from .limits import Limits
+from .schemas import JobState
+
+log = logging.getLogger("sdedit.api.jobs")
+
+
+class QueueFull(RuntimeError):
+    """No room for another job; `retry_after` is a guess in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the job queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class JobOutput:
+    """What a finished edit hands back: encoded PNG bytes per sample and their seeds."""
+
+    pngs: List[bytes]
+    seeds: List[int]
+
+
+@dataclass
+class Job:
+    id: str
+    params: Any  # whatever the runner needs; dropped once the job is finished
+    describe: Dict[str, Any]  # small, loggable facts (size, t0, sde, steps, samples, model)
+    state: JobState = JobState.queued
+    progress: float = 0.0
+    error: Optional[str] = None
+    output: Optional[JobOutput] = None
+    created: float = field(default_factory=time.monotonic)
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    settled: threading.Event = field(default_factory=threading.Event)
+
+
+Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutput]
+
+
+class JobQueue:
+    """Bounded FIFO of jobs plus the worker thread that runs them with `runner`."""
+
+    def __init__(self, runner: Runner, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self._runner = runner
+        self._limits = limits
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._pending: Deque[Job] = collections.deque()
+        self._jobs: Dict[str, Job] = {}
+        self._finished_order: Deque[str] = collections.deque()
+        self._durations: Deque[float] = collections.deque(maxlen=8)
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
+
+    # -- life cycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="sdedit-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel everything and wait for the worker to finish its current step."""
+        with self._lock:
+            self._stopping = True
+            for job in list(self._pending):
+                self._settle(job, JobState.cancelled)
+            self._pending.clear()
+            for job in self._jobs.values():
+                job.cancel_requested.set()
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- API used by the endpoints ----------------------------------------------------------------------
+    def submit(self, params: Any, describe: Dict[str, Any]) -> Job:
+        with self._lock:
+            self._prune()
+            if len(self._pending) >= self._limits.max_queue:
+                raise QueueFull(self._retry_after())
+            job = Job(id=uuid.uuid4().hex, params=params, describe=describe, created=self._clock())
+            self._jobs[job.id] = job
+            self._pending.append(job)
+            self._lock.notify_all()
+            return job
+
+    def get(self, job_id: str) -> Optional[Job]:
+        with self._lock:
+            self._prune()
+            return self._jobs.get(job_id)
+
+    def position(self, job: Job) -> Optional[int]:
+        with self._lock:
+            if job.state is not JobState.queued:
+                return None
+            for index, queued in enumerate(self._pending):
+                if queued is job:
+                    return index
+            return None
+
+    def cancel(self, job_id: str) -> Optional[Job]:
+        """Queued: cancelled at once. Running: the worker stops it at the next sampler step."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state is JobState.queued:
+                self._pending.remove(job)
+                self._settle(job, JobState.cancelled)
+                log.info("%s", _job_line(job, 0.0))
+            elif job.state is JobState.running:
+                job.cancel_requested.set()
+            return job
+
+    def counts(self) -> Dict[str, int]:
+        with self._lock:
+            running = sum(1 for j in self._jobs.values() if j.state is JobState.running)
+            return {"queued": len(self._pending), "running": running, "kept": len(self._jobs)}
+
+    # -- the worker -------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                job = self._pending.popleft()
+                job.state = JobState.running
+                job.started = self._clock()
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        def progress(done: int, total: int) -> None:
+            if total > 0:
+                job.progress = min(1.0, max(0.0, done / total))
+
+        def cancel() -> bool:
+            return job.cancel_requested.is_set()
+
+        state, error, output = JobState.failed, None, None
+        try:
+            output = self._runner(job, progress, cancel)
+            state = JobState.done
+        except Cancelled:
+            state = JobState.cancelled
+        except InputError as err:
+            error = str(err)
+        except BaseException as err:  # noqa: BLE001 - a failing job must never take the server down
+            error = f"{type(err).__name__}: {err}".strip()
+            log.exception("job %s failed", job.id)
+            _free_accelerator_memory()
+        with self._lock:
+            job.output = output
+            job.error = error
+            if state is JobState.done:
+                job.progress = 1.0
+            self._settle(job, state)
+            seconds = (job.finished or 0.0) - (job.started or 0.0)
+            self._durations.append(seconds)
+        log.info("%s", _job_line(job, seconds))
+
+    # -- bookkeeping (call with the lock held) ----------------------------------------------------------
+    def _settle(self, job: Job, state: JobState) -> None:
+        job.state = state
+        job.finished = self._clock()
+        job.params = None  # the input images are no longer needed
+        self._finished_order.append(job.id)
+        job.settled.set()
+        self._prune()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        order = self._finished_order
+        while order:
+            oldest = self._jobs.get(order[0])
+            too_many = len(order) > self._limits.max_results
+            expired = oldest is None or now - (oldest.finished or now) > self._limits.result_ttl_s
+            if not (too_many or expired):
+                break
+            order.popleft()
+            if oldest is not None:
+                del self._jobs[oldest.id]
+
+    def _retry_after(self) -> int:
+        per_job = sum(self._durations) / len(self._durations) if self._durations else 5.0
+        return int(min(300, max(1, math.ceil(per_job))))
+
+
+def _job_line(job: Job, seconds: float) -> str:
+    """One structured (key=value) line per finished job."""
+    facts = dict(id=job.id, **job.describe, seconds=f"{seconds:.3f}", state=job.state.value)
+    if job.error:
+        facts["error"] = job.error
+    return " ".join(f"{k}={_quote(v)}" for k, v in facts.items())
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' "=\n'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+def _free_accelerator_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - best effort
+        pass

@@ -1,0 +1,56 @@
+"""Server limits in one place: request size, pixels, queue length, how long results are kept.
+
+Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
+SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MODELS_IN_MEMORY).
+The ranges of t0, steps, samples and seed are part of the request schema (see schemas.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from ..errors import InputError
+
+MAX_SAMPLES = 16
+MAX_STEPS = 1000
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts and keeps; frozen so every part sees the same numbers."""
+
+    max_body_bytes: int = 96 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    max_queue: int = 32
+    result_ttl_s: float = 900.0
+    max_results: int = 64
+    models_in_memory: int = 2
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
+        """Defaults overridden by SDEDIT_* environment variables; a bad value is an InputError."""
+        env = os.environ if env is None else env
+        base = cls()
+        return cls(
+            max_body_bytes=int(_number(env, "SDEDIT_MAX_BODY_MB", base.max_body_bytes / 2**20) * 2**20),
+            max_pixels=int(_number(env, "SDEDIT_MAX_PIXELS", base.max_pixels)),
+            max_queue=int(_number(env, "SDEDIT_MAX_QUEUE", base.max_queue)),
+            result_ttl_s=_number(env, "SDEDIT_RESULT_TTL_S", base.result_ttl_s),
+            max_results=int(_number(env, "SDEDIT_MAX_RESULTS", base.max_results)),
+            models_in_memory=int(_number(env, "SDEDIT_MODELS_IN_MEMORY", base.models_in_memory)),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"{name} must be a positive number, not {raw!r}.")
+    return value

@@ -1,0 +1,78 @@
+"""JSON shapes of the HTTP API (DESIGN.md §3); FastAPI turns them into the OpenAPI schema."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
+
+#: Samplers the server accepts (the engine's "vp" and "ve"; DESIGN §4).
+SdeName = Literal["vp", "ve"]
+
+
+class JobState(str, Enum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.done, JobState.failed, JobState.cancelled)
+
+
+class JobRequest(BaseModel):
+    """POST /v1/jobs body. Unknown fields are ignored so older servers accept newer clients."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    image: str = Field(min_length=1, description="The guide image: base64 PNG, JPEG or WebP (a data: URL is accepted).")
+    mask: Optional[str] = Field(
+        None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
+    )
+    t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
+    sde: SdeName = Field("vp", description="The sampler: 'vp' (DDPM) or 've' (NCSN).")
+    steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="Sampler steps; null = the model's default.")
+    samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="How many results (K), each with its own noise.")
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED, description="Seed of the first sample; null = random.")
+    model: Optional[str] = Field(None, max_length=512, description="A model id from GET /v1/models; null = default.")
+
+
+class JobCreated(BaseModel):
+    id: str
+    state: JobState
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: JobState
+    progress: float = Field(ge=0.0, le=1.0, description="Fraction of sampler steps done.")
+    error: Optional[str] = Field(None, description="Why the job failed (state 'failed' only).")
+    queue_position: Optional[int] = Field(None, description="Jobs ahead of this one while it is queued.")
+
+
+class JobResult(BaseModel):
+    images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
+    seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+
+
+class ModelEntry(BaseModel):
+    id: str
+    resolution: Optional[int]
+    sde: str
+    default: bool
+
+
+class Health(BaseModel):
+    status: str
+    device: str
+    models: List[str]
+
+
+class ErrorMessage(BaseModel):
+    """Every 4xx/5xx body: `detail` is one sentence that names the problem."""
+
+    detail: str
