@@ -130,7 +130,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
                 raise InputError(f"The mask is {mask_size[0]}x{mask_size[1]} but the image is {width}x{height}; "
                                  "send a mask of the image's size.")
         image = backend.decode(image_bytes)
-        mask = backend.decode(mask_bytes) if mask_bytes is not None else None
+        mask = backend.decode(mask_bytes, "mask") if mask_bytes is not None else None
     except TooLarge as err:
         raise ApiError(413, str(err)) from None
     except InputError as err:
@@ -138,7 +138,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
                         samples=request.samples, seed=request.seed, model=request.model)
     describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
-                    steps=request.steps if request.steps is not None else "default", samples=request.samples,
+                    steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe
 

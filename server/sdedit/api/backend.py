@@ -72,10 +72,10 @@ class EngineBackend:
 
     # -- images -----------------------------------------------------------------------------------------
     @staticmethod
-    def decode(data: bytes) -> Image.Image:
+    def decode(data: bytes, what: str = "image") -> Image.Image:
         from ..imaging import decode_image
 
-        return decode_image(data)
+        return decode_image(data, what)
 
     # -- one job ----------------------------------------------------------------------------------------
     def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:

@@ -1,8 +1,9 @@
 """Server limits in one place: request size, pixels, queue length, how long results are kept.
 
 Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
-SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MODELS_IN_MEMORY).
-The ranges of t0, steps, samples and seed are part of the request schema (see schemas.py).
+SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS).
+Loaded models are cached (LRU) by sdedit.models.load_model itself.
+The ranges of t0, steps, samples and seed are the engine's, enforced by the request schema (schemas.py).
 """
 from __future__ import annotations
 
@@ -11,10 +12,6 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from ..errors import InputError
-
-MAX_SAMPLES = 16
-MAX_STEPS = 1000
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,6 @@ class Limits:
     max_queue: int = 32
     result_ttl_s: float = 900.0
     max_results: int = 64
-    models_in_memory: int = 2
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
@@ -39,7 +35,6 @@ class Limits:
             max_queue=int(_number(env, "SDEDIT_MAX_QUEUE", base.max_queue)),
             result_ttl_s=_number(env, "SDEDIT_RESULT_TTL_S", base.result_ttl_s),
             max_results=int(_number(env, "SDEDIT_MAX_RESULTS", base.max_results)),
-            models_in_memory=int(_number(env, "SDEDIT_MODELS_IN_MEMORY", base.models_in_memory)),
         )
 
 

@@ -6,10 +6,11 @@ from typing import List, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
+from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
+from ..engine.edit import MAX_SEED
 
-#: Samplers the server accepts (the engine's "vp" and "ve"; DESIGN §4).
-SdeName = Literal["vp", "ve"]
+#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
+SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
 class JobState(str, Enum):
@@ -34,8 +35,10 @@ class JobRequest(BaseModel):
         None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
     )
     t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
-    sde: SdeName = Field("vp", description="The sampler: 'vp' (DDPM) or 've' (NCSN).")
-    steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="Sampler steps; null = the model's default.")
+    sde: SdeName = Field("vp", description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS) + " ('vp' = DDPM, 've' = NCSN).")
+    steps: Optional[int] = Field(
+        None, ge=0, le=MAX_STEPS, description="Sampler steps; null or 0 = the model's default."
+    )
     samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="How many results (K), each with its own noise.")
     seed: Optional[int] = Field(None, ge=0, le=MAX_SEED, description="Seed of the first sample; null = random.")
     model: Optional[str] = Field(None, max_length=512, description="A model id from GET /v1/models; null = default.")

@@ -1,0 +1,146 @@
+"""SDEdit on a whole picture: validate, cut the working region, run K samples in batches, paste back."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sdedit import imaging
+from sdedit.engine.noise import NoiseSource
+from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel, vp_plan
+from sdedit.errors import InputError
+from sdedit.models.base import DiffusionModel
+
+MAX_SAMPLES = 16
+MAX_STEPS = 1000
+MAX_SEED = 2**63 - 1
+CPU_BATCH_PIXELS = 4 * 256 * 256  # samples per batch on the CPU: at most this many pixels
+GPU_BATCH_PIXELS = 32 * 256 * 256
+
+Progress = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class EditResult:
+    """K edited images (input's size and mode), their seeds, and what it cost."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    steps: int  # sampler steps per sample
+    evaluations: int  # network calls made (one call evaluates a whole batch)
+    seconds: float
+    working_size: tuple[int, int] | None = None
+    region: imaging.Region | None = None
+    params: dict = field(default_factory=dict)
+
+
+def validate(t0: float, sde: str, steps: int | None, samples: int, seed: int | None) -> None:
+    """Range checks with messages that name the parameter and its allowed values."""
+    if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (0.0 < float(t0) <= 1.0):
+        raise InputError(f"t0 must be a number in (0, 1], got {t0!r}.")
+    if sde not in SAMPLERS:
+        raise InputError(f"Unknown SDE '{sde}': choose one of {', '.join(SAMPLERS)}.")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS):
+        raise InputError(f"steps must be a whole number from 1 to {MAX_STEPS} (0 or none for the model's default), got {steps!r}.")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
+        raise InputError(f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise InputError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}.")
+
+
+def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
+    """Sampler steps for this edit: the request's, else the model's default, else the paper's (t0 x 1000).
+
+    VP cannot take more steps than the DDPM steps below t0.
+    """
+    chosen = steps or model.default_steps.get(sde)
+    paper = max(1, round(t0 * len(model.alphas_cumprod)))
+    if sde == "vp":
+        return len(vp_plan(t0, chosen, len(model.alphas_cumprod)))
+    return int(chosen) if chosen else paper
+
+
+def make_seeds(seed: int | None, samples: int) -> list[int]:
+    base = secrets.randbelow(2**31) if seed is None else seed
+    return [(base + k) % (MAX_SEED + 1) for k in range(samples)]
+
+
+def edit(
+    model: DiffusionModel,
+    image: Image.Image,
+    mask: Image.Image | None = None,
+    *,
+    t0: float = 0.5,
+    sde: str = "vp",
+    steps: int | None = None,
+    samples: int = 1,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    max_batch: int | None = None,
+) -> EditResult:
+    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero."""
+    validate(t0, sde, steps, samples, seed)
+    started = time.perf_counter()
+    rgb, alpha = imaging.split_alpha(image)
+    mask_u8 = imaging.mask_array(mask, image.size)
+    seeds = make_seeds(seed, samples)
+    n_steps = resolve_steps(model, sde, float(t0), steps or None)
+    params = {"t0": float(t0), "sde": sde, "steps": n_steps, "samples": samples, "model": model.id}
+    region = imaging.working_region(mask_u8, square=model.resolution is not None)
+    if region is None:  # empty mask: nothing to edit
+        images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
+        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params)
+
+    size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
+    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
+    mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
+    mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
+
+    per_batch = max_batch or _auto_batch(model.device, size)
+    chunks = [seeds[i:i + per_batch] for i in range(0, len(seeds), per_batch)]
+    total = n_steps * len(chunks)
+    done = 0
+
+    def after_step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        check_cancel(cancel)
+
+    check_cancel(cancel)
+    outputs: list[torch.Tensor] = []
+    sampler = SAMPLERS[sde]
+    with torch.inference_mode():
+        for chunk in chunks:
+            noise = NoiseSource(chunk, tuple(guide.shape[1:]), model.device)
+            x = sampler(model, SamplerInput(guide, mask_t, noise, float(t0), n_steps), after_step)
+            outputs.extend(x.float().cpu())
+
+    images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
+    return EditResult(images, seeds, n_steps, n_steps * len(chunks), time.perf_counter() - started, size, region,
+                      params)
+
+
+def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
+    budget = GPU_BATCH_PIXELS if device.type == "cuda" else CPU_BATCH_PIXELS
+    return max(1, budget // (size[0] * size[1]))
+
+
+def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, mask_u8: np.ndarray,
+                region: imaging.Region, like: Image.Image) -> Image.Image:
+    """Model output at working size -> region size -> full canvas, blended by the mask (exact where 0)."""
+    edited = imaging.resize_float(imaging.from_tensor(out), (region.width, region.height))
+    canvas = rgb.astype(np.float32)
+    h, w = rgb.shape[:2]
+    x0, y0 = max(0, region.x0), max(0, region.y0)
+    x1, y1 = min(w, region.x1), min(h, region.y1)
+    canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
+    return imaging.rebuild_image(imaging.composite(rgb, canvas, mask_u8), alpha, like)

@@ -1,0 +1,190 @@
+"""Pixels in and out: decoding with validation, the working crop, and the exact composite back.
+
+The model sees only a working region: the mask's bounding box plus some context, brought to the size the
+model wants. Everything outside that region, and every pixel whose mask is 0, comes back byte-identical.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from sdedit.errors import InputError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_PIXELS = 64_000_000  # larger images are refused before decoding (decompression bombs)
+CONTEXT_FRACTION = 0.25  # context added around the mask's bounding box, per side
+MIN_CONTEXT = 16
+
+
+def decode_image(data: bytes, what: str = "image") -> Image.Image:
+    """Decode PNG/JPEG/WebP bytes, refusing other formats, corrupt files and pixel bombs."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.format not in ALLOWED_FORMATS:
+            raise InputError(f"The {what} is a {img.format} file; send PNG, JPEG or WebP.")
+        if img.width * img.height > MAX_PIXELS:
+            raise InputError(f"The {what} has {img.width}x{img.height} pixels, more than the limit of "
+                             f"{MAX_PIXELS // 1_000_000} megapixels; scale it down first.")
+        img.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"The {what} could not be read: it is not a valid PNG, JPEG or WebP file.") from exc
+    return img
+
+
+def load_image(path: str | Path, what: str = "image") -> Image.Image:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"The {what} file {path} could not be opened ({exc.strerror or exc}).") from exc
+    return decode_image(data, what)
+
+
+def encode_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=4)
+    return buf.getvalue()
+
+
+def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 RGB (H, W, 3) and the alpha plane if the image has one (kept untouched by the edit)."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+    return rgba[..., :3].copy(), (rgba[..., 3].copy() if has_alpha else None)
+
+
+def mask_array(mask: Image.Image | None, size: tuple[int, int]) -> np.ndarray:
+    """Mask as uint8 (H, W): 255 edit, 0 keep, between = soft. Its size must be the image's."""
+    if mask is None:
+        return np.full((size[1], size[0]), 255, np.uint8)
+    if mask.size != size:
+        raise InputError(f"The mask is {mask.width}x{mask.height} but the image is {size[0]}x{size[1]}; "
+                         "they must be the same size.")
+    if mask.mode in ("RGBA", "LA"):
+        # a mask exported with transparency: transparent = keep
+        alpha = np.asarray(mask.getchannel("A"), np.float32) / 255.0
+        return (np.asarray(mask.convert("L"), np.float32) * alpha).round().astype(np.uint8)
+    return np.asarray(mask.convert("L"), np.uint8).copy()
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box (x0, y0, x1, y1) of the image, possibly reaching past its edges (padded by replication)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def working_region(mask: np.ndarray, square: bool) -> Region | None:
+    """The mask's bounding box plus context, clipped to the image (square for fixed-size models).
+
+    None when the mask is empty: nothing to edit.
+    """
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    bx0, bx1, by0, by1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    pad_x = max(MIN_CONTEXT, math.ceil((bx1 - bx0) * CONTEXT_FRACTION))
+    pad_y = max(MIN_CONTEXT, math.ceil((by1 - by0) * CONTEXT_FRACTION))
+    x0, x1 = max(0, bx0 - pad_x), min(w, bx1 + pad_x)
+    y0, y1 = max(0, by0 - pad_y), min(h, by1 + pad_y)
+    if square:
+        side = max(x1 - x0, y1 - y0)
+        x0, x1 = _grow_to(x0, x1, side, w)
+        y0, y1 = _grow_to(y0, y1, side, h)
+    return Region(x0, y0, x1, y1)
+
+
+def _grow_to(a: int, b: int, side: int, limit: int) -> tuple[int, int]:
+    """Grow [a, b) to length `side`, centred, shifted to stay inside [0, limit) where it fits."""
+    extra = side - (b - a)
+    a -= extra // 2
+    b = a + side
+    if side <= limit:
+        shift = max(0, -a) - max(0, b - limit)
+        a, b = a + shift, b + shift
+    return a, b
+
+
+def crop_padded(arr: np.ndarray, region: Region) -> np.ndarray:
+    """arr[y0:y1, x0:x1] where the box may leave the image: outside pixels replicate the edge."""
+    h, w = arr.shape[:2]
+    ys = np.clip(np.arange(region.y0, region.y1), 0, h - 1)
+    xs = np.clip(np.arange(region.x0, region.x1), 0, w - 1)
+    return arr[ys][:, xs]
+
+
+def working_size(region: Region, resolution: int | None, multiple: int, max_side: int) -> tuple[int, int]:
+    """(width, height) the model works at: its fixed resolution, or the region's size scaled to fit max_side
+    and rounded to the network's size multiple."""
+    if resolution:
+        return resolution, resolution
+    scale = min(1.0, max_side / max(region.width, region.height))
+    round_to = lambda v: max(multiple, int(round(v * scale / multiple)) * multiple)  # noqa: E731
+    return round_to(region.width), round_to(region.height)
+
+
+def resize_array(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 (H, W[, C]) array with Lanczos (a no-op at the same size)."""
+    if (arr.shape[1], arr.shape[0]) == size:
+        return arr
+    return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS))
+
+
+def resize_float(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float (H, W, C) array (model output in [-1, 1]) with bicubic filtering per channel."""
+    if (arr.shape[1], arr.shape[0]) == size:
+        return arr
+    chans = [np.asarray(Image.fromarray(arr[..., c].astype(np.float32), mode="F").resize(size, Image.Resampling.BICUBIC))
+             for c in range(arr.shape[2])]
+    return np.stack(chans, axis=-1)
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+
+
+def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W) -> float (1, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(mask).float().div(255.0)[None, None]
+
+
+def from_tensor(x: torch.Tensor) -> np.ndarray:
+    """float (3, H, W) in [-1, 1] -> float (H, W, 3) in [0, 255] (not yet rounded)."""
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).permute(1, 2, 0).cpu().numpy()
+
+
+def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Blend edited (float, 0..255) into original (uint8) by the mask; mask 0 pixels stay byte-exact."""
+    m = mask.astype(np.float32)[..., None] / 255.0
+    out = np.clip(np.rint(original.astype(np.float32) * (1.0 - m) + edited * m), 0, 255).astype(np.uint8)
+    keep = mask == 0
+    out[keep] = original[keep]
+    return out
+
+
+def rebuild_image(rgb: np.ndarray, alpha: np.ndarray | None, like: Image.Image) -> Image.Image:
+    """An image with the input's size and alpha: RGBA when it had alpha, RGB otherwise (L stays L-like RGB)."""
+    if alpha is not None:
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    out = Image.fromarray(rgb, "RGB")
+    return out.convert("L") if like.mode == "L" else out

@@ -1,0 +1,116 @@
+"""One view of every denoiser the engine can drive, whatever SDE it was trained with.
+
+The samplers only ask two questions: "what is the noise in this VP-space image at DDPM step i?" and
+"what is the noise in this VE-space image at noise level sigma?". A VP-trained epsilon network answers the
+first natively and the second through the change of variables; a VE score network the other way round.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from sdedit.schedules import linear_alphas_cumprod, sigmas_from_alphas_cumprod, timestep_for_sigma
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client needs to know about a model before loading it."""
+
+    id: str
+    resolution: int | None  # fixed square working size; None = fully convolutional, any size
+    sde: str  # the SDE it was trained with: "vp" or "ve"
+    default: bool = False
+    path: str = ""
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
+                "description": self.description}
+
+
+@dataclass
+class DiffusionModel:
+    """A loaded network plus the facts the engine needs to sample with it.
+
+    Subclasses implement `eps_vp` (VP-trained) or `eps_ve` (VE-trained); the base class derives the other.
+    Images are (B, 3, H, W) float32 tensors, data range [-1, 1].
+    """
+
+    id: str
+    native_sde: str
+    resolution: int | None
+    size_multiple: int
+    default_steps: dict[str, int | None]
+    sigma_min: float
+    sigma_max: float
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    alphas_cumprod: torch.Tensor = field(default_factory=linear_alphas_cumprod)
+    max_side: int = 1024  # fully convolutional models work at most at this size, then upscale
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.table_sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
+
+    # -- the two views -------------------------------------------------------------------------------
+    def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:
+        """Predicted noise of x_vp = sqrt(abar_i) x0 + sqrt(1 - abar_i) z at DDPM step `step`."""
+        abar = float(self.alphas_cumprod[step])
+        sigma = ((1.0 - abar) / abar) ** 0.5
+        return self.eps_ve(x_vp / abar**0.5, torch.full((x_vp.shape[0],), sigma, device=x_vp.device))
+
+    def eps_ve(self, x_ve: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Predicted noise z of x_ve = x0 + sigma z (sigma: one value per batch item)."""
+        abar = 1.0 / (1.0 + sigma.double() ** 2)
+        steps = timestep_for_sigma(sigma.double(), self.table_sigmas)
+        x_vp = x_ve * abar.sqrt().to(x_ve.dtype).view(-1, 1, 1, 1)
+        return self._eps_at_timestep(x_vp, steps)
+
+    def _eps_at_timestep(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def info(self, default: bool = False, path: str = "") -> ModelInfo:
+        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description)
+
+
+class VPEpsilonModel(DiffusionModel):
+    """An epsilon-prediction network trained on the VP (DDPM) schedule, called as net(x_vp, t)."""
+
+    def __init__(self, net: torch.nn.Module, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.net = net
+
+    def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:
+        t = torch.full((x_vp.shape[0],), float(step), device=x_vp.device)
+        return self._eps_at_timestep(x_vp, t)
+
+    @torch.inference_mode()
+    def _eps_at_timestep(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        out = self.net(x_vp.to(self.dtype), timesteps.to(x_vp.device, torch.float32))
+        out = out.sample if hasattr(out, "sample") else out
+        return out[:, :3].float()  # learned-variance checkpoints put the variance in channels 3..5
+
+
+class VEScoreModel(DiffusionModel):
+    """A NCSN++-style score network on data in [0, 1], conditioned on sigma (diffusers' ScoreSdeVe layout).
+
+    diffusers' UNet2DModel with fourier time embedding already divides its output by sigma, so the network
+    returns the score of the [0, 1] data; the change to [-1, 1] halves sigma and leaves z unchanged.
+    """
+
+    def __init__(self, net: torch.nn.Module, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.net = net
+
+    @torch.inference_mode()
+    def eps_ve(self, x_ve: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma01 = (sigma.float() / 2.0).to(x_ve.device)
+        y = (x_ve + 1.0) / 2.0
+        score = self.net(y.to(self.dtype), sigma01.to(self.dtype)).sample.float()
+        return -score * sigma01.view(-1, 1, 1, 1)
+
+    def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:
+        abar = float(self.alphas_cumprod[step])
+        sigma = min(((1.0 - abar) / abar) ** 0.5, self.sigma_max)
+        return self.eps_ve(x_vp / abar**0.5, torch.full((x_vp.shape[0],), sigma, device=x_vp.device))

@@ -1,0 +1,124 @@
+"""Load models saved in diffusers' layout: UNet2DModel + DDPMScheduler or ScoreSdeVeScheduler.
+
+Accepts the hub layout (`unet/` and `scheduler/` subfolders), a bare UNet folder with the scheduler
+config beside it, and this project's own embedded format (the same plus `sdedit.json`, whose network
+works on a pixel-unshuffled image).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from sdedit.schedules import cosine_alphas_cumprod, linear_alphas_cumprod, scaled_linear_alphas_cumprod
+from sdedit.errors import InputError
+from sdedit.models.base import DiffusionModel, ModelInfo, VEScoreModel, VPEpsilonModel
+
+UNET_CONFIG = "config.json"
+SCHEDULER_CONFIG = "scheduler_config.json"
+SDEDIT_CONFIG = "sdedit.json"
+
+
+def unet_dir(folder: Path) -> Path:
+    """The folder holding the UNet's config.json and weights."""
+    return folder / "unet" if (folder / "unet" / UNET_CONFIG).is_file() else folder
+
+
+def is_model_folder(folder: Path) -> bool:
+    return (unet_dir(folder) / UNET_CONFIG).is_file()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"The model file {path} could not be read ({exc}).") from exc
+
+
+def scheduler_config(folder: Path) -> dict:
+    """The scheduler's config from `scheduler/`, the folder itself, or a DDPM default when missing."""
+    for candidate in (folder / "scheduler" / SCHEDULER_CONFIG, folder / SCHEDULER_CONFIG):
+        if candidate.is_file():
+            return _read_json(candidate)
+    return {"_class_name": "DDPMScheduler"}
+
+
+def sdedit_config(folder: Path) -> dict:
+    path = folder / SDEDIT_CONFIG
+    return _read_json(path) if path.is_file() else {}
+
+
+def sde_of(sched: dict) -> str:
+    return "ve" if "ScoreSdeVe" in sched.get("_class_name", "") else "vp"
+
+
+def alphas_cumprod_from(sched: dict) -> torch.Tensor:
+    """The training schedule a DDPM-family scheduler config describes."""
+    kind = sched.get("beta_schedule", "linear")
+    steps = int(sched.get("num_train_timesteps", 1000))
+    start, end = float(sched.get("beta_start", 1e-4)), float(sched.get("beta_end", 0.02))
+    if kind == "linear":
+        return linear_alphas_cumprod(start, end, steps)
+    if kind == "scaled_linear":
+        return scaled_linear_alphas_cumprod(start, end, steps)
+    if kind == "squaredcos_cap_v2":
+        return cosine_alphas_cumprod(steps)
+    raise InputError(f"The model's beta schedule '{kind}' is not supported; use linear, scaled_linear or squaredcos_cap_v2.")
+
+
+def describe_folder(folder: Path, model_id: str) -> ModelInfo:
+    """Read a folder's configs (not its weights) to list it."""
+    extra = sdedit_config(folder)
+    sched = scheduler_config(folder)
+    unet_cfg = _read_json(unet_dir(folder) / UNET_CONFIG)
+    resolution = None if extra else _sample_size(unet_cfg)
+    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""))
+
+
+def _sample_size(unet_cfg: dict) -> int | None:
+    size = unet_cfg.get("sample_size")
+    if isinstance(size, (list, tuple)):
+        size = size[0]
+    return int(size) if size else None
+
+
+def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.dtype = torch.float32) -> DiffusionModel:
+    """Load a diffusers-layout folder (or the embedded format) onto `device`."""
+    from diffusers import UNet2DModel
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # keep its install hints out of the user's terminal
+    extra = sdedit_config(folder)
+    sched = scheduler_config(folder)
+    sde = sde_of(sched)
+    if sched.get("prediction_type", "epsilon") != "epsilon":
+        raise InputError(f"The model at {folder} predicts '{sched['prediction_type']}'; only epsilon-prediction "
+                         "VP models and VE score models are supported.")
+    try:
+        if extra.get("unshuffle"):
+            from sdedit.models.unshuffle_unet import UnshuffleEpsNet
+
+            net = UnshuffleEpsNet.from_folder(folder)
+            resolution, multiple = None, int(net.size_multiple)
+        else:
+            net = UNet2DModel.from_pretrained(str(unet_dir(folder)))
+            resolution = _sample_size(dict(net.config))
+            multiple = 2 ** (len(net.config.block_out_channels) - 1)
+    except InputError:
+        raise
+    except Exception as exc:  # diffusers raises many kinds for a broken folder
+        raise InputError(f"The model at {folder} could not be loaded: {exc}".rstrip(".") + ".") from exc
+    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    common = dict(
+        id=model_id, native_sde=sde, resolution=resolution, size_multiple=multiple, device=device, dtype=dtype,
+        description=extra.get("description", ""),
+        default_steps={k: v for k, v in extra.get("default_steps", {"vp": None, "ve": None}).items()},
+    )
+    if sde == "ve":
+        sigma_min, sigma_max = float(sched.get("sigma_min", 0.01)), float(sched.get("sigma_max", 1348.0))
+        return VEScoreModel(net, sigma_min=sigma_min, sigma_max=sigma_max, **common)
+    abar = alphas_cumprod_from(sched)
+    sigmas = ((1 - abar) / abar).sqrt()
+    return VPEpsilonModel(net, sigma_min=float(sigmas[0]), sigma_max=float(sigmas[-1]), alphas_cumprod=abar,
+                          **common)

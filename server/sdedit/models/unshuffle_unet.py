@@ -1,0 +1,99 @@
+"""The embedded default network: a diffusers UNet2DModel working on a 4x pixel-unshuffled image.
+
+Space-to-depth (factor 4) turns a (B,3,H,W) image into (B,48,H/4,W/4), so the UNet does its work at a
+sixteenth of the pixels: that is what makes 512x512 edits take seconds on a CPU. Fully convolutional, so
+any H, W that are multiples of `size_multiple` work.
+
+Folder layout (read by the engine's loader):
+    unet/        UNet2DModel.save_pretrained (safetensors)
+    scheduler/   DDPMScheduler (linear 1e-4..0.02, 1000 steps)
+    sdedit.json  {"id", "unshuffle", "prediction", "default_steps", "description", "trained_on", "size_multiple"}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+
+UNSHUFFLE = 4
+
+# The architecture trained for the embedded model (keep in sync with the exported config.json).
+DEFAULT_UNET_CONFIG: dict[str, Any] = dict(
+    in_channels=3 * UNSHUFFLE * UNSHUFFLE,
+    out_channels=3 * UNSHUFFLE * UNSHUFFLE,
+    block_out_channels=(64, 128, 160, 192),
+    layers_per_block=2,
+    down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+    norm_num_groups=32,
+    sample_size=32,
+    add_attention=False,
+)
+
+
+def make_scheduler() -> DDPMScheduler:
+    """The VP schedule the model is trained with (DDPM linear betas)."""
+    return DDPMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, num_train_timesteps=1000)
+
+
+class UnshuffleEpsNet(torch.nn.Module):
+    """x in [-1,1] (B,3,H,W), DDPM timestep index (0..999, fractional allowed) -> predicted epsilon."""
+
+    def __init__(self, unet: UNet2DModel, unshuffle: int = UNSHUFFLE):
+        super().__init__()
+        self.unet = unet
+        self.unshuffle = unshuffle
+        n_down = len(unet.config.block_out_channels) - 1
+        self.size_multiple = unshuffle * 2**n_down
+
+    @classmethod
+    def new(cls, **overrides: Any) -> "UnshuffleEpsNet":
+        """A freshly initialised network (for training)."""
+        cfg = {**DEFAULT_UNET_CONFIG, **overrides}
+        return cls(UNet2DModel(**cfg))
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor | float) -> torch.Tensor:
+        b, c, h, w = x.shape
+        if h % self.size_multiple or w % self.size_multiple:
+            raise ValueError(f"image size {w}x{h} must be a multiple of {self.size_multiple}; pad it first")
+        t = torch.as_tensor(timesteps, dtype=torch.float32, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(b)
+        dtype = next(self.unet.parameters()).dtype
+        z = F.pixel_unshuffle(x, self.unshuffle).to(dtype)
+        out = self.unet(z, t.to(dtype) if dtype != torch.float32 else t).sample
+        return F.pixel_shuffle(out.to(x.dtype), self.unshuffle)
+
+    @classmethod
+    def from_folder(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "UnshuffleEpsNet":
+        path = Path(path)
+        meta = read_meta(path)
+        unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=dtype)
+        net = cls(unet, unshuffle=int(meta.get("unshuffle", UNSHUFFLE)))
+        return net.eval()
+
+    def save_folder(self, path: str | Path, extra: Optional[dict] = None, dtype: torch.dtype = torch.float16) -> None:
+        """Write unet/ (safetensors, `dtype`), scheduler/ and sdedit.json."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        unet = self.unet
+        if dtype != next(unet.parameters()).dtype:
+            unet = UNet2DModel.from_config(unet.config)
+            unet.load_state_dict(self.unet.state_dict())
+            for p in unet.parameters():  # plain cast (module.to() warns about keep-in-fp32 modules; none here)
+                p.data = p.data.to(dtype)
+        unet.save_pretrained(path / "unet", safe_serialization=True)
+        make_scheduler().save_pretrained(path / "scheduler")
+        meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
+                "default_steps": {"vp": 25, "ve": 50}, "size_multiple": self.size_multiple}
+        meta.update(extra or {})
+        (path / "sdedit.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_meta(path: str | Path) -> dict:
+    p = Path(path) / "sdedit.json"
+    return json.loads(p.read_text()) if p.exists() else {}

@@ -1,0 +1,179 @@
+"""Training loop of the embedded model: epsilon-prediction, DDPM linear schedule, MSE, AdamW, EMA.
+
+Runs within a wall-clock budget, checkpoints every few minutes (model + EMA + optimizer + step) so a
+killed run resumes with --resume, logs to loss.csv, and exports the EMA weights at the end.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.unshuffle_unet import UnshuffleEpsNet, make_scheduler
+from .dataset import CropSampler, load_scenes
+
+TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
+              "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
+              "dusk/overcast), 256x256, random 128x128 crops and half-scale whole scenes")
+DESCRIPTION = "Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained on CPU by this project"
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    data: Optional[Path] = None
+    steps: int = 1_000_000
+    minutes: float = 100.0
+    batch: int = 16
+    crop: int = 128
+    lr: float = 2e-4
+    warmup: int = 200
+    ema_decay: float = 0.998
+    threads: int = 2
+    device: str = "auto"
+    resume: bool = False
+    export: Optional[Path] = None
+    ckpt_minutes: float = 5.0
+    export_every_minutes: float = 20.0
+    seed: int = 0
+    unet_overrides: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
+    return torch.device(name)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def export_ema(ema: UnshuffleEpsNet, folder: Path, step: int, elapsed: float, loss: float | None) -> None:
+    """Write the EMA weights in the model-folder format (float16 safetensors)."""
+    net = copy.deepcopy(ema).to("cpu").float()
+    extra = {"description": DESCRIPTION, "trained_on": TRAINED_ON,
+             "training": {"steps": step, "wall_minutes": round(elapsed / 60, 1),
+                          "final_loss_ema": None if loss is None else round(loss, 5)}}
+    net.save_folder(folder, extra=extra)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run training; returns the checkpoint path."""
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.out / "ckpt.pt"
+    torch.manual_seed(cfg.seed)
+
+    model = UnshuffleEpsNet.new(**cfg.unet_overrides).to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step, elapsed_before, loss_avg = 0, 0.0, None
+    if cfg.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed_before, loss_avg = ck["step"], ck["elapsed"], ck.get("loss_avg")
+        print(f"resumed from {ckpt_path} at step {step} ({elapsed_before / 60:.1f} min trained)", flush=True)
+    elif cfg.resume:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting fresh", flush=True)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params / 1e6:.2f}M params, size_multiple {model.size_multiple}, device {device}", flush=True)
+    scenes = load_scenes(cfg.data or cfg.out / "data")
+    print(f"data: {len(scenes)} scenes {scenes.shape[1]}x{scenes.shape[2]}", flush=True)
+    sampler = CropSampler(scenes, cfg.crop, np.random.default_rng(cfg.seed + step))
+
+    alphas_bar = make_scheduler().alphas_cumprod.to(device)
+    log_new = not (cfg.out / "loss.csv").exists()
+    log_f = open(cfg.out / "loss.csv", "a", newline="")
+    log = csv.writer(log_f)
+    if log_new:
+        log.writerow(["step", "loss", "loss_ema", "lr", "elapsed_s", "samples"])
+
+    t_start = time.time()
+    budget_s = cfg.minutes * 60
+    last_ckpt = last_export = t_start
+    run_steps = 0
+
+    def checkpoint() -> None:
+        _save_atomic({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                      "step": step, "elapsed": elapsed_before + time.time() - t_start, "loss_avg": loss_avg,
+                      "unet_config": dict(model.unet.config)}, ckpt_path)
+
+    model.train()
+    while run_steps < cfg.steps:
+        now = time.time()
+        frac = (now - t_start) / budget_s
+        if frac >= 1.0:
+            break
+        # warmup, then constant, then a linear decay to 20% over the last quarter of this run's budget
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (1.0 if frac < 0.75 else 1.0 - 0.8 * (frac - 0.75) / 0.25)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x0 = sampler.batch(cfg.batch).to(device)
+        t = torch.randint(0, 1000, (cfg.batch,), device=device)
+        noise = torch.randn_like(x0)
+        ab = alphas_bar[t].view(-1, 1, 1, 1)
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        loss = F.mse_loss(model(xt, t.float()), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        d = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - d)
+        step += 1
+        run_steps += 1
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise RuntimeError(f"loss became {lv} at step {step}; lower --lr and --resume from the last checkpoint")
+        loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
+        elapsed = elapsed_before + time.time() - t_start
+        if step % 10 == 0:
+            log.writerow([step, f"{lv:.5f}", f"{loss_avg:.5f}", f"{lr:.3g}", f"{elapsed:.1f}", step * cfg.batch])
+            log_f.flush()
+        if step % 50 == 0:
+            print(f"step {step} loss {loss_avg:.4f} lr {lr:.2e} {elapsed / 60:.1f} min", flush=True)
+        if time.time() - last_ckpt > cfg.ckpt_minutes * 60:
+            checkpoint()
+            last_ckpt = time.time()
+        if time.time() - last_export > cfg.export_every_minutes * 60:
+            export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg)
+            last_export = time.time()
+    checkpoint()
+    log_f.close()
+    elapsed = elapsed_before + time.time() - t_start
+    print(f"done: step {step}, {elapsed / 60:.1f} min trained, loss_ema {loss_avg}", flush=True)
+    export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg)
+    if cfg.export:
+        export_ema(ema, cfg.export, step, elapsed, loss_avg)
+        print(f"exported EMA weights to {cfg.export}", flush=True)
+    return ckpt_path
+
+
+def export_from_checkpoint(out: Path, folder: Path) -> None:
+    """Export the EMA weights of out/ckpt.pt to `folder` without training."""
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    from diffusers import UNet2DModel
+    ema = UnshuffleEpsNet(UNet2DModel.from_config(ck["unet_config"]))
+    ema.load_state_dict(ck["ema"])
+    export_ema(ema, folder, ck["step"], ck["elapsed"], ck.get("loss_avg"))

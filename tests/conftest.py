@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny models in real checkpoint layouts, written once per test session."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+for sub in ("server", "shared", "tests"):
+    if str(ROOT / sub) not in sys.path:
+        sys.path.insert(0, str(ROOT / sub))
+
+from tiny_models import make_ve_folder, make_vp_folder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_vp_dir(tmp_path_factory) -> Path:
+    """A tiny random DDPM model folder (unet/ + scheduler/), 32x32."""
+    return make_vp_folder(tmp_path_factory.mktemp("models") / "tiny-vp")
+
+
+@pytest.fixture(scope="session")
+def tiny_ve_dir(tmp_path_factory) -> Path:
+    """A tiny random ScoreSdeVe model folder, 32x32, sigma_max 348."""
+    return make_ve_folder(tmp_path_factory.mktemp("models") / "tiny-ve")
+
+
+@pytest.fixture(scope="session")
+def tiny_vp(tiny_vp_dir):
+    from sdedit.models import load_model
+
+    return load_model(str(tiny_vp_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_ve(tiny_ve_dir):
+    from sdedit.models import load_model
+
+    return load_model(str(tiny_ve_dir), device="cpu")
