@@ -1,0 +1,89 @@
+"""One SDEdit run inside GIMP: layer + selection -> server job with progress -> result layers."""
+
+import os
+from typing import Any, Callable, List, Optional
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+from gi.repository import Gimp  # noqa: E402
+
+import sdedit_client  # noqa: E402
+from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
+from sdedit_client.mask import mask_png  # noqa: E402
+from sdedit_client.png import decode_png, encode_png  # noqa: E402
+
+from . import pixels, watchdog  # noqa: E402
+from .options import EditRequest, progress_text  # noqa: E402
+
+CLIENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(sdedit_client.__file__)))
+
+
+class WatchedClient(Client):
+    """A client whose submitted job is cancelled on the server if GIMP kills this process meanwhile."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchdog: Optional[watchdog.Watchdog] = None
+
+    def submit(self, *args: Any, **kwargs: Any) -> str:
+        job_id = super().submit(*args, **kwargs)
+        self.watchdog = watchdog.start(self.base_url, job_id, CLIENT_DIR, self.token)
+        return job_id
+
+    def release(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.release()
+            self.watchdog = None
+
+
+def _progress(samples: int) -> Callable[[float], None]:
+    last = [-1]
+
+    def update(fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent != last[0]:
+            last[0] = percent
+            Gimp.progress_set_text(progress_text(fraction, samples))
+        Gimp.progress_update(min(1.0, max(0.0, fraction)))
+
+    return update
+
+
+def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List[Gimp.Layer]:
+    """Edit ``layer`` (inside the selection, if any) and add the results above it; return the new layers.
+
+    Raises ``SDEditError`` (one-sentence message) for anything the user can fix.
+    """
+    rect = pixels.drawable_rect(layer)
+    width, height = rect[2], rect[3]
+    if width <= 0 or height <= 0:
+        raise sdedit_client.InvalidParameter("The active layer is empty.")
+    params = request.params
+    samples = int(params.get("samples") or 1)
+
+    Gimp.progress_init("SDEdit: sending the layer to the server…")
+    image_png = encode_png(width, height, pixels.read_rgba(layer), channels=4)
+    mask = mask_png(pixels.read_selection(image, rect), width, height)
+
+    client = WatchedClient(request.server_url, token=os.environ.get("SDEDIT_TOKEN") or None)
+    try:
+        images, seeds = client.run(image_png, mask, on_progress=_progress(samples), **params)
+    finally:
+        client.release()
+
+    Gimp.progress_set_text("SDEdit: adding %d layer(s)…" % len(images))
+    results = []
+    for index, png in enumerate(images):
+        w, h, rgba = decode_png(png)
+        if (w, h) != (width, height):
+            raise SDEditError("The server returned a %dx%d image for a %dx%d layer; update the server."
+                              % (w, h, width, height))
+        seed = seeds[index] if index < len(seeds) else None
+        results.append((layer_name(params["t0"], params["sde"], index + 1, seed), rgba))
+    if not results:
+        raise SDEditError("The server returned no images; try again or check the server's log.")
+    added = pixels.add_layers(image, layer, results)
+    Gimp.progress_update(1.0)
+    Gimp.progress_end()
+    return added

@@ -1,0 +1,90 @@
+"""The procedure's arguments: one table used to register them and to turn a config into a request.
+
+Kept free of GIMP imports so the mapping (0 steps = model default, seed -1 = random, "" model = server
+default) is tested without GIMP.
+"""
+
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from sdedit_client import DEFAULT_URL, validate_params
+
+PROCEDURE_NAME = "plug-in-sdedit"
+MENU_LABEL = "SDEdit…"
+MENU_PATH = "<Image>/Filters/Generic"
+IMAGE_TYPES = "RGB*, GRAY*"
+
+#: GIMP int arguments are 32-bit signed, so a fixed seed tops out lower than the server's limit.
+MAX_GIMP_SEED = 2**31 - 1
+
+SDE_CHOICES = (
+    ("vp", "VP (DDPM): the paper's default"),
+    ("ve", "VE (score SDE)"),
+)
+
+
+class Argument(NamedTuple):
+    """One procedure argument: ``kind`` is double, int, string or choice."""
+
+    name: str
+    kind: str
+    label: str
+    blurb: str
+    default: Any
+    minimum: Any = None
+    maximum: Any = None
+
+
+ARGUMENTS: List[Argument] = [
+    Argument("t0", "double", "_t0 (strength)",
+             "How far to noise the layer before denoising: low keeps your strokes, high adds realism "
+             "(0.3-0.6 suits rough strokes)", 0.5, 0.01, 1.0),
+    Argument("sde", "choice", "_SDE", "The sampler: VP (DDPM) or VE (score SDE)", "vp"),
+    Argument("samples", "int", "Sa_mples", "How many results; each becomes a new layer", 1, 1, 16),
+    Argument("steps", "int", "S_teps", "Denoising steps; 0 uses the model's default", 0, 0, 1000),
+    Argument("seed", "int", "S_eed", "Random seed for repeatable results; -1 picks a new one each run",
+             -1, -1, MAX_GIMP_SEED),
+    Argument("model", "string", "_Model", "Model id or folder on the server; empty uses the server's default",
+             ""),
+    Argument("server-url", "string", "Server _URL", "Address of the SDEdit server (start it with `sdedit serve`)",
+             DEFAULT_URL),
+]
+
+
+class EditRequest(NamedTuple):
+    """What one run asks the server for."""
+
+    server_url: str
+    params: Dict[str, Any]  # keyword arguments for Client.submit / Client.run
+
+
+def request_from_config(get: Callable[[str], Any]) -> EditRequest:
+    """Validated request from ``get(argument_name)`` (the procedure config's values).
+
+    Raises ``sdedit_client.InvalidParameter`` with one sentence when a value is out of range.
+    """
+    seed = int(get("seed"))
+    steps = int(get("steps"))
+    params = validate_params(
+        t0=get("t0"),
+        sde=get("sde"),
+        steps=steps if steps > 0 else None,
+        samples=get("samples"),
+        seed=seed if seed >= 0 else None,
+        model=(get("model") or "").strip() or None,
+    )
+    url = (get("server-url") or "").strip() or DEFAULT_URL
+    return EditRequest(url, dict(params))
+
+
+def progress_text(fraction: float, samples: int) -> str:
+    """Status-bar text while the server works."""
+    what = "1 sample" if samples == 1 else "%d samples" % samples
+    return "SDEdit: %d%% of %s" % (int(round(100 * max(0.0, min(1.0, fraction)))), what)
+
+
+def default_of(name: str) -> Optional[Any]:
+    """The registered default of an argument (None if unknown)."""
+    for arg in ARGUMENTS:
+        if arg.name == name:
+            return arg.default
+    return None
