@@ -16,7 +16,7 @@ from .errors import (
 )
 from .client import Client
 from .settings import DEFAULT_URL
-from .params import DEFAULTS, EditParams, layer_name, validate_params
+from .params import DEFAULTS, EditParams, group_name, layer_name, validate_params
 
 __all__ = [
     "Client",
@@ -29,6 +29,7 @@ __all__ = [
     "RequestRejected",
     "SDEditError",
     "ServerUnavailable",
+    "group_name",
     "layer_name",
     "validate_params",
 ]

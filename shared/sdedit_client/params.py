@@ -11,7 +11,7 @@ from .errors import InvalidParameter
 SDES = ("vp", "ve")
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**63 - 1  # the server engine's limit
 
 #: The dialog's starting values (the paper's defaults: t0 0.5 with the VP SDE, one sample).
 DEFAULTS = {
@@ -105,6 +105,11 @@ def layer_name(t0: float, sde: str, index: int, seed: Optional[int] = None) -> s
     if seed is not None:
         name += " seed=%d" % int(seed)
     return name
+
+
+def group_name(t0: float, sde: str, samples: int) -> str:
+    """Name of the group holding the K result layers of one edit, e.g. ``SDEdit t0=0.50 VP x3``."""
+    return "SDEdit t0=%.2f %s x%d" % (float(t0), str(sde).upper(), int(samples))
 
 
 def summary(params: Dict[str, Any]) -> str:

@@ -1,0 +1,123 @@
+"""Reading the active layer and selection out of Krita, and writing result layers back in one step.
+
+Krita's Python API: ``node.pixelData`` gives bytes in the node's colour space (8-bit RGBA = BGRA);
+other spaces are converted to 8-bit sRGB by Krita itself (LCMS) in a throw-away document, so the
+user's document and its undo history are never touched until the results go in.
+"""
+
+from typing import List, Optional, Tuple
+
+from krita import Krita
+
+from sdedit_client import SDEditError
+
+from .pixels import SRGB8, Rect, intersect, is_native_srgb8, swap_red_blue
+
+ColorSpace = Tuple[str, str, str]
+
+
+class Source:
+    """The pixels of one edit: the layer's rectangle, its RGBA bytes and the mask (None = everything)."""
+
+    def __init__(self, document, node, rect: Rect, rgba: bytes, mask: Optional[bytes], space: ColorSpace):
+        self.document = document
+        self.node = node
+        self.rect = rect
+        self.rgba = rgba
+        self.mask = mask
+        self.space = space
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.rect[2], self.rect[3]
+
+
+def active_paint_layer(document):
+    """The active node when it is a paint layer; else a one-sentence SDEditError."""
+    if document is None:
+        raise SDEditError("Open or create an image first, then run Filters → SDEdit… on a paint layer.")
+    node = document.activeNode()
+    if node is None or node.type() != "paintlayer":
+        kind = node.type() if node is not None else "nothing"
+        raise SDEditError("SDEdit works on a paint layer, but the active layer is a %s: "
+                          "select a paint layer in the Layers docker." % kind)
+    return node
+
+
+def read_source(document, node) -> Source:
+    """The layer's pixels inside the canvas as 8-bit sRGB RGBA, plus the selection over the same area."""
+    bounds = node.bounds()
+    rect = intersect((bounds.x(), bounds.y(), bounds.width(), bounds.height()),
+                     (0, 0, document.width(), document.height()))
+    if rect is None:
+        raise SDEditError("The active layer has nothing on the canvas: paint some strokes on it first.")
+    space = (node.colorModel(), node.colorDepth(), node.colorProfile())
+    raw = bytes(node.pixelData(*rect))
+    if is_native_srgb8(*space):
+        rgba = swap_red_blue(raw)
+    else:
+        rgba = swap_red_blue(convert_pixels(raw, rect[2], rect[3], space, SRGB8))
+    selection = document.selection()
+    mask = None
+    if selection is not None:
+        mask = bytes(selection.pixelData(*rect))
+        if len(mask) != rect[2] * rect[3]:
+            raise SDEditError("Krita returned a selection of an unexpected size: try selecting the area again.")
+    return Source(document, node, rect, rgba, mask, space)
+
+
+def convert_pixels(raw: bytes, width: int, height: int, src: ColorSpace, dst: ColorSpace) -> bytes:
+    """Convert pixel bytes between colour spaces with Krita's own colour management, off-document."""
+    app = Krita.instance()
+    temp = app.createDocument(width, height, "sdedit-conversion", src[0], src[1], src[2], 72.0)
+    if temp is None:
+        raise SDEditError("SDEdit cannot read %s %s layers: convert the image to 8-bit RGB/Alpha with "
+                          "Image → Convert Image Color Space…" % (src[0], src[1]))
+    try:
+        layer = temp.rootNode().childNodes()[0]
+        layer.setPixelData(raw, 0, 0, width, height)
+        if not temp.setColorSpace(dst[0], dst[1], dst[2]):
+            raise SDEditError("Krita could not convert this %s %s layer to %s %s: convert the image with "
+                              "Image → Convert Image Color Space…" % (src[0], src[1], dst[0], dst[1]))
+        temp.waitForDone()
+        layer = temp.rootNode().childNodes()[0]
+        out = bytes(layer.pixelData(0, 0, width, height))
+    finally:
+        temp.close()
+    return out
+
+
+def insert_results(source: Source, images_rgba: List[bytes], names: List[str], group: str) -> List[str]:
+    """Add the results above the source layer in one step (one undo step); returns the new layer names.
+
+    Every layer is fully written before anything is added to the document, so a failure never leaves a
+    half-written layer. One result becomes one paint layer; several go into one group, because Krita's
+    scripting API records each added node as its own undo step.
+    """
+    document, node = source.document, source.node
+    width, height = source.size
+    nodes = []
+    for rgba, name in zip(images_rgba, names):
+        if len(rgba) != width * height * 4:
+            raise SDEditError("The server returned a result of the wrong size: update the SDEdit server.")
+        bgra = swap_red_blue(rgba)
+        raw = bgra if is_native_srgb8(*source.space) else convert_pixels(bgra, width, height, SRGB8, source.space)
+        layer = document.createNode(name, "paintlayer")
+        if (layer.colorModel(), layer.colorDepth(), layer.colorProfile()) != source.space:
+            layer.setColorSpace(*source.space)
+        layer.setPixelData(raw, *source.rect)
+        nodes.append(layer)
+    parent = node.parentNode() or document.rootNode()
+    above = node if node.parentNode() is not None else None
+    if len(nodes) == 1:
+        top = nodes[0]
+    else:
+        top = document.createNode(group, "grouplayer")
+        previous = None
+        for layer in reversed(nodes):  # #1 ends on top, the one you see
+            top.addChildNode(layer, previous)
+            previous = layer
+    parent.addChildNode(top, above)
+    document.setActiveNode(nodes[0])
+    document.refreshProjection()
+    return [layer.name() for layer in nodes]

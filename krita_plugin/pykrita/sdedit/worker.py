@@ -1,0 +1,91 @@
+"""Background thread that runs one edit on the server, so Krita's window never freezes.
+
+PNG encoding, the HTTP calls and PNG decoding all happen here; the GUI thread only gets signals.
+"""
+
+import sys
+import threading
+import traceback
+from typing import Any, Dict, Optional
+
+from PyQt5.QtCore import QThread, pyqtSignal
+
+from sdedit_client import Client, JobCancelled, SDEditError
+from sdedit_client.mask import mask_png
+from sdedit_client.png import decode_png, encode_png
+
+
+_LIVE_THREADS = set()
+
+
+def keep_alive(thread: QThread) -> None:
+    """Hold a reference until the thread ends: a QThread collected while running crashes Krita."""
+    _LIVE_THREADS.add(thread)
+    thread.finished.connect(lambda: _LIVE_THREADS.discard(thread))
+
+
+class EditWorker(QThread):
+    """Runs ``Client.run`` off the GUI thread; emits progress (0..1), then succeeded or failed."""
+
+    progressed = pyqtSignal(float)
+    succeeded = pyqtSignal(object, object)  # list of RGBA bytes, list of seeds
+    failed = pyqtSignal(str, str)  # kind ("cancelled" | "error"), one-sentence message
+
+    def __init__(self, client: Client, width: int, height: int, rgba: bytes, mask: Optional[bytes],
+                 params: Dict[str, Any], parent=None) -> None:
+        super().__init__(parent)
+        self._client = client
+        self._size = (width, height)
+        self._rgba = rgba
+        self._mask = mask
+        self._params = dict(params)
+        self._cancel = threading.Event()
+
+    def request_cancel(self) -> None:
+        """Ask the job to stop; the worker deletes it on the server and reports 'cancelled'."""
+        self._cancel.set()
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        width, height = self._size
+        try:
+            image = encode_png(width, height, self._rgba, channels=4)
+            mask = mask_png(self._mask, width, height)
+            pngs, seeds = self._client.run(image, mask, on_progress=self.progressed.emit,
+                                           should_cancel=self._cancel.is_set, **self._params)
+            images = []
+            for png in pngs:
+                w, h, rgba = decode_png(png)
+                if (w, h) != (width, height):
+                    raise SDEditError("The server returned a %dx%d result for a %dx%d layer: update the "
+                                      "SDEdit server." % (w, h, width, height))
+                images.append(rgba)
+            if self._cancel.is_set():
+                raise JobCancelled("The edit was cancelled.")
+            self.succeeded.emit(images, seeds)
+        except JobCancelled as error:
+            self.failed.emit("cancelled", str(error))
+        except SDEditError as error:
+            self.failed.emit("error", str(error))
+        except Exception as error:  # never a traceback in the painter's face; keep it in Krita's log
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit("error", "SDEdit failed unexpectedly (%s): see Krita's log for details." % error)
+
+
+class ServerInfoWorker(QThread):
+    """Fetches health and the model list for the dialog without blocking it."""
+
+    loaded = pyqtSignal(object, object)  # health dict, models list
+    failed = pyqtSignal(str)
+
+    def __init__(self, url: str, parent=None) -> None:
+        super().__init__(parent)
+        self._url = url
+
+    def run(self) -> None:  # noqa: D401
+        try:
+            client = Client(self._url, timeout=5.0)
+            self.loaded.emit(client.health(), client.models())
+        except SDEditError as error:
+            self.failed.emit(str(error))
+        except Exception as error:
+            self.failed.emit("Could not ask the server for its models (%s)." % error)
