@@ -63,8 +63,8 @@ def new_layer_type(image: Gimp.Image) -> Gimp.ImageType:
 def add_layers(image: Gimp.Image, source: Gimp.Layer, results: Sequence[Tuple[str, bytes]]) -> List[Gimp.Layer]:
     """Insert one layer per ``(name, rgba)`` directly above ``source`` at its offsets, as one undo step.
 
-    The first result ends up on top. If anything fails, the layers already added are removed again, so
-    the image is never left half-written.
+    The first result ends up on top, the others below it in order. If anything fails, the layers already
+    added are removed again, so the image is never left half-written.
     """
     x, y, width, height = drawable_rect(source)
     expected = width * height * 4
@@ -77,8 +77,8 @@ def add_layers(image: Gimp.Image, source: Gimp.Layer, results: Sequence[Tuple[st
     added: List[Gimp.Layer] = []
     image.undo_group_start()
     try:
-        for name, rgba in reversed(list(results)):
-            position = image.get_item_position(source)
+        for name, rgba in results:
+            position = image.get_item_position(source)  # just above the source, below earlier results
             layer = Gimp.Layer.new(image, name, width, height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
             image.insert_layer(layer, parent, position)
             added.append(layer)
@@ -96,5 +96,4 @@ def add_layers(image: Gimp.Image, source: Gimp.Layer, results: Sequence[Tuple[st
         raise
     finally:
         image.undo_group_end()
-    added.reverse()
     return added

@@ -1,0 +1,152 @@
+"""Runs INSIDE GIMP 3 (gimp-console -b, python-fu-eval): drive plug-in-sdedit like a script would.
+
+The test sets ``SDEDIT_E2E_PARAMS`` (path of a JSON file: server_url, report) before exec'ing this file.
+It builds images with strokes and a selection, calls the procedure non-interactively, and writes a JSON
+report of what happened (status, error, layers, pixel comparisons); the pytest side makes the assertions.
+"""
+
+import json
+import traceback
+
+from gi.repository import Gegl, Gimp
+
+PARAMS = json.load(open(SDEDIT_E2E_PARAMS))  # noqa: F821  (set by the -b command line)
+RGBA = "R'G'B'A u8"
+
+
+def fill(drawable, rgba_of):
+    """Set every pixel of ``drawable`` from ``rgba_of(x, y)`` (local coordinates)."""
+    w, h = drawable.get_width(), drawable.get_height()
+    data = bytearray()
+    for y in range(h):
+        for x in range(w):
+            data += bytes(rgba_of(x, y))
+    buf = drawable.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), RGBA, bytes(data))
+    buf.flush()
+
+
+def read(drawable):
+    w, h = drawable.get_width(), drawable.get_height()
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, RGBA, Gegl.AbyssPolicy.NONE))
+
+
+def selection_over(image, drawable):
+    """Selection values (0-255) over the drawable's rectangle; all 255 without a selection."""
+    _, x, y = drawable.get_offsets()
+    w, h = drawable.get_width(), drawable.get_height()
+    if Gimp.Selection.is_empty(image):
+        return bytes([255]) * (w * h)
+    buf = image.get_selection().get_buffer()
+    return bytes(buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
+
+
+def strokes(x, y):
+    """White paper with a red bar, a blue block and a green diagonal: 'rough strokes'."""
+    if 10 <= y < 16:
+        return (220, 30, 30, 255)
+    if 20 <= x < 36 and 24 <= y < 40:
+        return (30, 40, 200, 255)
+    if abs(x - y) < 3:
+        return (20, 160, 40, 255)
+    return (250, 250, 245, 255)
+
+
+def describe(image, layer):
+    _, ox, oy = layer.get_offsets()
+    parent = layer.get_parent()
+    return {"name": layer.get_name(), "offsets": [ox, oy], "size": [layer.get_width(), layer.get_height()],
+            "position": image.get_item_position(layer), "parent": parent.get_name() if parent else None,
+            "has_alpha": layer.has_alpha()}
+
+
+def compare(source, result, mask):
+    """Pixel statistics of ``result`` against ``source`` inside/outside the selection."""
+    a, b = read(source), read(result)
+    stats = {"pixels": len(mask), "outside": 0, "outside_equal": 0, "inside": 0, "inside_changed": 0,
+             "inside_abs_diff": 0}
+    for i, m in enumerate(mask):
+        pa, pb = a[4 * i:4 * i + 4], b[4 * i:4 * i + 4]
+        if m == 0:
+            stats["outside"] += 1
+            stats["outside_equal"] += pa == pb
+        elif m == 255:
+            stats["inside"] += 1
+            diff = sum(abs(pa[c] - pb[c]) for c in range(3))
+            stats["inside_changed"] += diff > 0
+            stats["inside_abs_diff"] += diff
+    return stats
+
+
+def call_sdedit(image, layer, **args):
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-sdedit")
+    if proc is None:
+        raise RuntimeError("plug-in-sdedit is not registered: the plug-in did not load")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [layer])
+    for name, value in args.items():
+        config.set_property(name.replace("_", "-"), value)
+    result = proc.run(config)
+    status = result.index(0)
+    error = Gimp.get_pdb().get_last_error() if status != Gimp.PDBStatusType.SUCCESS else None
+    return status.value_nick, error
+
+
+def run_case(name, image, source, **args):
+    before = {l.get_id() for l in image.get_layers()}
+    status, error = call_sdedit(image, source, **args)
+    layers = image.get_layers()
+    new = [l for l in layers if l.get_id() not in before]
+    mask = selection_over(image, source)
+    return {
+        "case": name, "status": status, "error": error,
+        "source": describe(image, source),
+        "layers": [describe(image, l) for l in layers],
+        "new_layers": [describe(image, l) for l in new],
+        "checks": [compare(source, l, mask) for l in new],
+        "precision": image.get_precision().value_nick,
+    }
+
+
+def main():
+    url = PARAMS["server_url"]
+    cases = []
+
+    # 8-bit RGB: a background and an offset strokes layer, a selection that starts left of the layer.
+    image = Gimp.Image.new(80, 60, Gimp.ImageBaseType.RGB)
+    background = Gimp.Layer.new(image, "background", 80, 60, Gimp.ImageType.RGB_IMAGE, 100.0,
+                                Gimp.LayerMode.NORMAL)
+    image.insert_layer(background, None, 0)
+    fill(background, lambda x, y: (128, 128, 128, 255))
+    layer = Gimp.Layer.new(image, "strokes", 64, 48, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(8, 6)
+    fill(layer, strokes)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
+    cases.append(run_case("selection", image, layer, t0=0.6, sde="vp", samples=2, steps=8, seed=123,
+                          server_url=url))
+
+    # The same image against a server that is not there: one clear error, nothing added.
+    cases.append(run_case("no-server", image, layer, samples=1, steps=4, server_url=PARAMS["dead_url"]))
+
+    # A 16-bit image, no selection: the whole layer is edited, the result keeps the image's precision.
+    image16 = Gimp.Image.new_with_precision(40, 30, Gimp.ImageBaseType.RGB, Gimp.Precision.U16_NON_LINEAR)
+    layer16 = Gimp.Layer.new(image16, "strokes16", 40, 30, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                             Gimp.LayerMode.NORMAL)
+    image16.insert_layer(layer16, None, 0)
+    fill(layer16, strokes)
+    cases.append(run_case("u16-whole-layer", image16, layer16, t0=0.5, sde="ve", samples=1, steps=6, seed=7,
+                          server_url=url))
+    return cases
+
+
+report = {"ok": False}
+try:
+    report["cases"] = main()
+    report["ok"] = True
+except Exception:
+    report["traceback"] = traceback.format_exc()
+with open(PARAMS["report"], "w") as handle:
+    json.dump(report, handle, indent=1)

@@ -1,0 +1,62 @@
+"""The Debian trixie root with GIMP 3 that the GIMP end-to-end tests run in (bookworm has no GIMP 3).
+
+``.ci/gimp_root.sh`` builds it once (debootstrap + apt) and caches it outside the repository; these helpers
+find or build it, install the plug-in into a throwaway GIMP profile inside it, and run GIMP there headless.
+The chroot shares this machine's network, so GIMP's plug-in reaches a server on 127.0.0.1 outside.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPO / ".ci" / "gimp_root.sh"
+DEFAULT_ROOT = Path("/var/cache/sdedit-ci/trixie-gimp")
+BUILD_TIMEOUT_S = 1800
+
+
+class RootUnavailable(Exception):
+    """The GIMP 3 root cannot be had on this machine; str() says why, in one sentence."""
+
+
+def root_path() -> Path:
+    return Path(os.environ.get("SDEDIT_GIMP_ROOT") or DEFAULT_ROOT)
+
+
+def ensure_root() -> Path:
+    """The path of a working GIMP 3 root, building it if needed; RootUnavailable with the reason if not."""
+    reason = os.environ.get("SDEDIT_GIMP_UNAVAILABLE")
+    if reason:
+        raise RootUnavailable(reason)
+    if os.name != "posix" or os.geteuid() != 0:
+        raise RootUnavailable("the GIMP 3 end-to-end test runs GIMP in a Debian trixie chroot, which needs root")
+    try:
+        done = subprocess.run(["sh", str(BUILD_SCRIPT), str(root_path())], capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RootUnavailable("building the Debian trixie root with GIMP 3 took over %d s" % BUILD_TIMEOUT_S)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise RootUnavailable(lines[-1] if lines else "%s failed (exit %d)" % (BUILD_SCRIPT, done.returncode))
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def in_root_command(root: Path, argv: Sequence[str], env: Optional[dict] = None) -> List[str]:
+    """``argv`` run inside ``root`` with /proc and /dev mounted in a private mount namespace (the mounts
+    vanish with the process, even if it is killed)."""
+    script = 'r="$1"; shift; mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"'
+    env_args = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
+    env_args += ["%s=%s" % item for item in (env or {}).items()]
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(root),
+            *env_args, *argv]
+
+
+def gimp_batch(root: Path, home: str, code: str, timeout: float, log: Path) -> int:
+    """Run ``code`` with GIMP 3's headless python-fu-eval batch interpreter; output goes to ``log``."""
+    argv = ["gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval", "-b", code]
+    with open(log, "wb") as out:
+        done = subprocess.run(in_root_command(root, argv, {"HOME": home}), stdout=out, stderr=subprocess.STDOUT,
+                              timeout=timeout)
+    return done.returncode
