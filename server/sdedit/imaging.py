@@ -160,12 +160,12 @@ def resize_float(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+    return torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) -> float (1, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(mask).float().div(255.0)[None, None]
+    return torch.tensor(mask).float().div(255.0)[None, None]
 
 
 def from_tensor(x: torch.Tensor) -> np.ndarray:
