@@ -45,7 +45,7 @@ def create_app(
     """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
-    queue = JobQueue(backend.run, limits)
+    queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

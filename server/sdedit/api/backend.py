@@ -13,7 +13,7 @@ from typing import Callable, List, Optional
 
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import Cancelled, InputError
 from .jobs import Job, JobOutput
 
 MODEL_LIST_TTL_S = 10.0
@@ -77,6 +77,12 @@ class EngineBackend:
 
         return decode_image(data, what)
 
+    def warm_up(self) -> None:
+        """Load the default model before the first job (called on the worker thread)."""
+        from ..models import load_model
+
+        load_model(None, device=self.device)
+
     # -- one job ----------------------------------------------------------------------------------------
     def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
         from ..engine import edit
@@ -85,6 +91,8 @@ class EngineBackend:
 
         p: EditParams = job.params
         model = load_model(p.model, device=self.device)
+        if cancel():  # loading can take a while: honour a cancel that came meanwhile
+            raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
                       seed=p.seed, progress=progress, cancel=cancel)
         pngs: List[bytes] = [encode_png(image) for image in result.images]

@@ -61,8 +61,10 @@ Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutp
 class JobQueue:
     """Bounded FIFO of jobs plus the worker thread that runs them with `runner`."""
 
-    def __init__(self, runner: Runner, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, runner: Runner, limits: Limits, clock: Callable[[], float] = time.monotonic,
+                 warm_up: Optional[Callable[[], None]] = None) -> None:
         self._runner = runner
+        self._warm_up = warm_up
         self._limits = limits
         self._clock = clock
         self._lock = threading.Condition()
@@ -140,6 +142,13 @@ class JobQueue:
 
     # -- the worker -------------------------------------------------------------------------------------
     def _work(self) -> None:
+        if self._warm_up is not None:
+            started = time.monotonic()
+            try:
+                self._warm_up()
+                log.info("default model loaded in %.1f s", time.monotonic() - started)
+            except Exception as err:  # noqa: BLE001 - jobs will report it; the server still serves
+                log.warning("could not load the default model: %s", err)
         while True:
             with self._lock:
                 while not self._pending and not self._stopping:

@@ -1,0 +1,358 @@
+"""The HTTP server against a real `run_server` process on a free loopback port (DESIGN.md §3).
+
+Every job uses the session's tiny random model (tests/tiny_models.py) and few steps, so the whole module
+runs in well under a minute on a busy CPU. Results are compared pixel for pixel with the same edit run
+in-process: the engine is deterministic per seed on the CPU, so any mix-up between jobs shows.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_server_support import (
+    ServerProcess,
+    b64,
+    image_bytes,
+    png_header_only,
+    random_image,
+    run_job,
+    server_env,
+    wait_final,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, tiny_vp_dir):
+    """tiny-vp (the default) and 'broken', whose configs list fine but whose weights are garbage."""
+    root = tmp_path_factory.mktemp("server_models")
+    shutil.copytree(tiny_vp_dir, root / "tiny-vp")
+    shutil.copytree(tiny_vp_dir, root / "broken")
+    for weights in (root / "broken").rglob("*.safetensors"):
+        weights.write_bytes(b"this is not a safetensors file")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_MAX_BODY_MB="2", SDEDIT_MAX_PIXELS="4000000")
+    proc = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
+    yield proc
+    assert proc.stop() == 0, proc.log()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference(models_dir):
+    """The same edit in-process, on one CPU thread like the server (the result does not depend on it)."""
+    import torch
+
+    from sdedit.engine import edit
+    from sdedit.models import load_model
+
+    model = load_model(str(models_dir / "tiny-vp"), device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def run(image: Image.Image, mask=None, **params):
+        return edit(model, image, mask, **params)
+
+    yield run
+    torch.set_num_threads(threads)
+
+
+def decode(b64_png: str) -> Image.Image:
+    import base64
+
+    data = base64.b64decode(b64_png, validate=True)
+    assert data.startswith(b"\x89PNG"), "results must be PNG"
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+# -- the endpoints ---------------------------------------------------------------------------------------------
+def test_health_and_models(http):
+    health = http.get("/v1/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["device"] == "cpu"
+    assert "tiny-vp" in body["models"]
+
+    models = http.get("/v1/models").json()
+    by_id = {m["id"]: m for m in models}
+    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default"}
+    assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
+    assert by_id["tiny-vp"]["resolution"] == 32
+
+
+def test_job_life_cycle(http, reference):
+    """queued/running -> 409 on result -> done -> full-size PNGs equal to the in-process edit; kept pixels exact."""
+    image = random_image(70, 50, seed=1, mode="RGBA")
+    mask = Image.new("L", image.size, 0)
+    mask.paste(255, (10, 10, 40, 30))
+    body = {"image": b64(image_bytes(image)), "mask": b64(image_bytes(mask)), "t0": 0.6, "sde": "vp",
+            "steps": 6, "samples": 2, "seed": 77}
+
+    # a long job first, so that the edit is still queued when its result is asked for
+    long = http.post("/v1/jobs", json={"image": body["image"], "t0": 1.0, "steps": 1000, "seed": 1})
+    created = http.post("/v1/jobs", json=body)
+    assert created.status_code == 202
+    job = created.json()
+    assert set(job) == {"id", "state"} and job["state"] == "queued"
+    early = http.get(f"/v1/jobs/{job['id']}/result")
+    assert early.status_code == 409 and "queued" in early.json()["detail"]
+    queued = http.get(f"/v1/jobs/{job['id']}").json()
+    assert queued["state"] == "queued" and queued["progress"] == 0.0 and queued["queue_position"] in (0, 1)
+    assert http.delete(f"/v1/jobs/{long.json()['id']}").json()["state"] == "cancelled"
+
+    status = wait_final(http, job["id"])
+    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None}
+    result = http.get(f"/v1/jobs/{job['id']}/result").json()
+    assert result["seeds"] == [77, 78]
+    expected = reference(image, mask, t0=0.6, sde="vp", steps=6, samples=2, seed=77)
+    kept = np.asarray(mask) == 0
+    for got_b64, want in zip(result["images"], expected.images, strict=True):
+        got = decode(got_b64)
+        assert got.size == image.size and got.mode == "RGBA"
+        assert np.array_equal(np.asarray(got), np.asarray(want))
+        assert np.array_equal(np.asarray(got)[kept], np.asarray(image)[kept])
+        assert not np.array_equal(np.asarray(got), np.asarray(image))
+
+    assert http.get("/v1/jobs/0123456789abcdef/result").status_code == 404
+    assert http.get("/v1/jobs/0123456789abcdef").status_code == 404
+    assert http.delete("/v1/jobs/0123456789abcdef").status_code == 404
+
+
+def test_ve_sampler_and_jpeg_webp_input(http, reference):
+    for fmt in ("JPEG", "WEBP"):
+        data = image_bytes(random_image(33, 21, seed=5), fmt)
+        status, result = run_job(http, {"image": b64(data), "sde": "ve", "t0": 0.45, "steps": 4, "seed": 9})
+        assert status["state"] == "done", status
+        got = decode(result["images"][0])
+        from sdedit.imaging import decode_image
+
+        want = reference(decode_image(data), sde="ve", t0=0.45, steps=4, seed=9).images[0]
+        assert got.size == (33, 21) and np.array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_cancel_mid_run_stops_within_a_step(http):
+    """A 1000-step job is cancelled while running: DELETE answers 'cancelled' and progress stops there."""
+    job_id = http.post("/v1/jobs", json={"image": b64(image_bytes(random_image(32, 32, 2))), "t0": 1.0,
+                                         "steps": 1000, "seed": 5}).json()["id"]
+    deadline = time.monotonic() + 60
+    while http.get(f"/v1/jobs/{job_id}").json()["progress"] < 0.01:
+        assert time.monotonic() < deadline, "the long job never started"
+        time.sleep(0.02)
+    before = http.get(f"/v1/jobs/{job_id}").json()
+    assert before["state"] == "running"
+    started = time.monotonic()
+    cancelled = http.delete(f"/v1/jobs/{job_id}")
+    took = time.monotonic() - started
+    assert cancelled.status_code == 200
+    body = cancelled.json()
+    assert body["state"] == "cancelled" and body["progress"] < 1.0, body
+    assert took < 2.0, f"cancel took {took:.2f} s"
+    time.sleep(0.3)
+    after = http.get(f"/v1/jobs/{job_id}").json()
+    assert after["state"] == "cancelled" and after["progress"] == body["progress"]
+    assert http.get(f"/v1/jobs/{job_id}/result").status_code == 409
+    # cancelling again is harmless, and the worker goes on with the next job
+    assert http.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
+    status, _ = run_job(http, {"image": b64(image_bytes(random_image(16, 16, 3))), "steps": 2, "seed": 1})
+    assert status["state"] == "done"
+
+
+def test_twenty_concurrent_clients_get_their_own_results(server, reference):
+    """20 threads, each its own connection, image size and seed: nothing lost, nothing swapped."""
+    n = 20
+
+    def client_job(i: int):
+        image = random_image(24 + i, 40 - i, seed=100 + i)
+        with server.client() as client:
+            status, result = run_job(client, {"image": b64(image_bytes(image)), "t0": 0.5, "steps": 3,
+                                              "samples": 1 + i % 2, "seed": 1000 + i}, timeout=300)
+        return i, image, status, result
+
+    barrier = threading.Barrier(n)
+
+    def synchronized(i: int):
+        barrier.wait(30)
+        return client_job(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        outcomes = list(pool.map(synchronized, range(n)))
+
+    ids = {status["id"] for _, _, status, _ in outcomes}
+    assert len(ids) == n
+    for i, image, status, result in outcomes:
+        assert status["state"] == "done", status
+        assert result["seeds"] == [1000 + i + k for k in range(1 + i % 2)]
+        want = reference(image, t0=0.5, steps=3, samples=1 + i % 2, seed=1000 + i).images
+        for got_b64, expected in zip(result["images"], want, strict=True):
+            got = decode(got_b64)
+            assert got.size == image.size
+            assert np.array_equal(np.asarray(got), np.asarray(expected)), f"client {i} got someone else's result"
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+GOOD = b64(image_bytes(random_image(20, 20, seed=0)))
+
+
+def _bad_requests():
+    gif = image_bytes(random_image(20, 20, 0), "GIF")
+    bmp = image_bytes(random_image(20, 20, 0), "BMP")
+    png = image_bytes(random_image(20, 20, 0))
+    mask = image_bytes(Image.new("L", (21, 20), 255))
+    return [
+        ("not base64", {"image": "not base64 at all!"}, 422, "base64"),
+        ("gif", {"image": b64(gif)}, 422, "PNG, JPEG or WebP"),
+        ("bmp", {"image": b64(bmp)}, 422, "PNG, JPEG or WebP"),
+        ("truncated png", {"image": b64(png[:60])}, 422, "image"),
+        ("empty image", {"image": ""}, 422, "image"),
+        ("mask size", {"image": GOOD, "mask": b64(mask)}, 422, "mask is 21x20"),
+        ("mask format", {"image": GOOD, "mask": b64(gif)}, 422, "mask"),
+        ("t0 zero", {"image": GOOD, "t0": 0}, 422, "t0"),
+        ("t0 above one", {"image": GOOD, "t0": 1.5}, 422, "t0"),
+        ("t0 text", {"image": GOOD, "t0": "half"}, 422, "t0"),
+        ("steps too many", {"image": GOOD, "steps": 1001}, 422, "steps"),
+        ("steps negative", {"image": GOOD, "steps": -1}, 422, "steps"),
+        ("samples zero", {"image": GOOD, "samples": 0}, 422, "samples"),
+        ("samples too many", {"image": GOOD, "samples": 17}, 422, "samples"),
+        ("seed negative", {"image": GOOD, "seed": -1}, 422, "seed"),
+        ("unknown sde", {"image": GOOD, "sde": "xyz"}, 422, "sde"),
+        ("unknown model", {"image": GOOD, "model": "no-such-model"}, 422, "no-such-model"),
+        ("model path", {"image": GOOD, "model": "/etc"}, 422, "Unknown model"),
+        ("no image", {"t0": 0.5}, 422, "image"),
+        ("pixel bomb", {"image": b64(png_header_only(30000, 30000))}, 413, "pixels"),
+        ("mask bomb", {"image": GOOD, "mask": b64(png_header_only(3000, 3000))}, 413, "pixels"),
+        ("body too large", {"image": "A" * (3 * 2**20)}, 413, "MiB"),
+    ]
+
+
+@pytest.mark.parametrize("name,body,status,words", _bad_requests(), ids=[r[0] for r in _bad_requests()])
+def test_bad_input_is_4xx_with_a_message(http, name, body, status, words):
+    answer = http.post("/v1/jobs", json=body)
+    assert answer.status_code == status, answer.text
+    detail = answer.json()["detail"]
+    assert isinstance(detail, str) and words in detail, detail
+    assert "Traceback" not in detail
+
+
+@pytest.mark.parametrize("raw,words", [(b"{not json", "JSON"), (b'{"image": "x", "t0": NaN}', "t0"),
+                                       (b"[1, 2]", "JSON object"), (b"", "JSON object")])
+def test_malformed_bodies_are_4xx(http, raw, words):
+    answer = http.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert words in answer.json()["detail"]
+
+
+def test_failing_job_is_failed_and_server_keeps_serving(http, server):
+    status, _ = run_job(http, {"image": GOOD, "model": "broken", "steps": 2})
+    assert status["state"] == "failed" and "broken" in status["error"], status
+    assert http.get(f"/v1/jobs/{status['id']}/result").status_code == 409
+    status, result = run_job(http, {"image": GOOD, "steps": 2, "seed": 3})
+    assert status["state"] == "done" and len(result["images"]) == 1
+
+
+def test_one_structured_log_line_per_job(http, server):
+    status, _ = run_job(http, {"image": GOOD, "t0": 0.25, "sde": "ve", "steps": 3, "samples": 2, "seed": 8})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [line for line in server.log().splitlines() if f"id={status['id']}" in line]
+        if lines:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1, server.log()[-2000:]
+    fields = dict(part.split("=", 1) for part in lines[0].split() if "=" in part)
+    assert fields["width"] == "20" and fields["height"] == "20" and fields["t0"] == "0.25"
+    assert fields["sde"] == "ve" and fields["steps"] == "3" and fields["samples"] == "2"
+    assert fields["state"] == "done" and float(fields["seconds"]) > 0
+
+
+# -- token rule, queue bound, start-up refusals -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def token_server(models_dir, tmp_path_factory):
+    """A server with a token (as it must have off loopback) and room for one queued job."""
+    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_MAX_QUEUE="1")
+    proc = ServerProcess(env, tmp_path_factory.mktemp("logs") / "token.log", token="s3cret-token").wait_ready()
+    yield proc
+    proc.stop()
+
+
+def test_token_required_on_every_endpoint_but_health(token_server):
+    job_body = {"image": GOOD, "steps": 2}
+    calls = [("GET", "/v1/models", None), ("POST", "/v1/jobs", job_body), ("GET", "/v1/jobs/abc", None),
+             ("GET", "/v1/jobs/abc/result", None), ("DELETE", "/v1/jobs/abc", None)]
+    for token in (None, "wrong-token", "s3cret-tokenX", "s3cret-toke"):
+        with token_server.client(token=token) as client:
+            assert client.get("/v1/health").status_code == 200
+            for method, path, body in calls:
+                answer = client.request(method, path, json=body)
+                assert answer.status_code == 401, (token, method, path, answer.text)
+                assert "token" in answer.json()["detail"] and answer.headers["www-authenticate"] == "Bearer"
+    with token_server.client() as client:
+        assert client.get("/v1/models").status_code == 200
+        status, result = run_job(client, job_body)
+        assert status["state"] == "done"
+        assert client.get("/v1/jobs/abc").status_code == 404
+
+
+def test_full_queue_answers_503_with_retry_after(token_server):
+    long = {"image": GOOD, "t0": 1.0, "steps": 1000}
+    with token_server.client() as client:
+        running = client.post("/v1/jobs", json=long).json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/jobs/{running}").json()["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        queued = client.post("/v1/jobs", json=long)
+        assert queued.status_code == 202
+        full = client.post("/v1/jobs", json=long)
+        assert full.status_code == 503
+        assert int(full.headers["retry-after"]) >= 1 and "queue is full" in full.json()["detail"]
+        for job_id in (queued.json()["id"], running):
+            assert client.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
+        assert client.post("/v1/jobs", json={"image": GOOD, "steps": 1}).status_code == 202
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "example.invalid"])
+def test_refuses_non_loopback_without_token(host, monkeypatch):
+    from sdedit.api import run_server
+    from sdedit.errors import InputError
+
+    monkeypatch.delenv("SDEDIT_TOKEN", raising=False)
+    with pytest.raises(InputError, match="needs an access token"):
+        run_server(host=host, port=8765, device="cpu")
+    monkeypatch.setenv("SDEDIT_TOKEN", "   ")  # blank is no token
+    with pytest.raises(InputError, match="needs an access token"):
+        run_server(host=host, port=8765, device="cpu")
+
+
+def test_loopback_rule():
+    from sdedit.api.auth import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.2", "10.0.0.1", "example.org", ""))
+
+
+def test_refuses_a_port_in_use(server):
+    from sdedit.api import run_server
+    from sdedit.errors import InputError
+
+    with pytest.raises(InputError, match="already in use"):
+        run_server(host="127.0.0.1", port=server.port, device="cpu")
