@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""One-command setup of SDEdit for Krita and GIMP (Python standard library only).
+
+    python3 install.py                 # server in ./.venv + the Krita and GIMP plugins for this user
+    python3 install.py --dev           # also the test tools (pytest, httpx, schemathesis, ...)
+    python3 install.py --no-plugins    # only the server
+    python3 install.py --uninstall     # remove the plugins (the .venv folder can simply be deleted)
+
+A torch that the running Python can already import (a CUDA build, say) is kept: the virtual environment
+then sees the system's packages. Otherwise torch is installed (--torch picks the requirement).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_TORCH = os.environ.get("SDEDIT_TORCH_SPEC", "torch==2.13.0")
+
+
+def venv_python(env_dir: Path) -> Path:
+    return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(cmd: list[str]) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def has_torch(python: Path | str) -> bool:
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True)
+    return probe.returncode == 0
+
+
+def setup_server(env_dir: Path, dev: bool, torch_spec: str) -> Path:
+    """Create the virtual environment and install the `sdedit` package with its dependencies."""
+    system_torch = importlib.util.find_spec("torch") is not None
+    python = venv_python(env_dir)
+    if not python.exists():
+        print(f"Creating the virtual environment {env_dir}" + (" (keeping this Python's torch)" if system_torch else ""))
+        venv.EnvBuilder(with_pip=True, system_site_packages=system_torch).create(env_dir)
+    if not has_torch(python):
+        run([str(python), "-m", "pip", "install", "--disable-pip-version-check", torch_spec])
+    extra = "[dev]" if dev else ""
+    run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-e", f"{ROOT}{extra}"])
+    return python
+
+
+def load_installer(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def setup_plugins(uninstall: bool, krita_dir: str | None, gimp_dir: str | None) -> list[str]:
+    """Copy (or remove) both editor plugins where Krita and GIMP look for them; one line per editor."""
+    lines = []
+    for name, installer, dest in (("Krita", ROOT / "krita_plugin" / "install_krita.py", krita_dir),
+                                  ("GIMP", ROOT / "gimp_plugin" / "install_gimp.py", gimp_dir)):
+        try:
+            lines.append(load_installer(installer).install(dest, uninstall=uninstall))
+        except (OSError, ValueError) as exc:
+            lines.append(f"{name}: {exc}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", default=str(ROOT / ".venv"), help="virtual environment folder (default ./.venv)")
+    parser.add_argument("--dev", action="store_true", help="also install the test tools")
+    parser.add_argument("--no-plugins", action="store_true", help="do not install the Krita and GIMP plugins")
+    parser.add_argument("--plugins-only", action="store_true", help="only (re)install the plugins")
+    parser.add_argument("--uninstall", action="store_true", help="remove the Krita and GIMP plugins")
+    parser.add_argument("--krita-dir", help="Krita pykrita folder (default: Krita's per-user folder)")
+    parser.add_argument("--gimp-dir", help="GIMP 3 plug-ins folder (default: GIMP's per-user folder)")
+    parser.add_argument("--torch", default=DEFAULT_TORCH, help=f"torch requirement when none is importable (default {DEFAULT_TORCH})")
+    args = parser.parse_args(argv)
+    if sys.version_info < (3, 9):
+        print("install.py: Python 3.9 or newer is needed.", file=sys.stderr)
+        return 2
+    try:
+        if not (args.uninstall or args.plugins_only):
+            python = setup_server(Path(args.venv), args.dev, args.torch)
+            print(f"Server ready: {python.parent / 'sdedit'} serve   (or: {python} -m sdedit serve)")
+        if not args.no_plugins or args.uninstall or args.plugins_only:
+            for line in setup_plugins(args.uninstall, args.krita_dir, args.gimp_dir):
+                print(line)
+    except subprocess.CalledProcessError as exc:
+        print(f"install.py: a setup step failed ({' '.join(exc.cmd)}); see the output above.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
