@@ -1,0 +1,129 @@
+"""Fast tests of the embedded model's training pieces: scenes, strokes, network wrapper, metrics, loop."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdedit.models.unshuffle_unet import UnshuffleEpsNet
+from sdedit.train import guides
+from sdedit.train.__main__ import main as train_main
+from sdedit.train.dataset import CropSampler, generate
+from sdedit.train.metrics import faithfulness_l2, kid, texture_features
+from sdedit.train.noise import fbm_1d, fbm_2d
+from sdedit.train.scenes import render_scene
+from sdedit.train.strokes import stroke_painting
+
+TINY = dict(block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
+            down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_fractal_noise_is_bounded_and_not_flat():
+    rng = np.random.default_rng(0)
+    n2 = fbm_2d(64, 96, 4, rng)
+    n1 = fbm_1d(100, 3, rng, ridged=True)
+    assert n2.shape == (64, 96) and n1.shape == (100,)
+    assert np.abs(n2).max() <= 1.0 + 1e-5 and np.abs(n1).max() <= 1.0 + 1e-5
+    assert n2.std() > 0.05 and n1.std() > 0.05
+
+
+def test_scenes_are_deterministic_varied_and_textured():
+    a, b, c = render_scene(7, 96), render_scene(7, 96), render_scene(8, 96)
+    assert a.shape == (96, 96, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 5  # another seed is another scene
+    # texture: neighbouring pixels differ somewhere in the lower half (not flat colour fills)
+    lower = a[48:].astype(int)
+    assert np.abs(np.diff(lower, axis=1)).mean() > 0.5
+    # sky above, usually brighter/bluer than the ground: at least it is not uniform top to bottom
+    assert abs(a[:20].mean() - a[-20:].mean()) > 3
+
+
+def test_stroke_painting_is_flat_few_colours_and_close_to_source():
+    src = render_scene(1_000_003, 128)
+    g = stroke_painting(src, colors=6, seed=0)
+    assert g.shape == src.shape and g.dtype == np.uint8
+    assert len(np.unique(g.reshape(-1, 3), axis=0)) <= 6
+    assert faithfulness_l2(g[None], src[None])[0] < 60  # a simplification of the image, not another image
+    # flat: most neighbouring pixels are identical
+    assert (np.abs(np.diff(g.astype(int), axis=1)).sum(-1) == 0).mean() > 0.9
+
+
+def test_unshuffle_net_shapes_and_size_multiple():
+    net = UnshuffleEpsNet.new(**TINY).eval()
+    assert net.size_multiple == 8  # 4x unshuffle, one downsampling
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 32, 48), torch.tensor([10.0, 500.5]))
+        out1 = net(torch.randn(1, 3, 40, 24), 3.25)
+    assert out.shape == (2, 3, 32, 48) and out1.shape == (1, 3, 40, 24)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        net(torch.randn(1, 3, 30, 32), 1.0)
+
+
+def test_unshuffle_net_folder_roundtrip(tmp_path):
+    net = UnshuffleEpsNet.new(**TINY).eval()
+    net.save_folder(tmp_path / "m", extra={"description": "test"})
+    meta = json.loads((tmp_path / "m" / "sdedit.json").read_text())
+    assert meta["unshuffle"] == 4 and meta["prediction"] == "epsilon" and meta["size_multiple"] == 8
+    assert set(meta["default_steps"]) == {"vp", "ve"} and meta["description"] == "test"
+    assert (tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    sched = json.loads((tmp_path / "m" / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["beta_schedule"] == "linear" and sched["num_train_timesteps"] == 1000
+    back = UnshuffleEpsNet.from_folder(tmp_path / "m")
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net(x, 100.0), back(x, 100.0), atol=2e-2)  # saved as float16
+
+
+def test_metrics_behave():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    assert np.allclose(faithfulness_l2(a, a), 0)
+    b = np.clip(a.astype(int) + 10, 0, 255).astype(np.uint8)
+    assert faithfulness_l2(a, b).max() <= 10 + 1e-9
+    scenes = np.stack([render_scene(s, 64) for s in range(24)])
+    flat = np.stack([stroke_painting(s, seed=i) for i, s in enumerate(scenes[12:])])
+    f_real, f_same, f_flat = texture_features(scenes[:12]), texture_features(scenes[12:]), texture_features(flat)
+    same = kid(f_same, f_real, subsets=10, subset_size=12)[0]
+    diff = kid(f_flat, f_real, subsets=10, subset_size=12)[0]
+    assert diff > same  # stroke paintings look less like the real scenes than other real scenes do
+
+
+def test_crop_sampler_range_and_shape():
+    scenes = np.stack([render_scene(s, 64) for s in range(3)])
+    x = CropSampler(scenes, 32, np.random.default_rng(0)).batch(5)
+    assert x.shape == (5, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+
+
+@pytest.mark.slow
+def test_training_smoke_resume_and_export(tmp_path):
+    (tmp_path / "data").mkdir()
+    generate(tmp_path / "data" / "scenes_0.npy", 0, 3, size=64)
+    args = ["--out", str(tmp_path), "--steps", "2", "--batch", "2", "--crop", "32", "--tiny", "--threads", "1",
+            "--device", "cpu"]
+    train_main(args + ["--export", str(tmp_path / "exported")])
+    rows = list(csv.reader(open(tmp_path / "loss.csv")))
+    assert rows[0][:2] == ["step", "loss"]
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 2 and {"model", "ema", "opt"} <= set(ck)
+    assert (tmp_path / "exported" / "sdedit.json").is_file()
+    train_main(args + ["--resume"])
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["step"] == 4
+    train_main(["--out", str(tmp_path), "--export-only", "--export", str(tmp_path / "again")])
+    net = UnshuffleEpsNet.from_folder(tmp_path / "again")
+    assert net(torch.zeros(1, 3, 32, 32), 5.0).shape == (1, 3, 32, 32)
+
+
+def test_bundled_examples_exist_and_match_the_generator():
+    for name, fn in guides.EXAMPLES.items():
+        path = REPO / "examples" / name
+        assert path.is_file(), f"missing {path}; run python -m sdedit.train.guides examples"
+        from PIL import Image
+        im = np.asarray(Image.open(path).convert("RGB"))
+        assert im.shape[:2] == fn().size[::-1]
+        assert len(np.unique(im.reshape(-1, 3), axis=0)) <= 16  # flat strokes, few colours
