@@ -253,11 +253,12 @@ def test_bad_input_is_4xx_with_a_message(http, name, body, status, words):
     assert "Traceback" not in detail
 
 
-@pytest.mark.parametrize("raw,words", [(b"{not json", "JSON"), (b'{"image": "x", "t0": NaN}', "t0"),
-                                       (b"[1, 2]", "JSON object"), (b"", "JSON object")])
-def test_malformed_bodies_are_4xx(http, raw, words):
+@pytest.mark.parametrize("raw,status,words", [
+    (b"{not json", 422, "JSON"), (b'{"image": "x", "t0": NaN}', 422, "t0"), (b"[1, 2]", 422, "JSON object"),
+    (b"", 422, "JSON object"), (b"\xff\x0f", 400, "UTF-8 JSON")])
+def test_malformed_bodies_are_4xx(http, raw, status, words):
     answer = http.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == status, answer.text
     assert words in answer.json()["detail"]
 
 

@@ -25,7 +25,8 @@ log = logging.getLogger("sdedit.api")
 
 CANCEL_WAIT_S = 5.0  # DELETE waits this long for a running job to reach its next sampler step
 
-_ERRORS = {code: {"model": ErrorMessage} for code in (401, 404, 409, 413, 422, 503)}
+_ERRORS = {code: {"model": ErrorMessage} for code in (400, 401, 404, 409, 413, 422, 503)}
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"  # FastAPI's 400 for undecodable bodies
 
 
 class ApiError(Exception):
@@ -80,7 +81,7 @@ def create_app(
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
-                  responses={c: _ERRORS[c] for c in (413, 422, 503)})
+                  responses={c: _ERRORS[c] for c in (400, 413, 422, 503)})
     def submit(request: JobRequest) -> JobCreated:
         _refuse_if_full(queue, limits)
         params, describe = _validated(request, backend, limits)
@@ -196,6 +197,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail if isinstance(err.detail, str) else str(err.detail)
+        if detail == _FASTAPI_BODY_ERROR:
+            detail = "Invalid request: the body could not be read as UTF-8 JSON."
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
