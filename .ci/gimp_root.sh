@@ -20,17 +20,27 @@ in_root() {
 }
 
 valid() {
-    [ -f "$STAMP" ] && in_root "$ROOT" gimp-console-3.0 --version >/dev/null 2>&1
+    # Built by this script with today's package list, and GIMP 3 plus its Python bindings start.
+    [ -f "$STAMP" ] && grep -qx "packages: $PACKAGES" "$STAMP" \
+        && in_root "$ROOT" gimp-console-3.0 --version >/dev/null 2>&1 \
+        && in_root "$ROOT" python3 -c "import gi; gi.require_version('Gimp', '3.0')" >/dev/null 2>&1
 }
+
+[ "$(id -u)" = 0 ] || fail "GIMP 3 runs in a Debian trixie chroot here, and building or entering it needs root (debootstrap, chroot)."
+command -v unshare >/dev/null || fail "unshare (util-linux) is missing."
+
+# One build at a time (parallel CI jobs on one machine share the cache).
+mkdir -p "$(dirname "$ROOT")"
+if command -v flock >/dev/null; then
+    exec 9>"$ROOT.lock"
+    flock 9
+fi
 
 if valid; then
     echo "gimp root: reusing $ROOT ($(in_root "$ROOT" gimp-console-3.0 --version 2>/dev/null | head -n1))" >&2
     echo "$ROOT"
     exit 0
 fi
-
-[ "$(id -u)" = 0 ] || fail "building the Debian trixie root needs root (debootstrap, chroot); run as root or set SDEDIT_GIMP_ROOT to a prepared root."
-command -v unshare >/dev/null || fail "unshare (util-linux) is missing."
 
 if ! command -v debootstrap >/dev/null; then
     echo "gimp root: installing debootstrap" >&2
@@ -50,18 +60,18 @@ fi
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 
 TMP="$ROOT.building"
+LOG="$ROOT.log"
 rm -rf "$TMP"
-mkdir -p "$(dirname "$ROOT")"
 start=$(date +%s)
 echo "gimp root: debootstrap trixie from $MIRROR into $TMP" >&2
-debootstrap --variant=minbase trixie "$TMP" "$MIRROR" >"$TMP.log" 2>&1 \
-    || { tail -n 5 "$TMP.log" >&2; fail "debootstrap failed (log: $TMP.log)."; }
+debootstrap --variant=minbase trixie "$TMP" "$MIRROR" >"$LOG" 2>&1 </dev/null \
+    || { tail -n 5 "$LOG" >&2; fail "debootstrap failed (log: $LOG)."; }
 cp /etc/resolv.conf "$TMP/etc/resolv.conf" 2>/dev/null || true
 echo "gimp root: apt-get install $PACKAGES" >&2
-in_root "$TMP" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES && apt-get clean" >>"$TMP.log" 2>&1 \
-    || { tail -n 5 "$TMP.log" >&2; fail "apt-get install of GIMP 3 in the root failed (log: $TMP.log)."; }
-in_root "$TMP" gimp-console-3.0 --version >>"$TMP.log" 2>&1 || fail "gimp-console-3.0 does not start in the new root (log: $TMP.log)."
-date -u +%FT%TZ >"$TMP/.sdedit-root-ok"
+in_root "$TMP" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES && apt-get clean" >>"$LOG" 2>&1 \
+    || { tail -n 5 "$LOG" >&2; fail "apt-get install of GIMP 3 in the root failed (log: $LOG)."; }
+in_root "$TMP" gimp-console-3.0 --version >>"$LOG" 2>&1 || fail "gimp-console-3.0 does not start in the new root (log: $LOG)."
+printf 'built: %s\npackages: %s\n' "$(date -u +%FT%TZ)" "$PACKAGES" >"$TMP/.sdedit-root-ok"
 rm -rf "$ROOT"
 mv "$TMP" "$ROOT"
 echo "gimp root: built $ROOT in $(( $(date +%s) - start )) s" >&2

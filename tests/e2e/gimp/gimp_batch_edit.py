@@ -139,6 +139,12 @@ def main():
     fill(layer16, strokes)
     cases.append(run_case("u16-whole-layer", image16, layer16, t0=0.5, sde="ve", samples=1, steps=6, seed=7,
                           server_url=url))
+    # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
+    # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.
+    with open(PARAMS["cancel_marker"], "w") as marker:
+        marker.write("started")
+    cases.append(run_case("killed", image, layer, t0=1.0, sde="vp", samples=2, steps=1000, seed=5,
+                          server_url=url))
     return cases
 
 

@@ -7,9 +7,10 @@ The chroot shares this machine's network, so GIMP's plug-in reaches a server on 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / ".ci" / "gimp_root.sh"
@@ -53,10 +54,39 @@ def in_root_command(root: Path, argv: Sequence[str], env: Optional[dict] = None)
             *env_args, *argv]
 
 
-def gimp_batch(root: Path, home: str, code: str, timeout: float, log: Path) -> int:
-    """Run ``code`` with GIMP 3's headless python-fu-eval batch interpreter; output goes to ``log``."""
+def start_gimp_batch(root: Path, home: str, code: str, log: Path) -> subprocess.Popen:
+    """Start ``code`` in GIMP 3's headless python-fu-eval batch interpreter; output goes to ``log``."""
     argv = ["gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval", "-b", code]
     with open(log, "wb") as out:
-        done = subprocess.run(in_root_command(root, argv, {"HOME": home}), stdout=out, stderr=subprocess.STDOUT,
-                              timeout=timeout)
-    return done.returncode
+        return subprocess.Popen(in_root_command(root, argv, {"HOME": home}), stdout=out, stderr=subprocess.STDOUT)
+
+
+def find_watchdog() -> Optional[Tuple[int, str, str]]:
+    """(plug-in pid, server URL, job id) of a running SDEdit watchdog process, if any (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in argv if a]
+        if len(argv) >= 5 and argv[-4].endswith("sdedit_gimp/watchdog.py"):
+            parent_pid = int(stat.rsplit(")", 1)[1].split()[1])
+            return parent_pid, argv[-2], argv[-1]
+    return None
+
+
+def kill_like_gimp_cancel(plugin_pid: int) -> None:
+    """What GIMP does to a plug-in when the user cancels its progress: SIGKILL, to its process group when
+    the plug-in has one of its own (app/plug-in/gimpplugin.c, gimp_plug_in_close)."""
+    try:
+        stat = Path("/proc/%d/stat" % plugin_pid).read_text()
+        gimp_pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if os.getpgid(gimp_pid) != os.getpgid(plugin_pid):
+            os.killpg(os.getpgid(plugin_pid), signal.SIGKILL)
+        else:
+            os.kill(plugin_pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass

@@ -89,20 +89,51 @@ def gimp_report(gimp_root, server):
         shutil.copy(Path(__file__).with_name("gimp_batch_edit.py"), work / "batch.py")
         (work / "params.json").write_text(json.dumps({
             "server_url": server, "dead_url": "http://127.0.0.1:%d" % free_port(),
-            "report": inside + "/report.json"}))
+            "report": inside + "/report.json", "cancel_marker": inside + "/cancel-started"}))
         code = "SDEDIT_E2E_PARAMS=%r; exec(open(%r).read())" % (inside + "/params.json", inside + "/batch.py")
         log = work / "gimp.log"
         started = time.monotonic()
-        rc = gimproot.gimp_batch(gimp_root, inside + "/home", code, GIMP_TIMEOUT_S, log)
+        gimp = gimproot.start_gimp_batch(gimp_root, inside + "/home", code, log)
+        killed = kill_plugin_during_last_case(gimp, work / "cancel-started")
+        try:
+            rc = gimp.wait(timeout=max(1.0, GIMP_TIMEOUT_S - (time.monotonic() - started)))
+        except subprocess.TimeoutExpired:
+            gimp.kill()
+            pytest.fail("GIMP did not finish within %d s; its output ends:\n%s"
+                        % (GIMP_TIMEOUT_S, log.read_text()[-3000:]))
         print("GIMP batch run: %.1f s, exit %d" % (time.monotonic() - started, rc))
         report_file = work / "report.json"
         if not report_file.exists():
             pytest.fail("GIMP wrote no report (exit %d); its output ends:\n%s" % (rc, log.read_text()[-3000:]))
         report = json.loads(report_file.read_text())
         assert report["ok"], report.get("traceback")
-        yield {case["case"]: case for case in report["cases"]}
+        cases = {case["case"]: case for case in report["cases"]}
+        cases["killed"]["watchdog"] = killed
+        yield cases
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def kill_plugin_during_last_case(gimp: subprocess.Popen, marker: Path) -> dict:
+    """Once the batch script reaches its last case, wait for the plug-in's watchdog (the job is on the
+    server), then kill the plug-in as GIMP's Cancel would. Returns what was found: job id, server URL."""
+    found: dict = {}
+    deadline = time.monotonic() + GIMP_TIMEOUT_S
+    while gimp.poll() is None and time.monotonic() < deadline:
+        if marker.exists():
+            seen = gimproot.find_watchdog()
+            if seen:
+                plugin_pid, url, job = seen
+                gimproot.kill_like_gimp_cancel(plugin_pid)
+                found = {"job": job, "url": url}
+                break
+        time.sleep(0.05)
+    return found
+
+
+def job_state(url: str, job: str) -> str:
+    with urllib.request.urlopen("%s/v1/jobs/%s" % (url, job), timeout=5) as answer:
+        return json.loads(answer.read())["state"]
 
 
 def test_selection_edit_adds_k_layers_above_source(gimp_report):
@@ -149,3 +180,17 @@ def test_high_precision_image_whole_layer(gimp_report):
     stats = case["checks"][0]
     assert stats["inside"] == 40 * 30  # no selection: the whole layer is the edit area
     assert stats["inside_changed"] >= 0.5 * stats["inside"]
+
+
+def test_killed_plugin_cancels_the_server_job_and_adds_nothing(gimp_report, server):
+    case = gimp_report["killed"]
+    assert case["watchdog"].get("job"), "the plug-in never started its watchdog during the job"
+    assert case["watchdog"]["url"] == server
+    assert case["status"] != "success"
+    assert case["new_layers"] == []
+    deadline = time.monotonic() + 30
+    state = job_state(server, case["watchdog"]["job"])
+    while state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = job_state(server, case["watchdog"]["job"])
+    assert state == "cancelled"

@@ -1,0 +1,64 @@
+"""The GIMP plug-in's argument table and its mapping to a server request (no GIMP needed)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "gimp_plugin" / "sdedit"
+if str(PLUGIN_DIR) not in sys.path:
+    sys.path.append(str(PLUGIN_DIR))  # appended: the plug-in's sdedit.py must not shadow the server package
+
+from sdedit_client import DEFAULT_URL, InvalidParameter  # noqa: E402
+from sdedit_gimp.options import ARGUMENTS, default_of, progress_text, request_from_config  # noqa: E402
+
+
+def config(**overrides):
+    values = {arg.name: arg.default for arg in ARGUMENTS}
+    values.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    return values.__getitem__
+
+
+def test_defaults_make_the_papers_default_request():
+    request = request_from_config(config())
+    assert request.server_url == DEFAULT_URL
+    assert request.params == {"t0": 0.5, "sde": "vp", "steps": None, "samples": 1, "seed": None, "model": None}
+
+
+def test_zero_steps_random_seed_and_empty_model_mean_defaults():
+    request = request_from_config(config(steps=0, seed=-1, model="  "))
+    assert request.params["steps"] is None and request.params["seed"] is None and request.params["model"] is None
+
+
+def test_explicit_values_pass_through():
+    request = request_from_config(config(t0=0.35, sde="ve", steps=20, samples=3, seed=42, model="church",
+                                         server_url="http://127.0.0.1:9000"))
+    assert request.params == {"t0": 0.35, "sde": "ve", "steps": 20, "samples": 3, "seed": 42, "model": "church"}
+    assert request.server_url == "http://127.0.0.1:9000"
+
+
+def test_empty_url_falls_back_to_default():
+    assert request_from_config(config(server_url="")).server_url == DEFAULT_URL
+
+
+@pytest.mark.parametrize("bad", [{"t0": 0.0}, {"t0": 1.5}, {"sde": "ode?"}, {"samples": 0}, {"steps": 5000}])
+def test_out_of_range_values_raise_one_sentence(bad):
+    with pytest.raises(InvalidParameter) as info:
+        request_from_config(config(**bad))
+    assert str(info.value).endswith(".") and "\n" not in str(info.value)
+
+
+def test_every_default_is_inside_its_range_and_names_are_unique():
+    names = [arg.name for arg in ARGUMENTS]
+    assert len(names) == len(set(names))
+    assert set(names) == {"t0", "sde", "samples", "steps", "seed", "model", "server-url"}
+    for arg in ARGUMENTS:
+        if arg.minimum is not None:
+            assert arg.minimum <= arg.default <= arg.maximum, arg.name
+    assert default_of("sde") == "vp" and default_of("nope") is None
+
+
+def test_progress_text():
+    assert progress_text(0.426, 1) == "SDEdit: 43% of 1 sample"
+    assert progress_text(2.0, 3) == "SDEdit: 100% of 3 samples"
