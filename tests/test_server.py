@@ -43,11 +43,33 @@ def models_dir(tmp_path_factory, tiny_vp_dir):
 
 
 @pytest.fixture(scope="module")
-def server(models_dir, tmp_path_factory):
-    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_MAX_BODY_MB="2", SDEDIT_MAX_PIXELS="4000000")
-    proc = ServerProcess(env, tmp_path_factory.mktemp("logs") / "server.log").wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.log()[-2000:]
+def servers(models_dir, tmp_path_factory):
+    """Two real servers, started together to save time:
+    'open'  - run_server() on loopback without a token (the default), small body and pixel limits;
+    'token' - `python -m sdedit serve --token ...` (as it must be run off loopback), room for one queued job."""
+    logs = tmp_path_factory.mktemp("logs")
+    default = models_dir / "tiny-vp"
+    started = {
+        "open": ServerProcess(server_env(models_dir, default, SDEDIT_MAX_BODY_MB="2", SDEDIT_MAX_PIXELS="4000000"),
+                              logs / "open.log"),
+        "token": ServerProcess(server_env(models_dir, default, SDEDIT_MAX_QUEUE="1"), logs / "token.log",
+                               token="s3cret-token", via_cli=True),
+    }
+    try:
+        yield {name: proc.wait_ready() for name, proc in started.items()}
+    finally:
+        codes = {name: proc.stop() for name, proc in started.items()}
+    assert codes == {"open": 0, "token": 0}, started["open"].log()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers["open"]
+
+
+@pytest.fixture(scope="module")
+def token_server(servers):
+    return servers["token"]
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +199,7 @@ def test_cancel_mid_run_stops_within_a_step(http):
     assert status["state"] == "done"
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_clients_get_their_own_results(server, reference):
     """20 threads, each its own connection, image size and seed: nothing lost, nothing swapped."""
     n = 20
@@ -286,15 +309,6 @@ def test_one_structured_log_line_per_job(http, server):
 
 
 # -- token rule, queue bound, start-up refusals -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def token_server(models_dir, tmp_path_factory):
-    """A server with a token (as it must have off loopback) and room for one queued job."""
-    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_MAX_QUEUE="1")
-    proc = ServerProcess(env, tmp_path_factory.mktemp("logs") / "token.log", token="s3cret-token").wait_ready()
-    yield proc
-    proc.stop()
-
-
 def test_token_required_on_every_endpoint_but_health(token_server):
     job_body = {"image": GOOD, "steps": 2}
     calls = [("GET", "/v1/models", None), ("POST", "/v1/jobs", job_body), ("GET", "/v1/jobs/abc", None),
@@ -342,6 +356,19 @@ def test_refuses_non_loopback_without_token(host, monkeypatch):
     monkeypatch.setenv("SDEDIT_TOKEN", "   ")  # blank is no token
     with pytest.raises(InputError, match="needs an access token"):
         run_server(host=host, port=8765, device="cpu")
+
+
+def test_cli_refuses_non_loopback_without_token(models_dir):
+    """`sdedit serve --host 0.0.0.0` with no token: exit code 2 and one line that says what to do."""
+    import subprocess
+    import sys
+
+    env = server_env(models_dir, models_dir / "tiny-vp")
+    done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--host", "0.0.0.0", "--port", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs an access token" in lines[0] and "--token" in lines[0], done.stderr
 
 
 def test_loopback_rule():
