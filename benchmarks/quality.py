@@ -5,7 +5,8 @@ paper's way: median filter + a small k-means palette, see sdedit.train.strokes) 
   - faithfulness: per-image RMS difference between result and guide on the 0-255 scale
     (sqrt of the mean over pixels and channels of the squared difference), averaged over images;
   - realism: KID between the results and M other held-out real images, on fixed weight-free multi-scale
-    texture features (sdedit.train.metrics; no Inception weights are available offline).
+    texture features (sdedit.train.metrics; no Inception weights are available offline), standardised
+    once with the real images and the guides together so every row shares one kernel scale.
 Lower is better for both. The paper's shape: as t0 grows KID falls and L2 rises.
 
     python benchmarks/quality.py                      # 50 guides, 256x256, embedded default model
@@ -108,9 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     guides = np.stack([stroke_painting(im, seed=i) for i, im in enumerate(sources)])
     real = held_out(a.real, 100_000, a.size)
     f_real = texture_features(real)
+    f_guides = texture_features(guides)
+    ref = np.concatenate([f_real, f_guides])  # one fixed feature scaling for the whole table
     sub = min(50, a.guides, a.real)
-    kid_guides = kid(texture_features(guides), f_real, subset_size=sub)[0]
-    kid_sources = kid(texture_features(sources), f_real, subset_size=sub)[0]
+    kid_guides = kid(f_guides, f_real, subset_size=sub, ref=ref)[0]
+    kid_sources = kid(texture_features(sources), f_real, subset_size=sub, ref=ref)[0]
     print(f"{a.guides} guides, {a.real} real images at {a.size}x{a.size} ({time.time() - t:.0f}s to prepare); "
           f"KID guides {kid_guides:.4f}, KID of the guides' source images {kid_sources:.4f}", flush=True)
     rows = []
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             res.append(np.asarray(out.images[0].convert("RGB")))
         res = np.stack(res)
         l2 = float(faithfulness_l2(res, guides).mean())
-        k, ks = kid(texture_features(res), f_real, subset_size=sub)
+        k, ks = kid(texture_features(res), f_real, subset_size=sub, ref=ref)
         per = (time.time() - t) / len(guides)
         rows.append({"t0": t0, "l2": l2, "kid": k, "kid_std": ks, "s_per_edit": per})
         print(f"{t0:4.1f} {l2:11.1f} {k:9.4f} {ks:8.4f} {per:7.2f}", flush=True)

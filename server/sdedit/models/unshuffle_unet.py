@@ -89,7 +89,7 @@ class UnshuffleEpsNet(torch.nn.Module):
         unet.save_pretrained(path / "unet", safe_serialization=True)
         make_scheduler().save_pretrained(path / "scheduler")
         meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
-                "default_steps": {"vp": 25, "ve": 50}, "size_multiple": self.size_multiple}
+                "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple}
         meta.update(extra or {})
         (path / "sdedit.json").write_text(json.dumps(meta, indent=2) + "\n")
 

@@ -78,12 +78,15 @@ def texture_features(images: np.ndarray, batch: int = 16) -> np.ndarray:
 
 
 def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 50, subset_size: int = 50,
-        seed: int = 0) -> tuple[float, float]:
+        seed: int = 0, ref: np.ndarray | None = None) -> tuple[float, float]:
     """Kernel Inception Distance on given features: mean and std of unbiased MMD^2 over random subsets.
 
-    Features are standardised with the statistics of `feat_b` (the real set), so the kernel scale is fixed.
+    Features are standardised with the mean/std of `ref` (default: `feat_b`, the real set); pass the same
+    `ref` for every comparison so that all KIDs of one table share one kernel scale.
     """
-    mu, sd = feat_b.mean(0), feat_b.std(0) + 1e-8
+    ref = feat_b if ref is None else ref
+    mu, sd = ref.mean(0), ref.std(0)
+    sd = np.maximum(sd, 0.05 * np.median(sd) + 1e-8)  # near-constant features must not dominate
     a, b = (feat_a - mu) / sd, (feat_b - mu) / sd
     d = a.shape[1]
     m = min(subset_size, len(a), len(b))
