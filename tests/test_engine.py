@@ -30,7 +30,7 @@ def half_mask(width: int, height: int, value: int = 255) -> Image.Image:
     return Image.fromarray(m, "L")
 
 
-@pytest.mark.parametrize("sde", ["vp", "ve"])
+@pytest.mark.parametrize("sde", ["vp", "ve", "ode"])
 def test_mask_zero_pixels_are_bit_exact(tiny_vp, sde):
     img = strokes(80, 60, alpha=True)
     mask = half_mask(80, 60)
@@ -65,11 +65,12 @@ def test_composite_formula_is_exact():
     assert out[0, 1].tolist() == [200, 100, 0]
 
 
-def test_same_seed_same_bytes_other_seed_differs(tiny_vp):
+@pytest.mark.parametrize("sde", ["vp", "ode"])
+def test_same_seed_same_bytes_other_seed_differs(tiny_vp, sde):
     img = strokes()
-    a = edit(tiny_vp, img, t0=0.5, steps=6, seed=42).images[0].tobytes()
-    b = edit(tiny_vp, img, t0=0.5, steps=6, seed=42).images[0].tobytes()
-    c = edit(tiny_vp, img, t0=0.5, steps=6, seed=43).images[0].tobytes()
+    a = edit(tiny_vp, img, t0=0.5, sde=sde, steps=6, seed=42).images[0].tobytes()
+    b = edit(tiny_vp, img, t0=0.5, sde=sde, steps=6, seed=42).images[0].tobytes()
+    c = edit(tiny_vp, img, t0=0.5, sde=sde, steps=6, seed=43).images[0].tobytes()
     assert a == b and a != c
 
 

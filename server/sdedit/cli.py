@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
-    ed.add_argument("--sde", default="vp", help="sampler: vp or ve (default vp)")
+    ed.add_argument("--sde", default="vp", help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default vp)")
     ed.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ed.add_argument("--samples", type=int, default=1, help="number of results K (default 1)")
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sdedit import imaging
 from sdedit.engine.noise import NoiseSource
-from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel, vp_plan
+from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
 
@@ -63,6 +63,8 @@ def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None)
     paper = max(1, round(t0 * len(model.alphas_cumprod)))
     if sde == "vp":
         return len(vp_plan(t0, chosen, len(model.alphas_cumprod)))
+    if sde in DETERMINISTIC:  # not in the paper: few steps is their point
+        return int(chosen or model.default_steps.get("ode") or DEFAULT_FAST_STEPS)
     return int(chosen) if chosen else paper
 
 
