@@ -46,13 +46,15 @@ def models_dir(tmp_path_factory, tiny_vp_dir):
 def servers(models_dir, tmp_path_factory):
     """Two real servers, started together to save time:
     'open'  - run_server() on loopback without a token (the default), small body and pixel limits;
-    'token' - `python -m sdedit serve --token ...` (as it must be run off loopback), room for one queued job."""
+    'token' - `python -m sdedit serve --token ...` (as it must be run off loopback), room for one queued job,
+              results kept 3 s."""
     logs = tmp_path_factory.mktemp("logs")
     default = models_dir / "tiny-vp"
     started = {
         "open": ServerProcess(server_env(models_dir, default, SDEDIT_MAX_BODY_MB="2", SDEDIT_MAX_PIXELS="4000000"),
                               logs / "open.log"),
-        "token": ServerProcess(server_env(models_dir, default, SDEDIT_MAX_QUEUE="1"), logs / "token.log",
+        "token": ServerProcess(server_env(models_dir, default, SDEDIT_MAX_QUEUE="1", SDEDIT_RESULT_TTL_S="3"),
+                               logs / "token.log",
                                token="s3cret-token", via_cli=True),
     }
     try:
@@ -343,6 +345,15 @@ def test_full_queue_answers_503_with_retry_after(token_server):
         for job_id in (queued.json()["id"], running):
             assert client.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
         assert client.post("/v1/jobs", json={"image": GOOD, "steps": 1}).status_code == 202
+
+
+def test_results_are_dropped_after_their_time(token_server):
+    with token_server.client() as client:
+        status, result = run_job(client, {"image": GOOD, "steps": 1})
+        assert status["state"] == "done" and result["images"]
+        time.sleep(3.5)
+        gone = client.get(f"/v1/jobs/{status['id']}/result")
+        assert gone.status_code == 404 and "kept for 3 s" in gone.json()["detail"]
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "example.invalid"])

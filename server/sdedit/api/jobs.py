@@ -1,8 +1,9 @@
 """The job queue: one worker thread runs jobs in order on the server's device.
 
 A job moves queued -> running -> done | failed | cancelled. Progress is updated after every sampler step,
-cancel is checked between steps. Finished jobs are kept for `result_ttl_s` seconds and at most
-`max_results` of them, then dropped so memory stays bounded. The queue itself is bounded: `submit` raises
+cancel is checked between steps. Finished jobs are kept for `result_ttl_s` seconds, at most
+`max_results` of them holding at most `max_result_bytes` of PNGs, then dropped (oldest first) so memory stays
+bounded. The queue itself is bounded: `submit` raises
 QueueFull, which the app answers with 503 and a Retry-After.
 """
 from __future__ import annotations
@@ -38,6 +39,10 @@ class JobOutput:
     pngs: List[bytes]
     seeds: List[int]
 
+    @property
+    def nbytes(self) -> int:
+        return sum(len(png) for png in self.pngs)
+
 
 @dataclass
 class Job:
@@ -71,6 +76,7 @@ class JobQueue:
         self._pending: Deque[Job] = collections.deque()
         self._jobs: Dict[str, Job] = {}
         self._finished_order: Deque[str] = collections.deque()
+        self._result_bytes = 0
         self._durations: Deque[float] = collections.deque(maxlen=8)
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
@@ -138,7 +144,8 @@ class JobQueue:
     def counts(self) -> Dict[str, int]:
         with self._lock:
             running = sum(1 for j in self._jobs.values() if j.state is JobState.running)
-            return {"queued": len(self._pending), "running": running, "kept": len(self._jobs)}
+            return {"queued": len(self._pending), "running": running, "kept": len(self._jobs),
+                    "result_bytes": self._result_bytes}
 
     # -- the worker -------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -195,6 +202,7 @@ class JobQueue:
         job.state = state
         job.finished = self._clock()
         job.params = None  # the input images are no longer needed
+        self._result_bytes += job.output.nbytes if job.output else 0
         self._finished_order.append(job.id)
         job.settled.set()
         self._prune()
@@ -204,13 +212,14 @@ class JobQueue:
         order = self._finished_order
         while order:
             oldest = self._jobs.get(order[0])
-            too_many = len(order) > self._limits.max_results
+            too_many = len(order) > self._limits.max_results or self._result_bytes > self._limits.max_result_bytes
             expired = oldest is None or now - (oldest.finished or now) > self._limits.result_ttl_s
             if not (too_many or expired):
                 break
             order.popleft()
             if oldest is not None:
                 del self._jobs[oldest.id]
+                self._result_bytes -= oldest.output.nbytes if oldest.output else 0
 
     def _retry_after(self) -> int:
         per_job = sum(self._durations) / len(self._durations) if self._durations else 5.0
@@ -220,6 +229,8 @@ class JobQueue:
 def _job_line(job: Job, seconds: float) -> str:
     """One structured (key=value) line per finished job."""
     facts = dict(id=job.id, **job.describe, seconds=f"{seconds:.3f}", state=job.state.value)
+    if job.output is not None:
+        facts["seeds"] = ",".join(str(s) for s in job.output.seeds)
     if job.error:
         facts["error"] = job.error
     return " ".join(f"{k}={_quote(v)}" for k, v in facts.items())

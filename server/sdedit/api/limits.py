@@ -1,7 +1,7 @@
 """Server limits in one place: request size, pixels, queue length, how long results are kept.
 
 Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
-SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS).
+SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB).
 Loaded models are cached (LRU) by sdedit.models.load_model itself.
 The ranges of t0, steps, samples and seed are the engine's, enforced by the request schema (schemas.py).
 """
@@ -23,6 +23,7 @@ class Limits:
     max_queue: int = 32
     result_ttl_s: float = 900.0
     max_results: int = 64
+    max_result_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
@@ -35,6 +36,7 @@ class Limits:
             max_queue=int(_number(env, "SDEDIT_MAX_QUEUE", base.max_queue)),
             result_ttl_s=_number(env, "SDEDIT_RESULT_TTL_S", base.result_ttl_s),
             max_results=int(_number(env, "SDEDIT_MAX_RESULTS", base.max_results)),
+            max_result_bytes=int(_number(env, "SDEDIT_MAX_RESULT_MB", base.max_result_bytes / 2**20) * 2**20),
         )
 
 
