@@ -118,6 +118,8 @@ def insert_results(source: Source, images_rgba: List[bytes], names: List[str], g
             top.addChildNode(layer, previous)
             previous = layer
     parent.addChildNode(top, above)
-    document.setActiveNode(nodes[0])
+    # The new layer is not made active: in Krita 5.1.5 Document.setActiveNode on a node added from Python
+    # trips a SAFE ASSERT in KisNodeManager (no shape for it yet), even when deferred.
     document.refreshProjection()
     return [layer.name() for layer in nodes]
+

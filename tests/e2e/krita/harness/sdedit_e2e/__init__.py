@@ -1,0 +1,357 @@
+"""Test harness plugin: drives the SDEdit plugin inside a real Krita, writes a JSON report, quits.
+
+Configured by the JSON file named in $SDEDIT_E2E_CONFIG ({"server_url", "down_url", "out_dir"}).
+Each case makes its own document, runs SDEdit, and dumps the pixels it needs as PNGs; the pytest side
+(tests/e2e/krita/test_krita_e2e.py) makes every judgement from those files.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from krita import Extension, Krita, Selection
+from PyQt5.QtCore import QEventLoop, QPoint, QTimer
+from PyQt5.QtWidgets import QApplication, QMessageBox, QPushButton
+
+CONFIG = json.load(open(os.environ["SDEDIT_E2E_CONFIG"])) if os.environ.get("SDEDIT_E2E_CONFIG") else None
+REPORT = {"started": time.time(), "cases": {}, "steps": []}
+
+
+def log(message):
+    REPORT["steps"].append("%.1f %s" % (time.time() - REPORT["started"], message))
+    print("[sdedit_e2e] " + message, file=sys.stderr, flush=True)
+
+
+def write_report(finished):
+    REPORT["finished"] = finished
+    REPORT["elapsed_s"] = time.time() - REPORT["started"]
+    path = os.path.join(CONFIG["out_dir"], "report.json")
+    with open(path + ".tmp", "w") as handle:
+        json.dump(REPORT, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def quit_krita(code):
+    """Close every document unsaved, then end the process (Krita 5.1 may crash in its own shutdown)."""
+    for document in Krita.instance().documents():
+        try:
+            document.setModified(False)
+            document.close()
+        except Exception:
+            pass
+    QApplication.processEvents()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def wait(seconds, until=None):
+    """Run Krita's event loop for up to ``seconds`` (or until ``until()`` is true)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if until is not None and until():
+            return True
+        loop = QEventLoop()
+        QTimer.singleShot(50, loop.quit)
+        loop.exec_()
+    return until() if until is not None else True
+
+
+def wait_report(controller, seconds=180):
+    wait(seconds, lambda: controller.report is not None)
+    return controller.report
+
+
+# ------------------------------------------------------------------------------------------ drawing
+
+
+def stroke_image(width, height):
+    """White paper with a few thick coloured strokes (BGRA bytes), scaled to the image size."""
+    data = bytearray(b"\xff\xff\xff\xff" * width * height)
+    radius = max(2, min(width, height) // 24)
+
+    def dab(cx, cy, bgra):
+        for y in range(max(0, cy - radius), min(height, cy + radius + 1)):
+            for x in range(max(0, cx - radius), min(width, cx + radius + 1)):
+                if (x - cx) ** 2 + (y - cy) ** 2 <= radius * radius:
+                    data[4 * (y * width + x):4 * (y * width + x) + 4] = bgra
+
+    for i in range(0, 101):
+        t = i / 100.0
+        dab(int(width * (0.05 + 0.85 * t)), int(height * (0.08 + 0.75 * t)), bytes((200, 60, 20, 255)))  # blue
+        dab(int(width * (0.1 + 0.75 * t)), int(height * 0.62), bytes((30, 40, 220, 255)))  # red
+        dab(int(width * 0.7), int(height * (0.1 + 0.5 * t)), bytes((40, 160, 40, 255)))  # green
+    return bytes(data)
+
+
+def paint(document, node, data, rect):
+    node.setPixelData(data, *rect)
+    document.refreshProjection()
+    wait(0.2)
+
+
+def dump_png(name, width, height, data, channels=4):
+    from sdedit_client.png import encode_png
+
+    path = os.path.join(CONFIG["out_dir"], name)
+    with open(path, "wb") as handle:
+        handle.write(encode_png(width, height, data, channels))
+    return name
+
+
+def rgba_of(node, rect):
+    from sdedit.layer_io import convert_pixels
+    from sdedit.pixels import SRGB8, is_native_srgb8, swap_red_blue
+
+    raw = bytes(node.pixelData(*rect))
+    space = (node.colorModel(), node.colorDepth(), node.colorProfile())
+    if not is_native_srgb8(*space):
+        raw = convert_pixels(raw, rect[2], rect[3], space, SRGB8)
+    return swap_red_blue(raw)
+
+
+def tree(node):
+    out = []
+    for child in node.childNodes():
+        b = child.bounds()
+        out.append({"name": child.name(), "type": child.type(), "bounds": [b.x(), b.y(), b.width(), b.height()],
+                    "depth": child.colorDepth(), "children": tree(child)})
+    return out
+
+
+def new_document(name, width, height, depth="U8"):
+    app = Krita.instance()
+    profile = "sRGB-elle-V2-srgbtrc.icc"
+    document = app.createDocument(width, height, name, "RGBA", depth, profile, 72.0)
+    app.activeWindow().addView(document)
+    wait(0.3)
+    return document
+
+
+# --------------------------------------------------------------------------------------------- cases
+
+
+def case_menu(case):
+    """Where the SDEdit… action landed: the Filters menu, registered under its id (shortcut-able)."""
+    import sdedit
+
+    window = Krita.instance().activeWindow()
+    menus = {}
+    for action in window.qwindow().menuBar().actions():
+        if action.menu() is not None:
+            menus[action.objectName()] = [a.objectName() for a in action.menu().actions() if a.objectName()]
+    case["menubar"] = {name: len(items) for name, items in menus.items()}
+    case["menus_with_action"] = [name for name, items in menus.items() if sdedit.ACTION_ID in items]
+    action = Krita.instance().action(sdedit.ACTION_ID)
+    case["registered"] = action is not None
+    case["action_text"] = action.text() if action is not None else None
+
+
+def case_masked_two_samples(case):
+    """8-bit layer with strokes and a rectangular selection; K=2 through the scripting entry point."""
+    import sdedit
+
+    width, height = 96, 64
+    document = new_document("sdedit-e2e-masked", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    selection = Selection()
+    selection.select(24, 12, 48, 36, 255)
+    document.setSelection(selection)
+    wait(0.3)
+    rect = (0, 0, width, height)
+    case["source"] = dump_png("masked-source.png", width, height, rgba_of(node, rect))
+    case["mask"] = dump_png("masked-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 2,
+                                  "steps": 6, "seed_mode": "fixed", "seed": 7, "model": ""}, document=document)
+    report = wait_report(controller)
+    case["report"] = report
+    case["tree"] = tree(document.rootNode())
+    results = []
+    for group in document.rootNode().childNodes():
+        for child in group.childNodes():
+            if child.name().startswith("SDEdit"):
+                results.append({"name": child.name(), "png": dump_png("masked-%s.png" % child.name().split("#")[1][0],
+                                                                      width, height, rgba_of(child, rect))})
+    case["results"] = results
+    # one undo step for the whole insertion?
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+    Krita.instance().action("edit_redo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["after_redo"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def case_16bit_offset_layer(case):
+    """16-bit document, a paint layer with content only in part of the canvas, no selection, K=1, VE."""
+    import sdedit
+
+    width, height = 80, 56
+    document = new_document("sdedit-e2e-16bit", width, height, depth="U16")
+    layer = document.createNode("Strokes", "paintlayer")
+    document.rootNode().addChildNode(layer, document.rootNode().childNodes()[-1])
+    # paint 8-bit strokes at (30, 10) size 40x36, converted to U16 through Krita itself
+    from sdedit.layer_io import convert_pixels
+    from sdedit.pixels import SRGB8
+
+    patch = stroke_image(40, 36)
+    raw = convert_pixels(patch, 40, 36, SRGB8, ("RGBA", "U16", "sRGB-elle-V2-srgbtrc.icc"))
+    paint(document, layer, raw, (30, 10, 40, 36))
+    document.setActiveNode(layer)
+    wait(0.3)
+    b = layer.bounds()
+    rect = (b.x(), b.y(), b.width(), b.height())
+    case["source_rect"] = list(rect)
+    case["source_depth"] = layer.colorDepth()
+    case["source"] = dump_png("u16-source.png", rect[2], rect[3], rgba_of(layer, rect))
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.4, "sde": "ve", "samples": 1,
+                                  "steps": 5, "seed_mode": "fixed", "seed": 3}, document=document)
+    case["report"] = wait_report(controller)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result"] = dump_png("u16-result.png", rect[2], rect[3], rgba_of(child, rect))
+
+
+def case_cancel(case):
+    """A long job cancelled from the progress dialog's Cancel: 'cancelled', and no layer added."""
+    import sdedit
+
+    document = new_document("sdedit-e2e-cancel", 64, 64)
+    paint(document, document.activeNode(), stroke_image(64, 64), (0, 0, 64, 64))
+    before = [c.name() for c in document.rootNode().childNodes()]
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 1.0, "samples": 4, "steps": 1000,
+                                  "seed_mode": "random"}, document=document)
+    wait(60, lambda: controller._worker is not None and controller._progress is not None
+         and controller._progress.value() > 0)
+    case["progress_before_cancel"] = controller._progress.value() if controller._progress else None
+    started = time.time()
+    buttons = controller._progress.findChildren(QPushButton)
+    case["cancel_button"] = [b.text() for b in buttons]
+    buttons[0].click()  # the progress dialog's Cancel button
+    case["report"] = wait_report(controller, 60)
+    case["cancel_seconds"] = time.time() - started
+    case["layers_before"] = before
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def case_server_down(case):
+    """No server at the URL: a one-sentence error saying how to start it, and no layer."""
+    import sdedit
+
+    document = new_document("sdedit-e2e-down", 32, 32)
+    paint(document, document.activeNode(), stroke_image(32, 32), (0, 0, 32, 32))
+    controller = sdedit.run_edit({"server_url": CONFIG["down_url"]}, document=document)
+    case["report"] = wait_report(controller, 60)
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def case_dialog(case):
+    """The real action: Filters → SDEdit… opens the dialog (screenshot), OK runs the edit."""
+    from sdedit import extension
+
+    extension.remember({"server_url": CONFIG["server_url"], "t0": 0.45, "sde": "vp", "samples": 1, "steps": 4,
+                        "seed_mode": "fixed", "seed": 21, "model": ""})
+    Krita.instance().activeWindow().qwindow().resize(1400, 900)
+    document = new_document("sdedit-e2e-dialog", 320, 240)
+    paint(document, document.activeNode(), stroke_image(320, 240), (0, 0, 320, 240))
+    selection = Selection()
+    selection.select(40, 40, 240, 160, 255)
+    document.setSelection(selection)
+    wait(0.5)
+    seen = {}
+
+    def drive_dialog():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or dialog.objectName() != "sdedit_dialog":
+            QTimer.singleShot(100, drive_dialog)
+            return
+        if dialog.server_info_pending() and seen.setdefault("waits", 0) < 200:
+            seen["waits"] += 1
+            QTimer.singleShot(100, drive_dialog)
+            return
+        QApplication.processEvents()
+        seen["values"] = dialog.values()
+        seen["server_label"] = dialog.server_label.text()
+        seen["models"] = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
+        dialog.grab().save(os.path.join(CONFIG["out_dir"], "krita-dialog-only.png"))
+        # the whole (virtual) screen: Krita's window with the dialog over it, as a painter sees it
+        window = Krita.instance().activeWindow().qwindow()
+        dialog.move(window.frameGeometry().topLeft() + QPoint(160, 160))  # over the canvas
+        wait(0.5)
+        screen = QApplication.primaryScreen().grabWindow(0)
+        screen.copy(window.frameGeometry()).save(os.path.join(CONFIG["out_dir"], "krita-dialog.png"))
+        dialog.accept()
+
+    def sweep_message_boxes():  # an interactive run shows errors in a box; record and close it
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.setdefault("message_boxes", []).append(box.text())
+            box.close()
+        if not seen.get("stop_sweeping"):
+            QTimer.singleShot(200, sweep_message_boxes)
+
+    QTimer.singleShot(100, drive_dialog)
+    QTimer.singleShot(200, sweep_message_boxes)
+    Krita.instance().action(extension.ACTION_ID).trigger()  # returns after the dialog closed
+    case["dialog"] = seen
+    controller = extension._RUNNING[-1] if extension._RUNNING else None
+    case["report"] = wait_report(controller) if controller is not None else None
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+    wait(0.5)
+    seen["stop_sweeping"] = True
+    window = Krita.instance().activeWindow().qwindow()
+    QApplication.primaryScreen().grabWindow(0).copy(window.frameGeometry()).save(
+        os.path.join(CONFIG["out_dir"], "krita-result.png"))
+
+
+CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
+         ("u16", case_16bit_offset_layer), ("cancel", case_cancel), ("server_down", case_server_down)]
+
+
+class Harness(Extension):
+    def setup(self):
+        if CONFIG is None:
+            return
+        QTimer.singleShot(int(CONFIG.get("timeout_s", 400) * 1000), self.give_up)
+        QTimer.singleShot(500, self.start)
+
+    def createActions(self, window):
+        pass
+
+    def give_up(self):
+        log("harness timed out")
+        write_report(False)
+        quit_krita(3)
+
+    def start(self):
+        if Krita.instance().activeWindow() is None:
+            QTimer.singleShot(300, self.start)
+            return
+        wait(1.0)
+        log("krita window up, version %s" % Krita.instance().version())
+        REPORT["krita_version"] = Krita.instance().version()
+        only = CONFIG.get("cases")
+        for name, run in CASES:
+            if only and name not in only:
+                continue
+            case = REPORT["cases"].setdefault(name, {})
+            started = time.time()
+            log("case %s" % name)
+            try:
+                run(case)
+            except Exception:
+                case["exception"] = traceback.format_exc()
+                log("case %s raised" % name)
+            case["seconds"] = round(time.time() - started, 2)
+            write_report(False)
+        write_report(True)
+        log("done")
+        quit_krita(0)
+
+
+Krita.instance().addExtension(Harness(Krita.instance()))

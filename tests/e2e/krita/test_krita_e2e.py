@@ -1,0 +1,157 @@
+"""End to end in the real Krita (Debian's krita under Xvfb): menu, dialog, edits, undo, cancel, errors.
+
+A harness plugin (harness/sdedit_e2e) drives the installed SDEdit plugin against a real `sdedit serve`
+with a tiny model, dumps layer pixels as PNGs and a JSON report; every judgement is made here.
+Run: `pytest -m e2e tests/e2e/krita -s` (or .ci/krita.sh). SDEDIT_UPDATE_DOCS=1 refreshes
+docs/krita-dialog.png from the screenshot the harness takes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from krita_runner import ROOT, krita_missing_reason, run_krita  # noqa: E402
+from sdedit_server_process import ServerProcess, free_port  # noqa: E402
+
+from sdedit_client.png import decode_png  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def krita_run(tiny_vp_dir, tmp_path_factory):
+    reason = krita_missing_reason()
+    if reason:
+        print("SKIP: " + reason)
+        pytest.skip(reason)
+    # SDEDIT_E2E_OUT keeps the artifacts (report, PNGs, logs) somewhere pytest will not rotate away
+    work = Path(os.environ["SDEDIT_E2E_OUT"]) if os.environ.get("SDEDIT_E2E_OUT") else tmp_path_factory.mktemp("krita-e2e")
+    if work.exists() and os.environ.get("SDEDIT_E2E_OUT"):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(tiny_vp_dir, work / "server.log").start()
+    try:
+        config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
+                  "out_dir": str(work / "out"), "timeout_s": 400}
+        report, log, seconds = run_krita(work / "home", config, timeout=460)
+    finally:
+        server.stop()
+    print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
+        "%s %.1f s" % (name, case.get("seconds", -1)) for name, case in report.get("cases", {}).items())))
+    assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
+        log[-4000:], server.log_tail())
+    return report, Path(config["out_dir"]), server.url
+
+
+def _case(krita_run, name):
+    report, out, url = krita_run
+    case = report["cases"][name]
+    assert "exception" not in case, case["exception"]
+    return case, out, url
+
+
+def _png(out, name):
+    return decode_png((out / name).read_bytes())
+
+
+def _pixels(data):
+    return [bytes(data[i:i + 4]) for i in range(0, len(data), 4)]
+
+
+def test_action_is_in_the_filters_menu(krita_run):
+    case, _, _ = _case(krita_run, "menu")
+    assert [m.lower() for m in case["menus_with_action"]] == ["filter"], case
+    assert case["registered"] and case["action_text"] == "SDEdit…"
+
+
+def test_masked_edit_adds_k_named_layers_changing_only_the_selection(krita_run):
+    case, out, _ = _case(krita_run, "masked")
+    assert case["report"]["ok"], case["report"]
+    top = case["tree"]
+    names = [n["name"] for n in top]
+    group = top[names.index("Background") + 1]  # right above the source layer
+    assert group["name"] == "SDEdit t0=0.60 VP x2" and group["type"] == "grouplayer"
+    children = group["children"]
+    assert sorted(c["name"] for c in children) == ["SDEdit t0=0.60 VP #1 seed=7", "SDEdit t0=0.60 VP #2 seed=8"]
+    assert children[-1]["name"].endswith("#1 seed=7")  # #1 on top, the one you see
+    assert all(c["type"] == "paintlayer" and c["bounds"] == [0, 0, 96, 64] for c in children)
+
+    w, h, source = _png(out, "masked-source.png")
+    _, _, mask_rgba = _png(out, "masked-mask.png")
+    mask = mask_rgba[0::4]
+    assert sum(1 for m in mask if m == 255) == 48 * 36 and sum(1 for m in mask if m not in (0, 255)) == 0
+    src = _pixels(source)
+    results = []
+    for item in case["results"]:
+        _, _, rgba = _png(out, item["png"])
+        px = _pixels(rgba)
+        outside_changed = sum(1 for i in range(w * h) if not mask[i] and px[i] != src[i])
+        inside_changed = sum(1 for i in range(w * h) if mask[i] and px[i] != src[i])
+        assert outside_changed == 0, item["name"]
+        assert inside_changed > 0.5 * 48 * 36, (item["name"], inside_changed)
+        results.append(rgba)
+    assert len(results) == 2 and results[0] != results[1]
+
+
+def test_insertion_is_one_undo_step(krita_run):
+    case, _, _ = _case(krita_run, "masked")
+    before = [n["name"] for n in case["tree"]]
+    assert case["after_undo"] == [n for n in before if n != "SDEdit t0=0.60 VP x2"]
+    assert case["after_redo"] == before
+
+
+def test_16bit_layer_with_offset_gets_a_same_size_16bit_result(krita_run):
+    case, out, _ = _case(krita_run, "u16")
+    assert case["report"]["ok"], case["report"]
+    names = [n["name"] for n in case["tree"]]
+    assert names[names.index("Strokes") + 1] == "SDEdit t0=0.40 VE #1 seed=3"
+    result = case["tree"][names.index("Strokes") + 1]
+    assert case["source_depth"] == "U16" and result["depth"] == "U16" and result["type"] == "paintlayer"
+    assert case["source_rect"] == [30, 10, 40, 36]
+    assert result["bounds"][0:2] == [30, 10] and result["bounds"][2] <= 40 and result["bounds"][3] <= 36
+    w, h, source = _png(out, "u16-source.png")
+    _, _, edited = _png(out, "u16-result.png")
+    changed = sum(1 for a, b in zip(_pixels(source), _pixels(edited)) if a != b)
+    assert changed > 0.3 * w * h
+
+
+def test_cancel_stops_the_job_and_adds_nothing(krita_run):
+    case, _, _ = _case(krita_run, "cancel")
+    assert case["report"] is not None, "no answer %.0f s after Cancel" % case["cancel_seconds"]
+    assert [text.replace("&", "") for text in case["cancel_button"]] == ["Cancel"]
+    assert case["report"]["kind"] == "cancelled" and case["report"]["message"] == "The edit was cancelled."
+    assert case["layers_after"] == case["layers_before"]
+    assert case["cancel_seconds"] < 15
+
+
+def test_server_down_is_one_sentence_that_says_how_to_start_it(krita_run):
+    case, _, _ = _case(krita_run, "server_down")
+    message = case["report"]["message"]
+    assert case["report"]["kind"] == "error" and "\n" not in message and "Traceback" not in message
+    assert message.startswith("Cannot reach the SDEdit server at http://127.0.0.1:")
+    assert "start it with `sdedit serve`" in message
+    assert not any(name.startswith("SDEdit") for name in case["layers_after"])
+
+
+def test_dialog_from_the_menu_action_remembers_values_and_runs(krita_run):
+    case, out, url = _case(krita_run, "dialog")
+    dialog = case["dialog"]
+    values = dialog["values"]
+    assert values["server_url"] == url and values["t0"] == 0.45 and values["seed_mode"] == "fixed"
+    assert values["seed"] == 21 and values["steps"] == 4
+    assert dialog["server_label"].startswith("Connected: ")
+    assert any("tiny" in text for text in dialog["models"][1:])
+    assert not dialog.get("message_boxes"), dialog.get("message_boxes")
+    assert case["report"]["ok"], case["report"]
+    assert "SDEdit t0=0.45 VP #1 seed=21" in case["layers_after"]
+    width, height, _ = decode_png((out / "krita-dialog.png").read_bytes())
+    assert width >= 300 and height >= 200
+    if os.environ.get("SDEDIT_UPDATE_DOCS") == "1":
+        shutil.copy2(out / "krita-dialog.png", ROOT / "docs" / "krita-dialog.png")
