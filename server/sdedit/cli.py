@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")
     ed.add_argument("--model", default=None, help="model id (see `sdedit models`) or path to a model folder / .ckpt")
     ed.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    ed.add_argument("--precision", default=None, help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16")
     ed.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("models", help="list the available models", description="List the available models.")
@@ -96,7 +97,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if mask is not None and mask.size != image.size:
         raise InputError(f"The mask is {mask.width}x{mask.height} but the input is {image.width}x{image.height}; "
                          "they must be the same size.")
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args.precision)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:

@@ -70,6 +70,11 @@ class DiffusionModel:
     def _eps_at_timestep(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _net_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's dtype, and channels_last on CUDA (the layout prepare_network gave the weights)."""
+        x = x.to(self.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cuda" else x
+
     def info(self, default: bool = False, path: str = "") -> ModelInfo:
         return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description)
 
@@ -87,7 +92,7 @@ class VPEpsilonModel(DiffusionModel):
 
     @torch.inference_mode()
     def _eps_at_timestep(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        out = self.net(x_vp.to(self.dtype), timesteps.to(x_vp.device, torch.float32))
+        out = self.net(self._net_input(x_vp), timesteps.to(x_vp.device, torch.float32))
         out = out.sample if hasattr(out, "sample") else out
         return out[:, :3].float()  # learned-variance checkpoints put the variance in channels 3..5
 
@@ -107,7 +112,7 @@ class VEScoreModel(DiffusionModel):
     def eps_ve(self, x_ve: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sigma01 = (sigma.float() / 2.0).to(x_ve.device)
         y = (x_ve + 1.0) / 2.0
-        score = self.net(y.to(self.dtype), sigma01.to(self.dtype)).sample.float()
+        score = self.net(self._net_input(y), sigma01.to(self.dtype)).sample.float()
         return -score * sigma01.view(-1, 1, 1, 1)
 
     def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:

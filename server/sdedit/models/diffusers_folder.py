@@ -14,6 +14,7 @@ import torch
 from sdedit.schedules import cosine_alphas_cumprod, linear_alphas_cumprod, scaled_linear_alphas_cumprod
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel, ModelInfo, VEScoreModel, VPEpsilonModel
+from sdedit.models.speed import prepare_network
 
 UNET_CONFIG = "config.json"
 SCHEDULER_CONFIG = "scheduler_config.json"
@@ -109,7 +110,7 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
         raise
     except Exception as exc:  # diffusers raises many kinds for a broken folder
         raise InputError(f"The model at {folder} could not be loaded: {exc}".rstrip(".") + ".") from exc
-    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    net = prepare_network(net, device, dtype)
     common = dict(
         id=model_id, native_sde=sde, resolution=resolution, size_multiple=multiple, device=device, dtype=dtype,
         description=extra.get("description", ""),

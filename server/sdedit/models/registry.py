@@ -18,6 +18,7 @@ import torch
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel, ModelInfo, VPEpsilonModel
 from sdedit.models.diffusers_folder import describe_folder, is_model_folder, load_folder
+from sdedit.models.speed import default_precision, pick_dtype, prepare_network
 
 DEFAULT_MODEL_ID = "landscape"
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -25,7 +26,7 @@ USER_MODELS_DIR = Path.home() / ".local" / "share" / "sdedit" / "models"
 CKPT_SUFFIXES = (".ckpt", ".pt", ".pth")
 CACHE_SIZE = 3
 
-_cache: OrderedDict[tuple[str, str], DiffusionModel] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, str], DiffusionModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -105,16 +106,20 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_model(ref: str | None = None, device: str = "auto") -> DiffusionModel:
-    """Load (or take from a small LRU cache) the model named by id or path onto a device."""
+def load_model(ref: str | None = None, device: str = "auto", precision: str | None = None) -> DiffusionModel:
+    """Load (or take from a small LRU cache) the model named by id or path onto a device.
+
+    precision: auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; default $SDEDIT_PRECISION or auto.
+    """
     model_id, path = resolve(ref)
     dev = pick_device(device)
-    key = (str(path), str(dev))
+    dtype = pick_dtype(dev, precision or default_precision())
+    key = (str(path), str(dev), str(dtype))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model = _load(model_id, path, dev)
+    model = _load(model_id, path, dev, dtype)
     with _cache_lock:
         _cache[key] = model
         while len(_cache) > CACHE_SIZE:
@@ -127,19 +132,19 @@ def _ckpt_sidecar(path: Path) -> dict:
     return json.loads(side.read_text()) if side.is_file() else {}
 
 
-def _load(model_id: str, path: Path, device: torch.device) -> DiffusionModel:
+def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
     if path.is_file():
         from sdedit.schedules import linear_alphas_cumprod
         from sdedit.models.ckpt_convert import load_ckpt_unet
 
         resolution = int(_ckpt_sidecar(path).get("resolution", 256))
-        unet = load_ckpt_unet(path, resolution).to(device).eval().requires_grad_(False)
+        unet = prepare_network(load_ckpt_unet(path, resolution), device, dtype)
         abar = linear_alphas_cumprod()
         sigmas = ((1 - abar) / abar).sqrt()
         return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
                               size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
                               default_steps={"vp": None, "ve": None}, sigma_min=float(sigmas[0]),
-                              sigma_max=float(sigmas[-1]), device=device, alphas_cumprod=abar)
+                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar)
     if not is_model_folder(path):
         raise InputError(f"{path} is not a model: expected a diffusers folder (unet/config.json) or a .ckpt file.")
-    return load_folder(path, model_id, device)
+    return load_folder(path, model_id, device, dtype)
