@@ -7,7 +7,8 @@ set -eu
 
 ROOT="${1:-${SDEDIT_GIMP_ROOT:-/var/cache/sdedit-ci/trixie-gimp}}"
 STAMP="$ROOT/.sdedit-root-ok"
-PACKAGES="gimp python3 python3-gi gir1.2-gimp-3.0"
+# xdotool answers the plug-in's dialog in the interactive end-to-end test.
+PACKAGES="gimp python3 python3-gi gir1.2-gimp-3.0 xdotool"
 
 fail() { echo "gimp root: $*" >&2; exit 3; }
 

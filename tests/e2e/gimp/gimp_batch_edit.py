@@ -1,11 +1,12 @@
 """Runs INSIDE GIMP 3 (gimp-console -b, python-fu-eval): drive plug-in-sdedit like a script would.
 
-The test sets ``SDEDIT_E2E_PARAMS`` (path of a JSON file: server_url, report) before exec'ing this file.
+The test sets ``SDEDIT_E2E_PARAMS`` (path of a JSON file: server_url, dead_url, report) before exec'ing this file.
 It builds images with strokes and a selection, calls the procedure non-interactively, and writes a JSON
 report of what happened (status, error, layers, pixel comparisons); the pytest side makes the assertions.
 """
 
 import json
+import os
 import traceback
 
 from gi.repository import Gegl, Gimp
@@ -141,7 +142,7 @@ def main():
                           server_url=url))
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
     # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.
-    with open(PARAMS["cancel_marker"], "w") as marker:
+    with open(os.path.join(os.path.dirname(PARAMS["report"]), "cancel-started"), "w") as marker:
         marker.write("started")
     cases.append(run_case("killed", image, layer, t0=1.0, sde="vp", samples=2, steps=1000, seed=5,
                           server_url=url))

@@ -54,11 +54,21 @@ def in_root_command(root: Path, argv: Sequence[str], env: Optional[dict] = None)
             *env_args, *argv]
 
 
-def start_gimp_batch(root: Path, home: str, code: str, log: Path) -> subprocess.Popen:
+def start_gimp_batch(root: Path, home: str, code: str, log: Path, env: Optional[dict] = None) -> subprocess.Popen:
     """Start ``code`` in GIMP 3's headless python-fu-eval batch interpreter; output goes to ``log``."""
     argv = ["gimp-console-3.0", "-i", "--quit", "--batch-interpreter=python-fu-eval", "-b", code]
     with open(log, "wb") as out:
-        return subprocess.Popen(in_root_command(root, argv, {"HOME": home}), stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(in_root_command(root, argv, dict(env or {}, HOME=home)), stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def run_in_root(root: Path, argv: Sequence[str], env: Optional[dict] = None, timeout: float = 30) -> str:
+    """Run a short command inside the root (e.g. xdotool); its stdout, or "" when it fails."""
+    try:
+        done = subprocess.run(in_root_command(root, argv, env), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ""
+    return done.stdout if done.returncode == 0 else ""
 
 
 def find_watchdog() -> Optional[Tuple[int, str, str]]:

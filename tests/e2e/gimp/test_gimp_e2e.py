@@ -7,111 +7,33 @@ non-interactively and reports the layers and pixel statistics; this side asserts
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gimproot  # noqa: E402
-
-sys.path.append(str(gimproot.REPO / "gimp_plugin"))
-from install_gimp import install  # noqa: E402
+import gimproot
+from gimprun import GIMP_TIMEOUT_S, GimpRun, free_port
 
 pytestmark = pytest.mark.e2e
-
-GIMP_TIMEOUT_S = 600
-SERVER_START_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gimp_root() -> Path:
-    try:
-        return gimproot.ensure_root()
-    except gimproot.RootUnavailable as why:
-        print("GIMP e2e skipped: %s" % why)
-        pytest.skip("GIMP 3 root unavailable: %s" % why)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_vp_dir, tmp_path_factory):
-    """`sdedit serve` on a free loopback port with the tiny random model as its default."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gimp-server") / "server.log"
-    env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), PYTHONPATH=os.pathsep.join(
-        [str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sdedit", "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + SERVER_START_S
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/v1/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start: %s" % log.read_text()[-2000:])
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def gimp_report(gimp_root, server):
-    """Install the plug-in into a fresh GIMP profile inside the root, run the batch script, read its report."""
-    work = Path(tempfile.mkdtemp(prefix="sdedit-e2e-", dir=gimp_root / "tmp"))
-    inside = "/" + str(work.relative_to(gimp_root))
+    """Run the batch script in GIMP (killing the plug-in during its last case) and return its cases."""
+    run = GimpRun(gimp_root, "gimp_batch_edit.py", {
+        "server_url": server, "dead_url": "http://127.0.0.1:%d" % free_port()})
     try:
-        home = work / "home"
-        install(str(home / ".config" / "GIMP" / "3.0" / "plug-ins"))
-        shutil.copy(Path(__file__).with_name("gimp_batch_edit.py"), work / "batch.py")
-        (work / "params.json").write_text(json.dumps({
-            "server_url": server, "dead_url": "http://127.0.0.1:%d" % free_port(),
-            "report": inside + "/report.json", "cancel_marker": inside + "/cancel-started"}))
-        code = "SDEDIT_E2E_PARAMS=%r; exec(open(%r).read())" % (inside + "/params.json", inside + "/batch.py")
-        log = work / "gimp.log"
-        started = time.monotonic()
-        gimp = gimproot.start_gimp_batch(gimp_root, inside + "/home", code, log)
-        killed = kill_plugin_during_last_case(gimp, work / "cancel-started")
-        try:
-            rc = gimp.wait(timeout=max(1.0, GIMP_TIMEOUT_S - (time.monotonic() - started)))
-        except subprocess.TimeoutExpired:
-            gimp.kill()
-            pytest.fail("GIMP did not finish within %d s; its output ends:\n%s"
-                        % (GIMP_TIMEOUT_S, log.read_text()[-3000:]))
-        print("GIMP batch run: %.1f s, exit %d" % (time.monotonic() - started, rc))
-        report_file = work / "report.json"
-        if not report_file.exists():
-            pytest.fail("GIMP wrote no report (exit %d); its output ends:\n%s" % (rc, log.read_text()[-3000:]))
-        report = json.loads(report_file.read_text())
-        assert report["ok"], report.get("traceback")
+        killed: dict = {}
+        report = run.finish(during=lambda: killed.update(
+            kill_plugin_during_last_case(run.process, run.path("cancel-started"))))
         cases = {case["case"]: case for case in report["cases"]}
         cases["killed"]["watchdog"] = killed
         yield cases
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        run.cleanup()
 
 
 def kill_plugin_during_last_case(gimp: subprocess.Popen, marker: Path) -> dict:
