@@ -95,18 +95,34 @@ def call_sdedit(image, layer, **args):
     return status.value_nick, error
 
 
+def all_layers(image):
+    """Every layer, groups' children included, top to bottom."""
+    out = []
+
+    def walk(layers):
+        for layer in layers:
+            out.append(layer)
+            if layer.is_group():
+                walk(layer.get_children())
+
+    walk(image.get_layers())
+    return out
+
+
 def run_case(name, image, source, **args):
-    before = {l.get_id() for l in image.get_layers()}
+    before = {l.get_id() for l in all_layers(image)}
     status, error = call_sdedit(image, source, **args)
-    layers = image.get_layers()
+    layers = all_layers(image)
     new = [l for l in layers if l.get_id() not in before]
-    mask = selection_over(image, source)
+    is_layer = isinstance(source, Gimp.Layer)
+    mask = selection_over(image, source) if is_layer else b""
     return {
         "case": name, "status": status, "error": error,
-        "source": describe(image, source),
+        "source": describe(image, source) if is_layer else {"name": source.get_name()},
         "layers": [describe(image, l) for l in layers],
         "new_layers": [describe(image, l) for l in new],
-        "checks": [compare(source, l, mask) for l in new],
+        "new_layer_types": [l.type().value_nick for l in new],
+        "checks": [compare(source, l, mask) for l in new] if is_layer else [],
         "precision": image.get_precision().value_nick,
     }
 
@@ -140,6 +156,24 @@ def main():
     fill(layer16, strokes)
     cases.append(run_case("u16-whole-layer", image16, layer16, t0=0.5, sde="ve", samples=1, steps=6, seed=7,
                           server_url=url))
+    # A grayscale image with the layer inside a group: results stay in the group, in grayscale.
+    gray = Gimp.Image.new(32, 24, Gimp.ImageBaseType.GRAY)
+    group = Gimp.GroupLayer.new(gray, "group")
+    gray.insert_layer(group, None, 0)
+    gray_layer = Gimp.Layer.new(gray, "gray strokes", 32, 24, Gimp.ImageType.GRAY_IMAGE, 100.0,
+                                Gimp.LayerMode.NORMAL)
+    gray.insert_layer(gray_layer, group, 0)
+    fill(gray_layer, strokes)
+    cases.append(run_case("gray-in-group", gray, gray_layer, t0=0.5, samples=1, steps=4, seed=3, server_url=url))
+
+    # Mistakes a user or script can make: a model the server does not have, a layer mask as the target.
+    cases.append(run_case("unknown-model", image, layer, samples=1, steps=4, model="no-such-model",
+                          server_url=url))
+    mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+    layer.add_mask(mask)
+    cases.append(run_case("mask-target", image, mask, samples=1, steps=4, server_url=url))
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
     # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.
     with open(os.path.join(os.path.dirname(PARAMS["report"]), "cancel-started"), "w") as marker:

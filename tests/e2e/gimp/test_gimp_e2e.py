@@ -31,6 +31,9 @@ def gimp_report(gimp_root, server):
             kill_plugin_during_last_case(run.process, run.path("cancel-started"))))
         cases = {case["case"]: case for case in report["cases"]}
         cases["killed"]["watchdog"] = killed
+        for case in report["cases"]:
+            print("  %-16s %-16s %d new layer(s)%s" % (case["case"], case["status"], len(case["new_layers"]),
+                                                      " | " + case["error"] if case["error"] else ""))
         yield cases
     finally:
         run.cleanup()
@@ -116,3 +119,26 @@ def test_killed_plugin_cancels_the_server_job_and_adds_nothing(gimp_report, serv
         time.sleep(0.2)
         state = job_state(server, case["watchdog"]["job"])
     assert state == "cancelled"
+
+
+def test_grayscale_layer_in_a_group_gets_grayscale_results_in_the_group(gimp_report):
+    case = gimp_report["gray-in-group"]
+    assert case["status"] == "success", case["error"]
+    (new,) = case["new_layers"]
+    assert new["parent"] == "group" and new["position"] == case["source"]["position"] - 1
+    assert case["new_layer_types"] == ["graya-image"]
+    assert case["checks"][0]["inside_changed"] >= 0.5 * case["checks"][0]["inside"]
+
+
+def test_unknown_model_is_one_clear_error_and_no_layers(gimp_report):
+    case = gimp_report["unknown-model"]
+    assert case["status"] == "execution-error"
+    assert case["new_layers"] == []
+    assert "no-such-model" in (case["error"] or "") and "\n" not in case["error"].strip()
+
+
+def test_layer_mask_as_target_is_refused(gimp_report):
+    case = gimp_report["mask-target"]
+    assert case["status"] == "calling-error"
+    assert case["error"] == "Select exactly one layer (not a mask or channel) for SDEdit."
+    assert case["new_layers"] == []
