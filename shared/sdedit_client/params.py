@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 
 from .errors import InvalidParameter
 
-SDES = ("vp", "ve")
+SDES = ("vp", "ve", "ode", "ddim")  # the server's samplers: the two SDEs and two fast deterministic ones
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1  # the server engine's limit
@@ -49,7 +49,7 @@ def validate_params(
         raise InvalidParameter("t0 must be above 0 and at most 1 (0.3-0.6 suits rough strokes), not %g." % t0)
     sde_name = str(sde).strip().lower()
     if sde_name not in SDES:
-        raise InvalidParameter("The SDE must be 'vp' or 've', not %r." % (sde,))
+        raise InvalidParameter("The SDE must be one of %s, not %r." % (", ".join(SDES), sde))
     steps = _optional_int(steps, "steps")
     if steps == 0:
         steps = None

@@ -66,6 +66,8 @@ class SDEditDialog(QDialog):
         self.sde_combo = QComboBox()
         self.sde_combo.addItem("VP (DDPM sampler)", "vp")
         self.sde_combo.addItem("VE (NCSN sampler)", "ve")
+        self.sde_combo.addItem("ODE (fast, deterministic)", "ode")
+        self.sde_combo.addItem("DDIM (fast, deterministic)", "ddim")
         self.sde_combo.setCurrentIndex(max(0, self.sde_combo.findData(settings["sde"])))
         form.addRow("SDE:", self.sde_combo)
 

@@ -15,6 +15,8 @@ ROOT = HERE.parents[2]
 
 def krita_missing_reason() -> Optional[str]:
     """None when Krita and xvfb-run are there; else why the e2e test cannot run (one sentence)."""
+    if os.environ.get("SDEDIT_KRITA_SKIP_REASON"):  # set by .ci/krita.sh when apt-get could not install Krita
+        return "Krita could not be installed: " + os.environ["SDEDIT_KRITA_SKIP_REASON"]
     missing = [tool for tool in ("krita", "xvfb-run") if shutil.which(tool) is None]
     if missing:
         return ("%s not installed: run .ci/krita.sh (it installs Debian's krita, python3-pyqt5 and xvfb)"

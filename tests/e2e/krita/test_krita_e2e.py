@@ -26,11 +26,12 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def krita_run(tiny_vp_dir, tmp_path_factory):
+def krita_run(request, tmp_path_factory):
     reason = krita_missing_reason()
     if reason:
         print("SKIP: " + reason)
         pytest.skip(reason)
+    tiny_vp_dir = request.getfixturevalue("tiny_vp_dir")
     # SDEDIT_E2E_OUT keeps the artifacts (report, PNGs, logs) somewhere pytest will not rotate away
     work = Path(os.environ["SDEDIT_E2E_OUT"]) if os.environ.get("SDEDIT_E2E_OUT") else tmp_path_factory.mktemp("krita-e2e")
     if work.exists() and os.environ.get("SDEDIT_E2E_OUT"):

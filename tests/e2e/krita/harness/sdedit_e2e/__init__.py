@@ -304,6 +304,7 @@ def case_dialog(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
     wait(0.5)
     seen["stop_sweeping"] = True
+    wait(2.0)
     window = Krita.instance().activeWindow().qwindow()
     QApplication.primaryScreen().grabWindow(0).copy(window.frameGeometry()).save(
         os.path.join(CONFIG["out_dir"], "krita-result.png"))
