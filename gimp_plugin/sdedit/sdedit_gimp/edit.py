@@ -11,9 +11,10 @@ from gi.repository import Gimp  # noqa: E402
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
 from sdedit_client.mask import mask_png  # noqa: E402
-from sdedit_client.png import decode_png, encode_png  # noqa: E402
+from sdedit_client.png import encode_png  # noqa: E402
 
 from . import pixels, watchdog  # noqa: E402
+from .pngcodec import decode_rgba  # noqa: E402
 from .options import EditRequest, progress_text  # noqa: E402
 
 CLIENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(sdedit_client.__file__)))
@@ -75,7 +76,7 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List
     Gimp.progress_set_text("SDEdit: adding %d layer(s)…" % len(images))
     results = []
     for index, png in enumerate(images):
-        w, h, rgba = decode_png(png)
+        w, h, rgba = decode_rgba(png)
         if (w, h) != (width, height):
             raise SDEditError("The server returned a %dx%d image for a %dx%d layer; update the server."
                               % (w, h, width, height))
