@@ -35,19 +35,27 @@ def place_mask(selection: bytes, sel_rect: Rect, layer_rect: Rect) -> bytes:
     return bytes(out)
 
 
-def mask_png(mask: Optional[bytes], width: int, height: int) -> Optional[bytes]:
-    """The PNG to send for a mask, or None when everything is selected (edit the whole layer).
+def mask_needed(mask: Optional[bytes], width: int, height: int) -> bool:
+    """Whether ``mask`` must be sent: False for no mask or everything selected (edit the whole layer).
 
     Raises :class:`InvalidParameter` when the selection does not touch the layer at all.
     """
     if mask is None:
-        return None
+        return False
     if len(mask) != width * height:
         raise InvalidParameter("The mask has %d bytes, expected %d for a %dx%d layer."
                                % (len(mask), width * height, width, height))
     if not mask.strip(b"\x00"):
         raise InvalidParameter("The selection does not cover any part of the active layer: "
                                "select an area on it, or select nothing to edit the whole layer.")
-    if not mask.strip(b"\xff"):
+    return bool(mask.strip(b"\xff"))
+
+
+def mask_png(mask: Optional[bytes], width: int, height: int) -> Optional[bytes]:
+    """The PNG to send for a mask, or None when everything is selected (edit the whole layer).
+
+    Raises :class:`InvalidParameter` when the selection does not touch the layer at all.
+    """
+    if not mask_needed(mask, width, height):
         return None
     return encode_png(width, height, mask, channels=1)

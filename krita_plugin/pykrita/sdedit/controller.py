@@ -7,11 +7,12 @@ only emit ``finished`` with a report dict, so nothing waits for a click.
 import os
 from typing import Any, Dict, Optional
 
+from krita import Krita
 from PyQt5.QtCore import QObject, Qt, pyqtSignal
 from PyQt5.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from sdedit_client import Client, SDEditError
-from sdedit_client.mask import mask_png
+from sdedit_client.mask import mask_needed
 from sdedit_client.params import group_name, layer_name, summary
 from sdedit_client.settings import request_params
 
@@ -37,13 +38,13 @@ class EditController(QObject):
         self._progress = None  # type: Optional[QProgressDialog]
         self._worker = None  # type: Optional[EditWorker]
         self.report = None  # type: Optional[Dict[str, Any]]
-        mask_png(source.mask, *source.size)  # an empty selection fails here, before anything is sent
+        mask_needed(source.mask, *source.size)  # an empty selection fails here, before anything is sent
 
     def start(self) -> None:
         """Start the job in a background thread and show a progress dialog with Cancel."""
         client = Client(self.settings["server_url"], token=os.environ.get("SDEDIT_TOKEN") or None)
         width, height = self.source.size
-        worker = EditWorker(client, width, height, self.source.rgba, self.source.mask, self.params)
+        worker = EditWorker(client, width, height, self.source.bgra, self.source.mask, self.params)
         worker.progressed.connect(self._on_progress)
         worker.succeeded.connect(self._on_success)
         worker.failed.connect(self._on_failure)
@@ -74,6 +75,10 @@ class EditController(QObject):
             self._progress.setValue(int(round(fraction * 1000)))
 
     def _on_success(self, images, seeds) -> None:
+        if not _is_open(self.source.document):
+            self._finish({"ok": False, "kind": "error", "message": "The image was closed before SDEdit finished, "
+                          "so the results were not added."})
+            return
         t0, sde = self.params["t0"], self.params["sde"]
         seeds = list(seeds) + [None] * (len(images) - len(seeds))
         names = [layer_name(t0, sde, i + 1, seed=seeds[i]) for i in range(len(images))]
@@ -106,3 +111,11 @@ class EditController(QObject):
             else:
                 QMessageBox.warning(self._parent_widget, TITLE, report["message"])
         self.finished.emit(report)
+
+
+def _is_open(document) -> bool:
+    """Whether ``document`` is still one of Krita's open documents (libkis compares the documents)."""
+    try:
+        return any(open_document == document for open_document in Krita.instance().documents())
+    except Exception:
+        return False

@@ -11,19 +11,19 @@ from krita import Krita
 
 from sdedit_client import SDEditError
 
-from .pixels import SRGB8, Rect, intersect, is_native_srgb8, swap_red_blue
+from .pixels import SRGB8, Rect, intersect, is_native_srgb8
 
 ColorSpace = Tuple[str, str, str]
 
 
 class Source:
-    """The pixels of one edit: the layer's rectangle, its RGBA bytes and the mask (None = everything)."""
+    """The pixels of one edit: the layer's rectangle, its 8-bit sRGB BGRA bytes and the mask (None = all)."""
 
-    def __init__(self, document, node, rect: Rect, rgba: bytes, mask: Optional[bytes], space: ColorSpace):
+    def __init__(self, document, node, rect: Rect, bgra: bytes, mask: Optional[bytes], space: ColorSpace):
         self.document = document
         self.node = node
         self.rect = rect
-        self.rgba = rgba
+        self.bgra = bgra
         self.mask = mask
         self.space = space
 
@@ -45,7 +45,7 @@ def active_paint_layer(document):
 
 
 def read_source(document, node) -> Source:
-    """The layer's pixels inside the canvas as 8-bit sRGB RGBA, plus the selection over the same area."""
+    """The layer's pixels inside the canvas as 8-bit sRGB BGRA, plus the selection over the same area."""
     bounds = node.bounds()
     rect = intersect((bounds.x(), bounds.y(), bounds.width(), bounds.height()),
                      (0, 0, document.width(), document.height()))
@@ -53,17 +53,14 @@ def read_source(document, node) -> Source:
         raise SDEditError("The active layer has nothing on the canvas: paint some strokes on it first.")
     space = (node.colorModel(), node.colorDepth(), node.colorProfile())
     raw = bytes(node.pixelData(*rect))
-    if is_native_srgb8(*space):
-        rgba = swap_red_blue(raw)
-    else:
-        rgba = swap_red_blue(convert_pixels(raw, rect[2], rect[3], space, SRGB8))
+    bgra = raw if is_native_srgb8(*space) else convert_pixels(raw, rect[2], rect[3], space, SRGB8)
     selection = document.selection()
     mask = None
     if selection is not None:
         mask = bytes(selection.pixelData(*rect))
         if len(mask) != rect[2] * rect[3]:
             raise SDEditError("Krita returned a selection of an unexpected size: try selecting the area again.")
-    return Source(document, node, rect, rgba, mask, space)
+    return Source(document, node, rect, bgra, mask, space)
 
 
 def convert_pixels(raw: bytes, width: int, height: int, src: ColorSpace, dst: ColorSpace) -> bytes:
@@ -87,7 +84,7 @@ def convert_pixels(raw: bytes, width: int, height: int, src: ColorSpace, dst: Co
     return out
 
 
-def insert_results(source: Source, images_rgba: List[bytes], names: List[str], group: str) -> List[str]:
+def insert_results(source: Source, images_bgra: List[bytes], names: List[str], group: str) -> List[str]:
     """Add the results above the source layer in one step (one undo step); returns the new layer names.
 
     Every layer is fully written before anything is added to the document, so a failure never leaves a
@@ -97,10 +94,9 @@ def insert_results(source: Source, images_rgba: List[bytes], names: List[str], g
     document, node = source.document, source.node
     width, height = source.size
     nodes = []
-    for rgba, name in zip(images_rgba, names):
-        if len(rgba) != width * height * 4:
+    for bgra, name in zip(images_bgra, names):
+        if len(bgra) != width * height * 4:
             raise SDEditError("The server returned a result of the wrong size: update the SDEdit server.")
-        bgra = swap_red_blue(rgba)
         raw = bgra if is_native_srgb8(*source.space) else convert_pixels(bgra, width, height, SRGB8, source.space)
         layer = document.createNode(name, "paintlayer")
         if (layer.colorModel(), layer.colorDepth(), layer.colorProfile()) != source.space:

@@ -11,8 +11,9 @@ from typing import Any, Dict, Optional
 from PyQt5.QtCore import QThread, pyqtSignal
 
 from sdedit_client import Client, JobCancelled, SDEditError
-from sdedit_client.mask import mask_png
-from sdedit_client.png import decode_png, encode_png
+from sdedit_client.mask import mask_needed
+
+from .qt_png import decode_to_bgra, encode_bgra, encode_gray
 
 
 _LIVE_THREADS = set()
@@ -28,15 +29,15 @@ class EditWorker(QThread):
     """Runs ``Client.run`` off the GUI thread; emits progress (0..1), then succeeded or failed."""
 
     progressed = pyqtSignal(float)
-    succeeded = pyqtSignal(object, object)  # list of RGBA bytes, list of seeds
+    succeeded = pyqtSignal(object, object)  # list of BGRA bytes (Krita's order), list of seeds
     failed = pyqtSignal(str, str)  # kind ("cancelled" | "error"), one-sentence message
 
-    def __init__(self, client: Client, width: int, height: int, rgba: bytes, mask: Optional[bytes],
+    def __init__(self, client: Client, width: int, height: int, bgra: bytes, mask: Optional[bytes],
                  params: Dict[str, Any], parent=None) -> None:
         super().__init__(parent)
         self._client = client
         self._size = (width, height)
-        self._rgba = rgba
+        self._bgra = bgra
         self._mask = mask
         self._params = dict(params)
         self._cancel = threading.Event()
@@ -48,17 +49,19 @@ class EditWorker(QThread):
     def run(self) -> None:  # noqa: D401 - QThread entry point
         width, height = self._size
         try:
-            image = encode_png(width, height, self._rgba, channels=4)
-            mask = mask_png(self._mask, width, height)
+            image = encode_bgra(width, height, self._bgra)
+            mask = None
+            if mask_needed(self._mask, width, height):  # all selected = edit everything, no mask
+                mask = encode_gray(width, height, self._mask)
             pngs, seeds = self._client.run(image, mask, on_progress=self.progressed.emit,
                                            should_cancel=self._cancel.is_set, **self._params)
             images = []
             for png in pngs:
-                w, h, rgba = decode_png(png)
+                w, h, bgra = decode_to_bgra(png)
                 if (w, h) != (width, height):
                     raise SDEditError("The server returned a %dx%d result for a %dx%d layer: update the "
                                       "SDEdit server." % (w, h, width, height))
-                images.append(rgba)
+                images.append(bgra)
             if self._cancel.is_set():
                 raise JobCancelled("The edit was cancelled.")
             self.succeeded.emit(images, seeds)

@@ -132,6 +132,12 @@ def test_cancel_stops_the_job_and_adds_nothing(krita_run):
     assert case["cancel_seconds"] < 15
 
 
+def test_closing_the_image_during_a_job_is_reported_not_a_crash(krita_run):
+    case, _, _ = _case(krita_run, "closed")
+    assert case["report"]["kind"] == "error" and "closed" in case["report"]["message"]
+    assert case["report"]["layers"] == []
+
+
 def test_server_down_is_one_sentence_that_says_how_to_start_it(krita_run):
     case, _, _ = _case(krita_run, "server_down")
     message = case["report"]["message"]

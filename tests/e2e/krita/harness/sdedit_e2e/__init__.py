@@ -239,6 +239,21 @@ def case_cancel(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
 
 
+def case_closed(case):
+    """The image is closed while its job runs: a clear message, no crash, nothing written anywhere."""
+    import sdedit
+
+    document = new_document("sdedit-e2e-closed", 48, 48)
+    paint(document, document.activeNode(), stroke_image(48, 48), (0, 0, 48, 48))
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.8, "samples": 1, "steps": 4,
+                                  "seed_mode": "random"}, document=document)
+    document.setModified(False)
+    document.close()
+    wait(0.5)
+    case["report"] = wait_report(controller, 120)
+    case["documents_open"] = len(Krita.instance().documents())
+
+
 def case_server_down(case):
     """No server at the URL: a one-sentence error saying how to start it, and no layer."""
     import sdedit
@@ -311,7 +326,7 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
-         ("u16", case_16bit_offset_layer), ("cancel", case_cancel), ("server_down", case_server_down)]
+         ("u16", case_16bit_offset_layer), ("cancel", case_cancel), ("closed", case_closed), ("server_down", case_server_down)]
 
 
 class Harness(Extension):
