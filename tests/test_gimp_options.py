@@ -11,7 +11,8 @@ if str(PLUGIN_DIR) not in sys.path:
     sys.path.append(str(PLUGIN_DIR))  # appended: the plug-in's sdedit.py must not shadow the server package
 
 from sdedit_client import DEFAULT_URL, InvalidParameter  # noqa: E402
-from sdedit_gimp.options import ARGUMENTS, default_of, progress_text, request_from_config  # noqa: E402
+from sdedit_client.params import SDES  # noqa: E402
+from sdedit_gimp.options import ARGUMENTS, SDE_CHOICES, default_of, progress_text, request_from_config  # noqa: E402
 
 
 def config(**overrides):
@@ -62,3 +63,9 @@ def test_every_default_is_inside_its_range_and_names_are_unique():
 def test_progress_text():
     assert progress_text(0.426, 1) == "SDEdit: 43% of 1 sample"
     assert progress_text(2.0, 3) == "SDEdit: 100% of 3 samples"
+
+
+def test_sampler_choice_offers_exactly_what_the_client_accepts():
+    assert tuple(nick for nick, _ in SDE_CHOICES) == tuple(SDES)
+    for nick, _ in SDE_CHOICES:
+        assert request_from_config(config(sde=nick)).params["sde"] == nick

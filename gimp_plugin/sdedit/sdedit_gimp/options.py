@@ -16,9 +16,12 @@ IMAGE_TYPES = "RGB*, GRAY*"
 #: GIMP int arguments are 32-bit signed, so a fixed seed tops out lower than the server's limit.
 MAX_GIMP_SEED = 2**31 - 1
 
+#: The sampler choice: the paper's two SDEs, and the server's two fast deterministic samplers.
 SDE_CHOICES = (
-    ("vp", "VP (DDPM): the paper's default"),
-    ("ve", "VE (score SDE)"),
+    ("vp", "VP (DDPM sampler)"),
+    ("ve", "VE (NCSN sampler)"),
+    ("ode", "ODE (fast, deterministic)"),
+    ("ddim", "DDIM (fast, deterministic)"),
 )
 
 
@@ -38,7 +41,8 @@ ARGUMENTS: List[Argument] = [
     Argument("t0", "double", "_t0 (strength)",
              "How far to noise the layer before denoising: low keeps your strokes, high adds realism "
              "(0.3-0.6 suits rough strokes)", 0.5, 0.01, 1.0),
-    Argument("sde", "choice", "_SDE", "The sampler: VP (DDPM) or VE (score SDE)", "vp"),
+    Argument("sde", "choice", "_SDE", "The sampler: VP (DDPM) or VE (NCSN) SDE, or a fast deterministic "
+             "ODE/DDIM", "vp"),
     Argument("samples", "int", "Sa_mples", "How many results; each becomes a new layer", 1, 1, 16),
     Argument("steps", "int", "S_teps", "Denoising steps; 0 uses the model's default", 0, 0, 1000),
     Argument("seed", "int", "S_eed", "Random seed for repeatable results; -1 picks a new one each run",

@@ -164,7 +164,8 @@ def main():
                                 Gimp.LayerMode.NORMAL)
     gray.insert_layer(gray_layer, group, 0)
     fill(gray_layer, strokes)
-    cases.append(run_case("gray-in-group", gray, gray_layer, t0=0.5, samples=1, steps=4, seed=3, server_url=url))
+    cases.append(run_case("gray-in-group", gray, gray_layer, t0=0.5, sde="ddim", samples=1, steps=4, seed=3,
+                          server_url=url))
 
     # Mistakes a user or script can make: a model the server does not have, a layer mask as the target.
     cases.append(run_case("unknown-model", image, layer, samples=1, steps=4, model="no-such-model",

@@ -125,6 +125,7 @@ def test_grayscale_layer_in_a_group_gets_grayscale_results_in_the_group(gimp_rep
     case = gimp_report["gray-in-group"]
     assert case["status"] == "success", case["error"]
     (new,) = case["new_layers"]
+    assert new["name"] == "SDEdit t0=0.50 DDIM #1 seed=3"
     assert new["parent"] == "group" and new["position"] == case["source"]["position"] - 1
     assert case["new_layer_types"] == ["graya-image"]
     assert case["checks"][0]["inside_changed"] >= 0.5 * case["checks"][0]["inside"]
