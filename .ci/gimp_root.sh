@@ -29,6 +29,8 @@ valid() {
 
 [ "$(id -u)" = 0 ] || fail "GIMP 3 runs in a Debian trixie chroot here, and building or entering it needs root (debootstrap, chroot)."
 command -v unshare >/dev/null || fail "unshare (util-linux) is missing."
+unshare --mount --propagation private true 2>/dev/null \
+    || fail "cannot make a private mount namespace (unshare --mount) to enter the root; a container needs CAP_SYS_ADMIN."
 
 # One build at a time (parallel CI jobs on one machine share the cache).
 mkdir -p "$(dirname "$ROOT")"
