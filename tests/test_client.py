@@ -25,7 +25,7 @@ from sdedit_client import (  # noqa: E402
     layer_name,
     validate_params,
 )
-from sdedit_client.mask import mask_png, place_mask  # noqa: E402
+from sdedit_client.mask import mask_needed, mask_png, place_mask  # noqa: E402
 from sdedit_client.params import t0_words  # noqa: E402
 from sdedit_client.png import PNGError, decode_png, encode_png  # noqa: E402
 from sdedit_client.settings import DEFAULT_SETTINGS, dump_settings, load_settings, request_params  # noqa: E402
@@ -217,7 +217,8 @@ def test_place_mask_maps_selection_rect_onto_layer():
 
 
 def test_mask_png_whole_empty_and_partial():
-    assert mask_png(None, 4, 4) is None
+    assert mask_png(None, 4, 4) is None and not mask_needed(None, 4, 4)
+    assert mask_needed(bytes([0, 255] * 8), 4, 4) and not mask_needed(b"\xff" * 16, 4, 4)
     assert mask_png(b"\xff" * 16, 4, 4) is None  # everything selected = edit the whole layer
     with pytest.raises(InvalidParameter, match="selection does not cover"):
         mask_png(b"\x00" * 16, 4, 4)

@@ -8,6 +8,7 @@ docs/krita-dialog.png from the screenshot the harness takes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def krita_run(request, tmp_path_factory):
         "%s %.1f s" % (name, case.get("seconds", -1)) for name, case in report.get("cases", {}).items())))
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
+    report["server_log"] = server.log_tail(200000)
     return report, Path(config["out_dir"]), server.url
 
 
@@ -130,6 +132,12 @@ def test_cancel_stops_the_job_and_adds_nothing(krita_run):
     assert case["report"]["kind"] == "cancelled" and case["report"]["message"] == "The edit was cancelled."
     assert case["layers_after"] == case["layers_before"]
     assert case["cancel_seconds"] < 15
+    # the server stopped the job itself (DELETE), long before its 1000 steps would have finished
+    report = krita_run[0]
+    lines = [line for line in report["server_log"].splitlines() if "steps=1000" in line and "samples=4" in line]
+    assert len(lines) == 1 and "state=cancelled" in lines[0], lines
+    seconds = float(re.search(r"seconds=([0-9.]+)", lines[0]).group(1))
+    assert seconds < 30, lines[0]
 
 
 def test_closing_the_image_during_a_job_is_reported_not_a_crash(krita_run):
