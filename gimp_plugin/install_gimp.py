@@ -87,9 +87,9 @@ def install(dest: Optional[str] = None, uninstall: bool = False) -> str:
             raise OSError("Cannot install the GIMP plug-in into %s: %s" % (folder, error.strerror or error))
         done.append(str(target))
     if uninstall:
-        return ("Removed the GIMP plug-in from " + ", ".join(done)) if done else \
-            "The GIMP plug-in was not installed in " + ", ".join(str(f) for f in folders)
-    return ("Installed the GIMP plug-in into %s; restart GIMP and use Filters > Generic > SDEdit…"
+        return ("Removed the SDEdit GIMP plug-in from %s; restart GIMP." % ", ".join(done)) if done else \
+            "The SDEdit GIMP plug-in was not installed in " + ", ".join(str(f) for f in folders)
+    return ("Installed the SDEdit GIMP plug-in in %s; restart GIMP and use Filters → Generic → SDEdit…"
             % ", ".join(done))
 
 
