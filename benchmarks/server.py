@@ -4,10 +4,12 @@
                                           [--threads N] [--health-seconds 3]
 
 Starts a real `sdedit serve` on a free loopback port. The job path is what a plugin does: base64 PNG in,
-POST /v1/jobs, poll GET /v1/jobs/{id} every --poll seconds, GET the result, decode the PNG. The in-process
+POST /v1/jobs, GET /v1/jobs/{id}?wait=--wait (long poll) until done, GET the result, decode the PNG. The in-process
 baseline is the same `sdedit.engine.edit` call on the same model, seed and image in this process. Both run
-interleaved so the machine's other load hits them alike; medians are reported.
-overhead = HTTP seconds / in-process seconds - 1.
+interleaved (A B B A ...) so the machine's other load hits them alike; median and min are reported.
+  overhead vs in-process = HTTP seconds / in-process seconds - 1   (two runs: includes compute noise)
+  overhead of the HTTP path = HTTP seconds / the server's own job seconds (status "seconds") - 1
+                              (same run: transport, base64, PNG, queue hand-off and polling only)
 Without --model the embedded default is used; if its weights are not installed, a random-weight copy of its
 architecture (same compute) is written to a temporary folder and the header says so.
 """
@@ -119,8 +121,9 @@ def health_rps(url: str, seconds: float, clients: int) -> float:
     return sum(counts) / (time.monotonic() - started)
 
 
-def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: float) -> float:
-    """Seconds from PNG-encoding the image to holding the decoded result PNG."""
+def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: float,
+             wait: float) -> tuple[float, float]:
+    """(seconds from PNG-encoding the image to holding the decoded result PNG, the server's job seconds)."""
     t = time.perf_counter()
     buf = io.BytesIO()
     image.save(buf, "PNG")
@@ -128,7 +131,8 @@ def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: fl
     job.raise_for_status()
     job_id = job.json()["id"]
     while True:
-        state = client.get(f"/v1/jobs/{job_id}").json()["state"]
+        status = client.get(f"/v1/jobs/{job_id}", params={"wait": wait}).json()
+        state = status["state"]
         if state == "done":
             break
         if state in ("failed", "cancelled"):
@@ -136,7 +140,7 @@ def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: fl
         time.sleep(poll)
     result = client.get(f"/v1/jobs/{job_id}/result").json()
     Image.open(io.BytesIO(base64.b64decode(result["images"][0]))).load()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, float(status["seconds"])
 
 
 def main() -> None:
@@ -147,7 +151,8 @@ def main() -> None:
     ap.add_argument("--t0", type=float, default=0.5)
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--poll", type=float, default=0.01, help="status poll interval of the HTTP client, seconds")
+    ap.add_argument("--wait", type=float, default=30.0, help="long-poll seconds per status request (0 = plain polls)")
+    ap.add_argument("--poll", type=float, default=0.01, help="pause between status requests, seconds")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (server and in-process alike)")
     ap.add_argument("--health-seconds", type=float, default=3.0)
     ap.add_argument("--health-clients", type=int, nargs="+", default=[1, 8])
@@ -175,34 +180,52 @@ def main() -> None:
             params = dict(t0=a.t0, sde="vp", steps=a.steps, samples=1, seed=1)
             body_args = {k: v for k, v in params.items() if v is not None}
             with httpx.Client(base_url=server.url, trust_env=False, timeout=600) as client:
-                http_job(client, body_args, image, a.poll)  # warm-up: the server loads the model
+                http_job(client, body_args, image, a.poll, a.wait)  # warm-up: the server loads the model
+                rps = {n: health_rps(server.url, a.health_seconds, n) for n in a.health_clients}  # server idle
                 edit(model, image, **params)
-                http_times, local_times = [], []
-                for _ in range(a.repeats):
-                    http_times.append(http_job(client, body_args, image, a.poll))
+                http_times, server_times, local_times = [], [], []
+
+                def in_process() -> None:
+                    nonlocal result
                     t = time.perf_counter()
                     result = edit(model, image, **params)
                     local_times.append(time.perf_counter() - t)
-            rps = {n: health_rps(server.url, a.health_seconds, n) for n in a.health_clients}
+
+                def through_http() -> None:
+                    total, on_server = http_job(client, body_args, image, a.poll, a.wait)
+                    http_times.append(total)
+                    server_times.append(on_server)
+
+                result = None
+                for i in range(a.repeats):
+                    for run in ((through_http, in_process) if i % 2 == 0 else (in_process, through_http)):
+                        run()
         finally:
             server.stop()
 
     http_s, local_s = statistics.median(http_times), statistics.median(local_times)
+    path = [h / s - 1 for h, s in zip(http_times, server_times)]
     print(f"model: {model_words}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, device {a.device}, torch threads "
           f"{torch.get_num_threads()}, {a.size}x{a.size} guide, t0 {a.t0}, {result.steps} steps, "
-          f"{a.repeats} repeats, poll every {a.poll * 1000:g} ms")
+          f"{a.repeats} repeats, status ?wait={a.wait:g} s, pause {a.poll * 1000:g} ms")
     print()
-    print(f"{'measure':<44}{'value':>14}")
-    print("-" * 58)
+    print(f"{'measure':<40}{'value':>20}")
+    print("-" * 60)
     for n, value in rps.items():
-        print(f"{f'GET /v1/health, {n} client(s)':<44}{value:>10.0f} rps")
-    print(f"{'job through HTTP (median s)':<44}{http_s:>12.3f} s")
-    print(f"{'same edit in-process (median s)':<44}{local_s:>12.3f} s")
-    print(f"{'HTTP overhead (median)':<44}{(http_s / local_s - 1) * 100:>12.1f} %")
-    print(f"{'HTTP overhead (absolute)':<44}{(http_s - local_s) * 1000:>11.0f} ms")
-    print(f"{'HTTP runs (s)':<24}{' '.join(f'{x:.3f}' for x in http_times):>34}")
-    print(f"{'in-process runs (s)':<24}{' '.join(f'{x:.3f}' for x in local_times):>34}")
+        print(f"{f'GET /v1/health, {n} client(s)':<40}{value:>15.0f} rps")
+    print(f"{'job through HTTP, median / min':<40}{http_s:>9.3f} s {min(http_times):>7.3f} s")
+    print(f"{'same edit in-process, median / min':<40}{local_s:>9.3f} s {min(local_times):>7.3f} s")
+    print(f"{'overhead vs in-process, median / min':<40}{(http_s / local_s - 1) * 100:>9.1f} % "
+          f"{(min(http_times) / min(local_times) - 1) * 100:>7.1f} %")
+    print(f"{'server job seconds, median':<40}{statistics.median(server_times):>9.3f} s")
+    print(f"{'overhead of the HTTP path, median / max':<40}{statistics.median(path) * 100:>9.1f} % "
+          f"{max(path) * 100:>7.1f} %")
+    print(f"{'HTTP path, median ms':<40}{statistics.median(h - s for h, s in zip(http_times, server_times)) * 1000:>9.0f} ms")
+    print()
+    print("runs (s): HTTP " + " ".join(f"{x:.3f}" for x in http_times))
+    print("          on the server " + " ".join(f"{x:.3f}" for x in server_times))
+    print("          in-process " + " ".join(f"{x:.3f}" for x in local_times))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def test_job_life_cycle(http, reference):
     assert http.delete(f"/v1/jobs/{long.json()['id']}").json()["state"] == "cancelled"
 
     status = wait_final(http, job["id"])
+    seconds = status.pop("seconds")
     assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None}
+    assert 0 < seconds < 120
     result = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert result["seeds"] == [77, 78]
     expected = reference(image, mask, t0=0.6, sde="vp", steps=6, samples=2, seed=77)
@@ -162,16 +164,38 @@ def test_job_life_cycle(http, reference):
     assert http.delete("/v1/jobs/0123456789abcdef").status_code == 404
 
 
-def test_ve_sampler_and_jpeg_webp_input(http, reference):
-    for fmt in ("JPEG", "WEBP"):
-        data = image_bytes(random_image(33, 21, seed=5), fmt)
-        status, result = run_job(http, {"image": b64(data), "sde": "ve", "t0": 0.45, "steps": 4, "seed": 9})
+def test_every_sampler_and_jpeg_webp_input(http, reference):
+    """Each sampler the engine offers (vp, ve, ode, ...) is reachable, from PNG, JPEG and WebP alike."""
+    from sdedit.engine import SAMPLERS
+    from sdedit.imaging import decode_image
+
+    schema_sdes = http.get("/openapi.json").json()["components"]["schemas"]["JobRequest"]["properties"]["sde"]
+    assert schema_sdes["enum"] == list(SAMPLERS)
+    formats = ["PNG", "JPEG", "WEBP"]
+    for i, sde in enumerate(SAMPLERS):
+        data = image_bytes(random_image(33, 21, seed=5 + i), formats[i % 3])
+        status, result = run_job(http, {"image": b64(data), "sde": sde, "t0": 0.45, "steps": 3, "seed": 9})
         assert status["state"] == "done", status
         got = decode(result["images"][0])
-        from sdedit.imaging import decode_image
+        want = reference(decode_image(data), sde=sde, t0=0.45, steps=3, seed=9).images[0]
+        assert got.size == (33, 21) and np.array_equal(np.asarray(got), np.asarray(want)), sde
 
-        want = reference(decode_image(data), sde="ve", t0=0.45, steps=4, seed=9).images[0]
-        assert got.size == (33, 21) and np.array_equal(np.asarray(got), np.asarray(want))
+
+def test_long_poll_answers_when_the_job_finishes(http):
+    """GET /v1/jobs/{id}?wait=S holds the answer until the job is finished, or S seconds."""
+    image = b64(image_bytes(random_image(32, 32, 4)))
+    long_id = http.post("/v1/jobs", json={"image": image, "t0": 1.0, "steps": 1000}).json()["id"]
+    started = time.monotonic()
+    held = http.get(f"/v1/jobs/{long_id}", params={"wait": 1.0}).json()
+    assert held["state"] in ("queued", "running") and 0.9 < time.monotonic() - started < 10
+    http.delete(f"/v1/jobs/{long_id}")
+
+    job_id = http.post("/v1/jobs", json={"image": image, "steps": 2, "seed": 2}).json()["id"]
+    started = time.monotonic()
+    done = http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+    assert done["state"] == "done" and time.monotonic() - started < 25
+    assert http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["state"] == "done"  # at once when finished
+    assert http.get(f"/v1/jobs/{job_id}", params={"wait": 31}).status_code == 422
 
 
 def test_cancel_mid_run_stops_within_a_step(http):

@@ -1,12 +1,13 @@
 """The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
 from typing import Any, List, Optional
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,13 +20,25 @@ from .bodylimit import BodyLimit
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
-from .schemas import ErrorMessage, Health, JobCreated, JobRequest, JobResult, JobState, JobStatus, ModelEntry
+from .schemas import (
+    ErrorMessage,
+    Health,
+    JobCreated,
+    JobRequest,
+    JobResult,
+    JobState,
+    JobStatus,
+    ModelEntry,
+    ValidationProblem,
+)
 
 log = logging.getLogger("sdedit.api")
 
 CANCEL_WAIT_S = 5.0  # DELETE waits this long for a running job to reach its next sampler step
+MAX_WAIT_S = 30.0
 
-_ERRORS = {code: {"model": ErrorMessage} for code in (400, 401, 404, 409, 413, 422, 503)}
+_ERRORS = {code: {"model": ErrorMessage} for code in (400, 401, 404, 409, 413, 503)}
+_ERRORS[422] = {"model": ValidationProblem}
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"  # FastAPI's 400 for undecodable bodies
 
 
@@ -70,7 +83,8 @@ def create_app(
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
-    private = APIRouter(prefix="/v1", dependencies=[Depends(BearerAuth(token))], responses={401: _ERRORS[401]})
+    private = APIRouter(prefix="/v1", dependencies=[Depends(BearerAuth(token))],
+                        responses={401: _ERRORS[401], 422: _ERRORS[422]})
 
     @public.get("/health", response_model=Health)
     async def health() -> Health:
@@ -81,7 +95,7 @@ def create_app(
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
-                  responses={c: _ERRORS[c] for c in (400, 413, 422, 503)})
+                  responses={c: _ERRORS[c] for c in (400, 413, 503)})
     def submit(request: JobRequest) -> JobCreated:
         _refuse_if_full(queue, limits)
         params, describe = _validated(request, backend, limits)
@@ -92,11 +106,18 @@ def create_app(
         return JobCreated(id=job.id, state=job.state)
 
     @private.get("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
-    async def status(job_id: str) -> JobStatus:
-        return _status(queue, _job(queue, job_id))
+    async def status(
+        job_id: str,
+        wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S, allow_inf_nan=False,
+                            description="Hold the answer up to this many seconds, until the job has finished "
+                                        "(long poll: a finished job is reported at once, with fewer requests)."),
+    ) -> JobStatus:
+        job = _job(queue, job_id)
+        await _until_settled(queue, job, wait)
+        return _status(queue, job)
 
     @private.get("/jobs/{job_id}/result", response_model=JobResult, responses={c: _ERRORS[c] for c in (404, 409)})
-    async def result(job_id: str) -> JobResult:
+    def result(job_id: str) -> JobResult:  # a thread, not the event loop: big results take a while to encode
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
@@ -104,11 +125,11 @@ def create_app(
                          seeds=list(job.output.seeds))
 
     @private.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
-    def cancel(job_id: str) -> JobStatus:
+    async def cancel(job_id: str) -> JobStatus:
         job = queue.cancel(job_id)
         if job is None:
             raise _unknown_job(job_id, limits)
-        job.settled.wait(CANCEL_WAIT_S)
+        await _until_settled(queue, job, CANCEL_WAIT_S)
         return _status(queue, job)
 
     app.include_router(public)
@@ -144,9 +165,24 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     return params, describe
 
 
+async def _until_settled(queue: JobQueue, job: Job, timeout: float) -> None:
+    """Wait (without holding a thread) until the job is finished or `timeout` seconds have passed."""
+    if timeout <= 0 or job.state.finished:
+        return
+    loop = asyncio.get_running_loop()
+    settled = asyncio.Event()
+    undo = queue.when_settled(job, lambda: loop.call_soon_threadsafe(settled.set))
+    try:
+        await asyncio.wait_for(settled.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        undo()
+
+
 def _refuse_if_full(queue: JobQueue, limits: Limits) -> None:
     if queue.counts()["queued"] >= limits.max_queue:
-        raise _queue_full(queue._retry_after())
+        raise _queue_full(queue.retry_after())
 
 
 def _queue_full(retry_after: int) -> ApiError:
@@ -157,7 +193,7 @@ def _queue_full(retry_after: int) -> ApiError:
 def _job(queue: JobQueue, job_id: str) -> Job:
     job = queue.get(job_id)
     if job is None:
-        raise _unknown_job(job_id, queue._limits)
+        raise _unknown_job(job_id, queue.limits)
     return job
 
 
@@ -168,8 +204,9 @@ def _unknown_job(job_id: str, limits: Limits) -> ApiError:
 
 
 def _status(queue: JobQueue, job: Job) -> JobStatus:
+    seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
-                     queue_position=queue.position(job))
+                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
 
 
 def _not_ready(job: Job) -> str:

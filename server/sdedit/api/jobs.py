@@ -58,6 +58,7 @@ class Job:
     finished: Optional[float] = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     settled: threading.Event = field(default_factory=threading.Event)
+    on_settled: List[Callable[[], None]] = field(default_factory=list)  # see JobQueue.when_settled
 
 
 Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutput]
@@ -126,6 +127,27 @@ class JobQueue:
                 if queued is job:
                     return index
             return None
+
+    def when_settled(self, job: Job, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread, must be quick) once the job is finished; returns an undo."""
+        with self._lock:
+            if job.state.finished:
+                callback()
+            else:
+                job.on_settled.append(callback)
+
+        def undo() -> None:
+            with self._lock:
+                if callback in job.on_settled:
+                    job.on_settled.remove(callback)
+
+        return undo
+
+    def elapsed(self, job: Job) -> Optional[float]:
+        """Seconds the job has been (or was) running; None before it starts."""
+        if job.started is None:
+            return None
+        return (job.finished if job.finished is not None else self._clock()) - job.started
 
     def cancel(self, job_id: str) -> Optional[Job]:
         """Queued: cancelled at once. Running: the worker stops it at the next sampler step."""
@@ -205,6 +227,12 @@ class JobQueue:
         self._result_bytes += job.output.nbytes if job.output else 0
         self._finished_order.append(job.id)
         job.settled.set()
+        callbacks, job.on_settled = job.on_settled, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a waiter gone away (closed event loop) must not hurt the queue
+                log.debug("settle callback failed", exc_info=True)
         self._prune()
 
     def _prune(self) -> None:
@@ -220,6 +248,15 @@ class JobQueue:
             if oldest is not None:
                 del self._jobs[oldest.id]
                 self._result_bytes -= oldest.output.nbytes if oldest.output else 0
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    def retry_after(self) -> int:
+        """A guess, in whole seconds, of when a place in the queue frees up (the recent job length)."""
+        with self._lock:
+            return self._retry_after()
 
     def _retry_after(self) -> int:
         per_job = sum(self._durations) / len(self._durations) if self._durations else 5.0

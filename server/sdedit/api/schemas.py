@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Literal, Optional
+from typing import List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,7 @@ class JobStatus(BaseModel):
     progress: float = Field(ge=0.0, le=1.0, description="Fraction of sampler steps done.")
     error: Optional[str] = Field(None, description="Why the job failed (state 'failed' only).")
     queue_position: Optional[int] = Field(None, description="Jobs ahead of this one while it is queued.")
+    seconds: Optional[float] = Field(None, description="Time spent running so far (total once finished).")
 
 
 class JobResult(BaseModel):
@@ -79,3 +80,15 @@ class ErrorMessage(BaseModel):
     """Every 4xx/5xx body: `detail` is one sentence that names the problem."""
 
     detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: List[Union[str, int]]
+    msg: str
+    type: str
+
+
+class ValidationProblem(ErrorMessage):
+    """422: `detail` names every bad field in words; `errors` lists them for programs."""
+
+    errors: List[FieldProblem] = Field(default_factory=list)
