@@ -123,6 +123,27 @@ def test_16bit_layer_with_offset_gets_a_same_size_16bit_result(krita_run):
     _, _, edited = _png(out, "u16-result.png")
     changed = sum(1 for a, b in zip(_pixels(source), _pixels(edited)) if a != b)
     assert changed > 0.3 * w * h
+    assert case["after_undo"] == ["Background", "Strokes"]  # one undo step, colour conversion included
+
+
+def test_float_linear_layer_is_converted_both_ways(krita_run):
+    case, out, _ = _case(krita_run, "f32")
+    assert case["report"]["ok"], case["report"]
+    assert case["source_space"] == ["RGBA", "F32", "sRGB-elle-V2-g10.icc"]
+    assert case["result_space"] == case["source_space"]
+    names = [n["name"] for n in case["tree"]]
+    assert names[names.index("Background") + 1] == "SDEdit t0=0.50 VP #1 seed=5"
+    w, h, source = _png(out, "f32-source.png")
+    _, _, edited = _png(out, "f32-result.png")
+    mask = _png(out, "f32-mask.png")[2][0::4]
+    # the strokes really are colours, not a washed-out linear-as-sRGB misreading
+    src = _pixels(source)
+    assert {bytes((20, 60, 200, 255)), bytes((220, 40, 30, 255)), bytes((40, 160, 40, 255))} <= set(src)
+    outside = [max(abs(a - b) for a, b in zip(p, q)) for i, (p, q) in enumerate(zip(src, _pixels(edited)))
+               if not mask[i]]
+    assert outside and max(outside) <= 1  # 8-bit -> float -> 8-bit round trip only
+    inside = sum(1 for i, (p, q) in enumerate(zip(src, _pixels(edited))) if mask[i] and p != q)
+    assert inside > 0.5 * 32 * 32
 
 
 def test_cancel_stops_the_job_and_adds_nothing(krita_run):

@@ -215,6 +215,43 @@ def case_16bit_offset_layer(case):
     for child in document.rootNode().childNodes():
         if child.name().startswith("SDEdit"):
             case["result"] = dump_png("u16-result.png", rect[2], rect[3], rgba_of(child, rect))
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def case_f32_linear(case):
+    """32-bit float linear-light document with a selection: converted to sRGB 8-bit and back by Krita."""
+    import sdedit
+    from sdedit.layer_io import convert_pixels
+    from sdedit.pixels import SRGB8
+
+    width, height = 64, 48
+    space = ("RGBA", "F32", "sRGB-elle-V2-g10.icc")
+    app = Krita.instance()
+    document = app.createDocument(width, height, "sdedit-e2e-f32", space[0], space[1], space[2], 72.0)
+    app.activeWindow().addView(document)
+    wait(0.3)
+    node = document.activeNode()
+    paint(document, node, convert_pixels(stroke_image(width, height), width, height, SRGB8, space),
+          (0, 0, width, height))
+    selection = Selection()
+    selection.select(16, 8, 32, 32, 255)
+    document.setSelection(selection)
+    wait(0.3)
+    rect = (0, 0, width, height)
+    case["source_space"] = [node.colorModel(), node.colorDepth(), node.colorProfile()]
+    case["source"] = dump_png("f32-source.png", width, height, rgba_of(node, rect))
+    case["mask"] = dump_png("f32-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "sde": "vp", "samples": 1,
+                                  "steps": 4, "seed_mode": "fixed", "seed": 5}, document=document)
+    case["report"] = wait_report(controller)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result_space"] = [child.colorModel(), child.colorDepth(), child.colorProfile()]
+            case["result"] = dump_png("f32-result.png", width, height, rgba_of(child, rect))
 
 
 def case_cancel(case):
@@ -326,7 +363,7 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
-         ("u16", case_16bit_offset_layer), ("cancel", case_cancel), ("closed", case_closed), ("server_down", case_server_down)]
+         ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed), ("server_down", case_server_down)]
 
 
 class Harness(Extension):
