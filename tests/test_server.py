@@ -258,6 +258,26 @@ def test_twenty_concurrent_clients_get_their_own_results(server, reference):
             assert np.array_equal(np.asarray(got), np.asarray(expected)), f"client {i} got someone else's result"
 
 
+def test_the_plugins_client_runs_edits_and_shows_server_messages(server, token_server, reference):
+    """shared/sdedit_client (what Krita and GIMP use) against the real server: results, progress, errors."""
+    from sdedit_client import Client, RequestRejected
+
+    image = random_image(40, 28, seed=42)
+    seen = []
+    images, seeds = Client(server.url).run(image_bytes(image), t0=0.5, steps=3, samples=2, seed=11,
+                                           on_progress=seen.append, poll_interval=0.05)
+    assert seeds == [11, 12] and seen and all(0.0 <= p <= 1.0 for p in seen)
+    want = reference(image, t0=0.5, steps=3, samples=2, seed=11).images
+    for png, expected in zip(images, want, strict=True):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(expected))
+
+    with pytest.raises(RequestRejected, match="Unknown model 'nope'"):
+        Client(server.url).run(image_bytes(image), model="nope")
+    with pytest.raises(RequestRejected, match="access token"):
+        Client(token_server.url).run(image_bytes(image), steps=1)
+    assert len(Client(token_server.url, token="s3cret-token").run(image_bytes(image), steps=1)[0]) == 1
+
+
 # -- bad input -------------------------------------------------------------------------------------------------
 GOOD = b64(image_bytes(random_image(20, 20, seed=0)))
 

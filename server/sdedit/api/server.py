@@ -42,6 +42,10 @@ def run_server(
 
     _configure_logging()
     app = create_app(token=token, device=device, limits=Limits.from_env())
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("sdedit.api").info(
+        "SDEdit server at http://%s:%d (%s)", shown, int(port),
+        "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
     uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False,
                 timeout_graceful_shutdown=10)
 
