@@ -1,10 +1,15 @@
 """Shared fixtures: tiny models in real checkpoint layouts, written once per test session."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# One thread per process: tests run a server and a client (and CI runs beside other work) on 2 cores, and
+# OpenMP threads that spin-wait on an oversubscribed CPU make every network call several times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 for sub in ("server", "shared", "tests"):
@@ -12,6 +17,10 @@ for sub in ("server", "shared", "tests"):
         sys.path.insert(0, str(ROOT / sub))
 
 from tiny_models import make_ve_folder, make_vp_folder  # noqa: E402
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
