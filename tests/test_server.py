@@ -331,6 +331,19 @@ def test_malformed_bodies_are_4xx(http, raw, status, words):
     assert words in answer.json()["detail"]
 
 
+def test_chunked_body_over_the_limit_is_413(http):
+    """No Content-Length (chunked upload): the limit still holds while the body streams in."""
+    def chunks():
+        yield b'{"image": "'
+        for _ in range(40):
+            yield b"A" * 2**16  # 2.5 MiB in all, over the 2 MiB limit
+        yield b'"}'
+
+    answer = http.post("/v1/jobs", content=chunks(), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and "MiB" in answer.json()["detail"]
+    assert http.get("/v1/health").status_code == 200
+
+
 def test_failing_job_is_failed_and_server_keeps_serving(http, server):
     status, _ = run_job(http, {"image": GOOD, "model": "broken", "steps": 2})
     assert status["state"] == "failed" and "broken" in status["error"], status
