@@ -191,3 +191,14 @@ def test_dialog_from_the_menu_action_remembers_values_and_runs(krita_run):
     assert width >= 300 and height >= 200
     if os.environ.get("SDEDIT_UPDATE_DOCS") == "1":
         shutil.copy2(out / "krita-dialog.png", ROOT / "docs" / "krita-dialog.png")
+
+
+def test_interactive_run_without_server_shows_one_sentence_in_a_message_box(krita_run):
+    case, _, _ = _case(krita_run, "dialog_server_down")
+    dialog = case["dialog"]
+    assert dialog["server_label"].startswith("Cannot reach the SDEdit server at ")
+    boxes = dialog.get("message_boxes")
+    assert boxes and len(boxes) == 1, boxes
+    assert boxes[0] == dialog["server_label"]  # the same sentence: where, and how to start it
+    assert boxes[0].endswith("start it with `sdedit serve` (or run install.py).")
+    assert not any(name.startswith("SDEdit") for name in case["layers_after"])

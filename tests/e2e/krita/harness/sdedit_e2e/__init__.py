@@ -302,19 +302,13 @@ def case_server_down(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
 
 
-def case_dialog(case):
-    """The real action: Filters → SDEdit… opens the dialog (screenshot), OK runs the edit."""
+def trigger_action_with_dialog(screenshot=False):
+    """Trigger Filters → SDEdit…, let the dialog ask the server, optionally screenshot it, press OK.
+
+    Message boxes the interactive run shows are recorded and closed. Returns what was seen.
+    """
     from sdedit import extension
 
-    extension.remember({"server_url": CONFIG["server_url"], "t0": 0.45, "sde": "vp", "samples": 1, "steps": 4,
-                        "seed_mode": "fixed", "seed": 21, "model": ""})
-    Krita.instance().activeWindow().qwindow().resize(1400, 900)
-    document = new_document("sdedit-e2e-dialog", 320, 240)
-    paint(document, document.activeNode(), stroke_image(320, 240), (0, 0, 320, 240))
-    selection = Selection()
-    selection.select(40, 40, 240, 160, 255)
-    document.setSelection(selection)
-    wait(0.5)
     seen = {}
 
     def drive_dialog():
@@ -330,13 +324,14 @@ def case_dialog(case):
         seen["values"] = dialog.values()
         seen["server_label"] = dialog.server_label.text()
         seen["models"] = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
-        dialog.grab().save(os.path.join(CONFIG["out_dir"], "krita-dialog-only.png"))
-        # the whole (virtual) screen: Krita's window with the dialog over it, as a painter sees it
-        window = Krita.instance().activeWindow().qwindow()
-        dialog.move(window.frameGeometry().topLeft() + QPoint(160, 160))  # over the canvas
-        wait(0.5)
-        screen = QApplication.primaryScreen().grabWindow(0)
-        screen.copy(window.frameGeometry()).save(os.path.join(CONFIG["out_dir"], "krita-dialog.png"))
+        if screenshot:
+            dialog.grab().save(os.path.join(CONFIG["out_dir"], "krita-dialog-only.png"))
+            # the whole (virtual) screen: Krita's window with the dialog over it, as a painter sees it
+            window = Krita.instance().activeWindow().qwindow()
+            dialog.move(window.frameGeometry().topLeft() + QPoint(160, 160))  # over the canvas
+            wait(0.5)
+            screen = QApplication.primaryScreen().grabWindow(0)
+            screen.copy(window.frameGeometry()).save(os.path.join(CONFIG["out_dir"], "krita-dialog.png"))
         dialog.accept()
 
     def sweep_message_boxes():  # an interactive run shows errors in a box; record and close it
@@ -350,6 +345,38 @@ def case_dialog(case):
     QTimer.singleShot(100, drive_dialog)
     QTimer.singleShot(200, sweep_message_boxes)
     Krita.instance().action(extension.ACTION_ID).trigger()  # returns after the dialog closed
+    return seen
+
+
+def case_dialog_server_down(case):
+    """The interactive path with no server: the dialog says so, and OK ends in a one-sentence message box."""
+    from sdedit import extension
+
+    extension.remember({"server_url": CONFIG["down_url"], "samples": 1, "steps": 4})
+    document = new_document("sdedit-e2e-dialog-down", 64, 48)
+    paint(document, document.activeNode(), stroke_image(64, 48), (0, 0, 64, 48))
+    seen = trigger_action_with_dialog()
+    wait(30, lambda: seen.get("message_boxes"))
+    seen["stop_sweeping"] = True
+    case["dialog"] = seen
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+    wait(0.5)
+
+
+def case_dialog(case):
+    """The real action: Filters → SDEdit… opens the dialog (screenshot), OK runs the edit."""
+    from sdedit import extension
+
+    extension.remember({"server_url": CONFIG["server_url"], "t0": 0.45, "sde": "vp", "samples": 1, "steps": 4,
+                        "seed_mode": "fixed", "seed": 21, "model": ""})
+    Krita.instance().activeWindow().qwindow().resize(1400, 900)
+    document = new_document("sdedit-e2e-dialog", 320, 240)
+    paint(document, document.activeNode(), stroke_image(320, 240), (0, 0, 320, 240))
+    selection = Selection()
+    selection.select(40, 40, 240, 160, 255)
+    document.setSelection(selection)
+    wait(0.5)
+    seen = trigger_action_with_dialog(screenshot=True)
     case["dialog"] = seen
     controller = extension._RUNNING[-1] if extension._RUNNING else None
     case["report"] = wait_report(controller) if controller is not None else None
@@ -363,7 +390,8 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
-         ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed), ("server_down", case_server_down)]
+         ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
+         ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
 
 
 class Harness(Extension):
