@@ -152,3 +152,32 @@ def test_bad_parameters_raise_input_error(tiny_vp, kwargs, words):
 def test_wrong_mask_size_is_refused(tiny_vp):
     with pytest.raises(InputError, match="same size"):
         edit(tiny_vp, strokes(64, 48), Image.new("L", (10, 10), 255))
+
+
+@pytest.fixture(scope="module")
+def tiny_fully_conv(tmp_path_factory):
+    from sdedit.models import load_model
+    from tiny_models import make_unshuffle_folder
+
+    return load_model(str(make_unshuffle_folder(tmp_path_factory.mktemp("m") / "tiny-unshuffle")), "cpu")
+
+
+def test_fully_convolutional_model_edits_any_size_at_full_resolution(tiny_fully_conv):
+    assert tiny_fully_conv.resolution is None and tiny_fully_conv.size_multiple == 8
+    img = strokes(97, 203, alpha=True)
+    res = edit(tiny_fully_conv, img, t0=0.5, steps=3, seed=1)
+    assert res.working_size == (104, 208)  # padded to multiples of 8, not resampled
+    assert res.images[0].size == (97, 203) and res.images[0].mode == "RGBA"
+    near = edit(tiny_fully_conv, img, t0=0.001, steps=1, seed=1).images[0]
+    diff = np.abs(np.asarray(near).astype(int) - np.asarray(img))
+    assert diff.mean() < 1.5 and diff.max() <= 12  # t0 -> 0 gives the input back, no resampling blur
+
+
+def test_fully_convolutional_masked_edit_is_exact_outside(tiny_fully_conv):
+    img = strokes(150, 90)
+    m = np.zeros((90, 150), np.uint8)
+    m[10:50, 60:100] = 255
+    out = np.asarray(edit(tiny_fully_conv, img, Image.fromarray(m), t0=0.6, sde="ode", steps=3, seed=2).images[0])
+    keep = m == 0
+    assert np.array_equal(out[keep], np.asarray(img)[keep])
+    assert not np.array_equal(out[10:50, 60:100], np.asarray(img)[10:50, 60:100])

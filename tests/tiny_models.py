@@ -87,3 +87,14 @@ def _original_names(levels: int, blocks: int, attn_levels: set[int]) -> list[str
             names.append(f"up.{i}.upsample.conv")
     names += [f"mid.block_{b}.{p}" for b in (1, 2) for p in res] + [f"mid.attn_1.{p}" for p in att]
     return [f"{n}.{leaf}" for n in names for leaf in ("weight", "bias")]
+
+
+def make_unshuffle_folder(path: Path) -> Path:
+    """A tiny model in the embedded (pixel-unshuffled, fully convolutional) format."""
+    from sdedit.models.unshuffle_unet import UnshuffleEpsNet
+
+    torch.manual_seed(0)
+    net = UnshuffleEpsNet.new(block_out_channels=(32, 32), down_block_types=("DownBlock2D", "DownBlock2D"),
+                              up_block_types=("UpBlock2D", "UpBlock2D"), layers_per_block=1, norm_num_groups=8)
+    net.save_folder(path, extra={"id": path.name, "default_steps": {"vp": 6, "ve": 6}})
+    return path

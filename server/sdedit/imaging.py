@@ -113,6 +113,17 @@ def working_region(mask: np.ndarray, square: bool) -> Region | None:
     return Region(x0, y0, x1, y1)
 
 
+def grow_to_multiple(region: Region, multiple: int, image_size: tuple[int, int]) -> Region:
+    """Grow a box so both sides are multiples of `multiple` (a fully convolutional network's need),
+    staying inside the image where it fits; the rest is edge padding, which is cropped away again."""
+    w, h = image_size
+    side_x = -(-region.width // multiple) * multiple
+    side_y = -(-region.height // multiple) * multiple
+    x0, x1 = _grow_to(region.x0, region.x1, side_x, w)
+    y0, y1 = _grow_to(region.y0, region.y1, side_y, h)
+    return Region(x0, y0, x1, y1)
+
+
 def _grow_to(a: int, b: int, side: int, limit: int) -> tuple[int, int]:
     """Grow [a, b) to length `side`, centred, shifted to stay inside [0, limit) where it fits."""
     extra = side - (b - a)
