@@ -3,6 +3,7 @@
 PNG encoding, the HTTP calls and PNG decoding all happen here; the GUI thread only gets signals.
 """
 
+import os
 import sys
 import threading
 import traceback
@@ -86,7 +87,7 @@ class ServerInfoWorker(QThread):
 
     def run(self) -> None:  # noqa: D401
         try:
-            client = Client(self._url, timeout=5.0)
+            client = Client(self._url, token=os.environ.get("SDEDIT_TOKEN") or None, timeout=5.0)
             self.loaded.emit(client.health(), client.models())
         except SDEditError as error:
             self.failed.emit(str(error))
