@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
 from sdedit.engine import edit
+from timing import bare_call_seconds
 from sdedit.models import load_model
 
 
@@ -31,19 +31,6 @@ def sketch(size: int) -> Image.Image:
     arr[int(size * 0.6): int(size * 0.8)] = (50, 100, 170)
     arr[int(size * 0.8):] = (70, 130, 50)
     return Image.fromarray(arr)
-
-
-def bare_call_seconds(model, size: tuple[int, int], repeats: int) -> float:
-    x = torch.randn(1, 3, size[1], size[0], device=model.device)
-    model.eps_vp(x, 500)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model.eps_vp(x, 500)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ features of sdedit.train.metrics against held-out real scenes; lower is better; 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from PIL import Image
 
 from sdedit.engine import edit
+from timing import bare_call_seconds
 from sdedit.imaging import from_tensor, to_tensor
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
@@ -58,19 +58,6 @@ def scenes(n: int, offset: int, size: int) -> np.ndarray:
     return np.stack(out)
 
 
-def bare_call_seconds(model, size: int, repeats: int = 5) -> float:
-    x = torch.randn(1, 3, size, size, device=model.device)
-    model.eps_vp(x, 400)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model.eps_vp(x, 400)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
@@ -93,7 +80,7 @@ def main() -> None:
     f_real = texture_features(scenes(a.real, 100_000, a.size))
     ref_scale = np.concatenate([f_real, texture_features(guides)])
     sub = min(50, a.guides, a.real)
-    one_call = bare_call_seconds(model, a.size)
+    one_call = bare_call_seconds(model, (a.size, a.size))
     print(f"model {model.id} on {model.device} ({model.dtype}), {a.guides} guides at {a.size}x{a.size}, t0 {a.t0} "
           f"(T0 = {t_start}), {torch.get_num_threads()} threads, one bare network call {one_call * 1000:.1f} ms")
 
