@@ -37,11 +37,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--t0", type=float, default=0.5)
     ap.add_argument("--sde", default="vp")
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     model = load_model(a.model, a.device)
     print(f"model {model.id} on {model.device} ({platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__})")

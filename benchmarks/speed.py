@@ -62,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--precision", default=None)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--guides", type=int, default=16)
@@ -73,6 +74,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick:
         a.guides, a.real, a.size, a.t0 = 3, 6, 32, 0.1
+    if a.threads:
+        torch.set_num_threads(a.threads)
     model = load_model(a.model, a.device, a.precision)
     t_start = round(a.t0 * len(model.alphas_cumprod))
     sources = scenes(a.guides, 0, a.size)
