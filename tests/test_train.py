@@ -127,3 +127,27 @@ def test_bundled_examples_exist_and_match_the_generator():
         im = np.asarray(Image.open(path).convert("RGB"))
         assert im.shape[:2] == fn().size[::-1]
         assert len(np.unique(im.reshape(-1, 3), axis=0)) <= 16  # flat strokes, few colours
+
+
+def test_eps_skip_gives_the_wiener_noise_guess_and_roundtrips(tmp_path):
+    net = UnshuffleEpsNet.new(eps_skip=0.5, **TINY).eval()
+    for p in net.unet.conv_out.parameters():
+        p.data.zero_()  # residual F = 0: only the linear skip is left
+    x0 = torch.rand(2, 3, 16, 16) - 0.5
+    z = torch.randn(2, 3, 16, 16)
+    ab = net.alphas_cumprod
+    with torch.no_grad():
+        t = 950
+        xt = ab[t].sqrt() * x0 + (1 - ab[t]).sqrt() * z
+        assert ((net(xt, float(t)) - z) ** 2).mean() < 1e-3  # pure noise: the skip alone predicts it
+        t = 5  # almost clean: the skip says "hardly any noise here"
+        xt = ab[t].sqrt() * x0 + (1 - ab[t]).sqrt() * z
+        assert net(xt, float(t)).abs().mean() < 0.2
+        assert torch.allclose(net._abar(torch.tensor([10.5])), (ab[10] + ab[11]) / 2)
+    net.save_folder(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "sdedit.json").read_text())["eps_skip_sigma_data"] == 0.5
+    back = UnshuffleEpsNet.from_folder(tmp_path / "m")
+    assert back.eps_skip == 0.5
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net(x, 300.0), back(x, 300.0), atol=2e-2)

@@ -41,20 +41,38 @@ def make_scheduler() -> DDPMScheduler:
 
 
 class UnshuffleEpsNet(torch.nn.Module):
-    """x in [-1,1] (B,3,H,W), DDPM timestep index (0..999, fractional allowed) -> predicted epsilon."""
+    """x in [-1,1] (B,3,H,W), DDPM timestep index (0..999, fractional allowed) -> predicted epsilon.
 
-    def __init__(self, unet: UNet2DModel, unshuffle: int = UNSHUFFLE):
+    With `eps_skip` = sigma_data (sdedit.json "eps_skip_sigma_data"), the UNet only predicts a residual:
+    eps = c_skip(t) x + c_out(t) F(x, t), where c_skip x is the best linear (Wiener) guess of the noise for
+    data of std sigma_data and c_out the std of what is left. Without it a small UNet must learn an exact
+    identity through GroupNorm/SiLU layers to predict noise at large t, which it learns slowly; with it,
+    high noise levels are right from the start and training spends its steps on texture.
+    """
+
+    def __init__(self, unet: UNet2DModel, unshuffle: int = UNSHUFFLE, eps_skip: float | None = None):
         super().__init__()
         self.unet = unet
         self.unshuffle = unshuffle
+        self.eps_skip = float(eps_skip) if eps_skip else None
         n_down = len(unet.config.block_out_channels) - 1
         self.size_multiple = unshuffle * 2**n_down
+        self.register_buffer("alphas_cumprod", make_scheduler().alphas_cumprod.float(), persistent=False)
 
     @classmethod
-    def new(cls, **overrides: Any) -> "UnshuffleEpsNet":
+    def new(cls, eps_skip: float | None = None, **overrides: Any) -> "UnshuffleEpsNet":
         """A freshly initialised network (for training)."""
         cfg = {**DEFAULT_UNET_CONFIG, **overrides}
-        return cls(UNet2DModel(**cfg))
+        return cls(UNet2DModel(**cfg), eps_skip=eps_skip)
+
+    def _abar(self, t: torch.Tensor) -> torch.Tensor:
+        """alphas_cumprod at (fractional) DDPM indices, linearly interpolated."""
+        table = self.alphas_cumprod.to(t.device)
+        tc = t.clamp(0, len(table) - 1)
+        lo = tc.floor().long()
+        hi = (lo + 1).clamp(max=len(table) - 1)
+        f = tc - lo.float()
+        return table[lo] * (1 - f) + table[hi] * f
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor | float) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -66,14 +84,22 @@ class UnshuffleEpsNet(torch.nn.Module):
         dtype = next(self.unet.parameters()).dtype
         z = F.pixel_unshuffle(x, self.unshuffle).to(dtype)
         out = self.unet(z, t.to(dtype) if dtype != torch.float32 else t).sample
-        return F.pixel_shuffle(out.to(x.dtype), self.unshuffle)
+        res = F.pixel_shuffle(out.to(x.dtype), self.unshuffle)
+        if self.eps_skip is None:
+            return res
+        ab = self._abar(t.float()).to(x.dtype).view(-1, 1, 1, 1)
+        sd2 = self.eps_skip**2
+        denom = ab * sd2 + (1 - ab)
+        c_skip = (1 - ab).sqrt() / denom
+        c_out = ab.sqrt() * self.eps_skip / denom.sqrt()
+        return c_skip * x + c_out * res
 
     @classmethod
     def from_folder(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "UnshuffleEpsNet":
         path = Path(path)
         meta = read_meta(path)
         unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=dtype)
-        net = cls(unet, unshuffle=int(meta.get("unshuffle", UNSHUFFLE)))
+        net = cls(unet, unshuffle=int(meta.get("unshuffle", UNSHUFFLE)), eps_skip=meta.get("eps_skip_sigma_data"))
         return net.eval()
 
     def save_folder(self, path: str | Path, extra: Optional[dict] = None, dtype: torch.dtype = torch.float16) -> None:
@@ -90,6 +116,8 @@ class UnshuffleEpsNet(torch.nn.Module):
         make_scheduler().save_pretrained(path / "scheduler")
         meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
                 "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple}
+        if self.eps_skip is not None:
+            meta["eps_skip_sigma_data"] = self.eps_skip
         meta.update(extra or {})
         (path / "sdedit.json").write_text(json.dumps(meta, indent=2) + "\n")
 

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--export", type=Path, default=None, help="write the EMA model folder here at the end")
     ap.add_argument("--export-only", action="store_true", help="export OUT/ckpt.pt's EMA to --export and exit")
+    ap.add_argument("--eps-skip", type=float, default=0.5,
+                    help="data std for the Wiener skip of the epsilon output (0 = plain UNet output)")
     ap.add_argument("--tiny", action="store_true", help="tiny network (for smoke tests)")
     a = ap.parse_args(argv)
     if a.export_only:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1, norm_num_groups=8) if a.tiny else {}
     train(TrainConfig(out=a.out, data=a.data, steps=a.steps, minutes=minutes, batch=a.batch, crop=a.crop,
                       lr=a.lr, threads=a.threads, device=a.device, resume=a.resume, export=a.export,
-                      unet_overrides=overrides))
+                      eps_skip=a.eps_skip or None, unet_overrides=overrides))
 
 
 if __name__ == "__main__":

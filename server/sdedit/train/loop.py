@@ -44,6 +44,7 @@ class TrainConfig:
     ckpt_minutes: float = 5.0
     export_every_minutes: float = 20.0
     seed: int = 0
+    eps_skip: float | None = 0.5
     unet_overrides: dict = field(default_factory=dict)
 
 
@@ -78,7 +79,7 @@ def train(cfg: TrainConfig) -> Path:
     ckpt_path = cfg.out / "ckpt.pt"
     torch.manual_seed(cfg.seed)
 
-    model = UnshuffleEpsNet.new(**cfg.unet_overrides).to(device)
+    model = UnshuffleEpsNet.new(eps_skip=cfg.eps_skip, **cfg.unet_overrides).to(device)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -95,7 +96,8 @@ def train(cfg: TrainConfig) -> Path:
         print(f"--resume: no checkpoint at {ckpt_path}, starting fresh", flush=True)
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {n_params / 1e6:.2f}M params, size_multiple {model.size_multiple}, device {device}", flush=True)
+    print(f"model: {n_params / 1e6:.2f}M params, size_multiple {model.size_multiple}, eps skip "
+          f"{model.eps_skip}, device {device}", flush=True)
     scenes = load_scenes(cfg.data or cfg.out / "data")
     print(f"data: {len(scenes)} scenes {scenes.shape[1]}x{scenes.shape[2]}", flush=True)
     sampler = CropSampler(scenes, cfg.crop, np.random.default_rng(cfg.seed + step))
@@ -115,6 +117,7 @@ def train(cfg: TrainConfig) -> Path:
     def checkpoint() -> None:
         _save_atomic({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                       "step": step, "elapsed": elapsed_before + time.time() - t_start, "loss_avg": loss_avg,
+                      "eps_skip": model.eps_skip,
                       "unet_config": dict(model.unet.config)}, ckpt_path)
 
     model.train()
@@ -174,6 +177,6 @@ def export_from_checkpoint(out: Path, folder: Path) -> None:
     """Export the EMA weights of out/ckpt.pt to `folder` without training."""
     ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
     from diffusers import UNet2DModel
-    ema = UnshuffleEpsNet(UNet2DModel.from_config(ck["unet_config"]))
+    ema = UnshuffleEpsNet(UNet2DModel.from_config(ck["unet_config"]), eps_skip=ck.get("eps_skip"))
     ema.load_state_dict(ck["ema"])
     export_ema(ema, folder, ck["step"], ck["elapsed"], ck.get("loss_avg"))
