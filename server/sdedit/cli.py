@@ -75,6 +75,9 @@ def save_atomic(img, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             (img.convert("RGB") if fmt == "JPEG" else img).save(fh, format=fmt, **({"compress_level": 4} if fmt == "PNG" else {}))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the user's usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
