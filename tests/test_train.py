@@ -117,6 +117,10 @@ def test_training_smoke_resume_and_export(tmp_path):
     train_main(["--out", str(tmp_path), "--export-only", "--export", str(tmp_path / "again")])
     net = UnshuffleEpsNet.from_folder(tmp_path / "again")
     assert net(torch.zeros(1, 3, 32, 32), 5.0).shape == (1, 3, 32, 32)
+    # a new machine: no checkpoint, only the exported folder
+    train_main(["--out", str(tmp_path / "fresh"), "--data", str(tmp_path / "data"), "--steps", "1", "--batch", "2",
+                "--crop", "32", "--tiny", "--threads", "1", "--init", str(tmp_path / "again")])
+    assert torch.load(tmp_path / "fresh" / "ckpt.pt", weights_only=False)["step"] == 5
 
 
 def test_bundled_examples_exist_and_match_the_generator():

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export-only", action="store_true", help="export OUT/ckpt.pt's EMA to --export and exit")
     ap.add_argument("--eps-skip", type=float, default=0.5,
                     help="data std for the Wiener skip of the epsilon output (0 = plain UNet output)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from an exported model folder (e.g. server/sdedit/weights/landscape)")
     ap.add_argument("--tiny", action="store_true", help="tiny network (for smoke tests)")
     a = ap.parse_args(argv)
     if a.export_only:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1, norm_num_groups=8) if a.tiny else {}
     train(TrainConfig(out=a.out, data=a.data, steps=a.steps, minutes=minutes, batch=a.batch, crop=a.crop,
                       lr=a.lr, threads=a.threads, device=a.device, resume=a.resume, export=a.export,
-                      eps_skip=a.eps_skip or None, unet_overrides=overrides))
+                      eps_skip=a.eps_skip or None, init=a.init, unet_overrides=overrides))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .dataset import CropSampler, load_scenes
 
 TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
               "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
-              "dusk/overcast), 256x256, random 128x128 crops and half-scale whole scenes")
+              "dusk/overcast), 256x256, random 96x96 crops (--crop) of the scenes and of the whole scenes at half scale")
 DESCRIPTION = "Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained on CPU by this project"
 
 
@@ -45,6 +46,7 @@ class TrainConfig:
     export_every_minutes: float = 20.0
     seed: int = 0
     eps_skip: float | None = 0.5
+    init: Optional[Path] = None
     unet_overrides: dict = field(default_factory=dict)
 
 
@@ -92,8 +94,17 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(ck["opt"])
         step, elapsed_before, loss_avg = ck["step"], ck["elapsed"], ck.get("loss_avg")
         print(f"resumed from {ckpt_path} at step {step} ({elapsed_before / 60:.1f} min trained)", flush=True)
-    elif cfg.resume:
+    elif cfg.resume and not cfg.init:
         print(f"--resume: no checkpoint at {ckpt_path}, starting fresh", flush=True)
+    if cfg.init and not (cfg.resume and ckpt_path.exists()):
+        # continue from exported weights (e.g. the committed model on a new machine): model and EMA start
+        # there; the optimizer starts fresh, so the warm-up runs again
+        src = UnshuffleEpsNet.from_folder(cfg.init)
+        model.unet.load_state_dict(src.unet.state_dict())
+        ema.unet.load_state_dict(src.unet.state_dict())
+        model.eps_skip = ema.eps_skip = src.eps_skip
+        step = int(json.loads((Path(cfg.init) / "sdedit.json").read_text()).get("training", {}).get("steps", 0))
+        print(f"initialised from {cfg.init} (step {step}, eps skip {src.eps_skip})", flush=True)
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M params, size_multiple {model.size_multiple}, eps skip "
@@ -127,7 +138,7 @@ def train(cfg: TrainConfig) -> Path:
         if frac >= 1.0:
             break
         # warmup, then constant, then a linear decay to 20% over the last quarter of this run's budget
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (1.0 if frac < 0.75 else 1.0 - 0.8 * (frac - 0.75) / 0.25)
+        lr = cfg.lr * min(1.0, (run_steps + 1) / cfg.warmup if cfg.init else (step + 1) / cfg.warmup) * (1.0 if frac < 0.75 else 1.0 - 0.8 * (frac - 0.75) / 0.25)
         for g in opt.param_groups:
             g["lr"] = lr
         x0 = sampler.batch(cfg.batch).to(device)
