@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sde", default="vp", choices=["vp", "ve"])
     ap.add_argument("--t0", type=float, nargs="*", default=list(T0S))
     ap.add_argument("--out", type=Path, default=None, help="folder for quality.png / quality.json")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when something else runs)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 6 guides, 64x64, t0 0.3/0.5/0.7")
     a = ap.parse_args(argv)
     if a.quick:
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--guides and --real must be at least 2 (KID needs pairs)")
 
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     model = load_model(a.model, device="cpu")
     t = time.time()
     sources = held_out(a.guides, 0, a.size)
