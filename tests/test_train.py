@@ -155,3 +155,29 @@ def test_eps_skip_gives_the_wiener_noise_guess_and_roundtrips(tmp_path):
     x = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(net(x, 300.0), back(x, 300.0), atol=2e-2)
+
+
+def test_device_crop_sampler_crops_are_scene_pixels_or_half_scale_views():
+    from sdedit.train.dataset import DeviceCropSampler
+    scenes = np.stack([render_scene(s, 64) for s in range(3)])
+    sampler = DeviceCropSampler(scenes, 32, torch.device("cpu"), seed=1)
+    batch = sampler.batch(64)
+    assert batch.shape == (64, 3, 32, 32) and batch.min() >= -1 and batch.max() <= 1
+    crops = np.rint((batch.permute(0, 2, 3, 1).numpy() + 1) * 127.5).astype(np.uint8)
+    halves = [sc.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3)).astype(np.uint8) for sc in scenes]
+    kinds = {"full": 0, "half": 0, "flipped": 0}
+    for crop in crops:
+        found = None
+        for sc, half in zip(scenes, halves):
+            if any(np.array_equal(half, v) for v in (crop, crop[:, ::-1])):
+                found = "half"
+            for y in range(33):
+                for x in range(33):
+                    win = sc[y:y + 32, x:x + 32]
+                    if np.array_equal(win, crop):
+                        found = found or "full"
+                    elif np.array_equal(win[:, ::-1], crop):
+                        found, kinds["flipped"] = found or "full", kinds["flipped"] + 1
+        assert found, "a crop that is neither a window of a scene nor its half-scale view"
+        kinds[found] += 1
+    assert kinds["full"] > 20 and kinds["half"] > 3 and kinds["flipped"] > 5

@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="data std for the Wiener skip of the epsilon output (0 = plain UNet output)")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from an exported model folder (e.g. server/sdedit/weights/landscape)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16 autocast on a GPU (weights and optimizer stay fp32)")
+    ap.add_argument("--ema-decay", type=float, default=0.998)
+    ap.add_argument("--export-every", type=float, default=20.0, help="minutes between EMA exports to OUT/ema_latest")
     ap.add_argument("--tiny", action="store_true", help="tiny network (for smoke tests)")
     a = ap.parse_args(argv)
     if a.export_only:
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1, norm_num_groups=8) if a.tiny else {}
     train(TrainConfig(out=a.out, data=a.data, steps=a.steps, minutes=minutes, batch=a.batch, crop=a.crop,
                       lr=a.lr, threads=a.threads, device=a.device, resume=a.resume, export=a.export,
-                      eps_skip=a.eps_skip or None, init=a.init, unet_overrides=overrides))
+                      eps_skip=a.eps_skip or None, init=a.init, unet_overrides=overrides,
+                      precision=a.precision, ema_decay=a.ema_decay, export_every_minutes=a.export_every))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from ..models.unshuffle_unet import UnshuffleEpsNet, make_scheduler
-from .dataset import CropSampler, load_scenes
+from .dataset import CropSampler, DeviceCropSampler, load_scenes
 
 TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
               "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
-              "dusk/overcast), 256x256, random 96x96 crops (--crop) of the scenes and of the whole scenes at half scale")
-DESCRIPTION = "Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained on CPU by this project"
+              "dusk/overcast), 256x256, random {crop}x{crop} crops of the scenes and of the whole scenes at half scale")
+DESCRIPTION = ("Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained by this project "
+               "(docs/model_card.md)")
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TrainConfig:
     eps_skip: float | None = 0.5
     init: Optional[Path] = None
     unet_overrides: dict = field(default_factory=dict)
+    precision: str = "fp32"  # "bf16": autocast the forward/backward on CUDA (weights and Adam stay fp32)
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,10 +66,11 @@ def _save_atomic(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def export_ema(ema: UnshuffleEpsNet, folder: Path, step: int, elapsed: float, loss: float | None) -> None:
+def export_ema(ema: UnshuffleEpsNet, folder: Path, step: int, elapsed: float, loss: float | None,
+               crop: int = 96) -> None:
     """Write the EMA weights in the model-folder format (float16 safetensors)."""
     net = copy.deepcopy(ema).to("cpu").float()
-    extra = {"description": DESCRIPTION, "trained_on": TRAINED_ON,
+    extra = {"description": DESCRIPTION, "trained_on": TRAINED_ON.format(crop=crop),
              "training": {"steps": step, "wall_minutes": round(elapsed / 60, 1),
                           "final_loss_ema": None if loss is None else round(loss, 5)}}
     net.save_folder(folder, extra=extra)
@@ -103,15 +106,25 @@ def train(cfg: TrainConfig) -> Path:
         model.unet.load_state_dict(src.unet.state_dict())
         ema.unet.load_state_dict(src.unet.state_dict())
         model.eps_skip = ema.eps_skip = src.eps_skip
-        step = int(json.loads((Path(cfg.init) / "sdedit.json").read_text()).get("training", {}).get("steps", 0))
-        print(f"initialised from {cfg.init} (step {step}, eps skip {src.eps_skip})", flush=True)
+        history = json.loads((Path(cfg.init) / "sdedit.json").read_text()).get("training", {})
+        step = int(history.get("steps", 0))
+        elapsed_before = float(history.get("wall_minutes", 0.0)) * 60
+        print(f"initialised from {cfg.init} (step {step}, {elapsed_before / 60:.0f} min trained, eps skip "
+              f"{src.eps_skip})", flush=True)
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M params, size_multiple {model.size_multiple}, eps skip "
           f"{model.eps_skip}, device {device}", flush=True)
     scenes = load_scenes(cfg.data or cfg.out / "data")
     print(f"data: {len(scenes)} scenes {scenes.shape[1]}x{scenes.shape[2]}", flush=True)
-    sampler = CropSampler(scenes, cfg.crop, np.random.default_rng(cfg.seed + step))
+    if device.type == "cuda":
+        sampler = DeviceCropSampler(scenes, cfg.crop, device, seed=cfg.seed + step)
+        torch.backends.cudnn.benchmark = True
+    else:
+        sampler = CropSampler(scenes, cfg.crop, np.random.default_rng(cfg.seed + step))
+    if cfg.precision not in ("fp32", "bf16"):
+        raise SystemExit(f"--precision {cfg.precision}: use fp32 or bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
     alphas_bar = make_scheduler().alphas_cumprod.to(device)
     log_new = not (cfg.out / "loss.csv").exists()
@@ -146,7 +159,9 @@ def train(cfg: TrainConfig) -> Path:
         noise = torch.randn_like(x0)
         ab = alphas_bar[t].view(-1, 1, 1, 1)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        loss = F.mse_loss(model(xt, t.float()), noise)
+        with autocast:
+            pred = model(xt, t.float())
+        loss = F.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -171,15 +186,15 @@ def train(cfg: TrainConfig) -> Path:
             checkpoint()
             last_ckpt = time.time()
         if time.time() - last_export > cfg.export_every_minutes * 60:
-            export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg)
+            export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg, cfg.crop)
             last_export = time.time()
     checkpoint()
     log_f.close()
     elapsed = elapsed_before + time.time() - t_start
     print(f"done: step {step}, {elapsed / 60:.1f} min trained, loss_ema {loss_avg}", flush=True)
-    export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg)
+    export_ema(ema, cfg.out / "ema_latest", step, elapsed, loss_avg, cfg.crop)
     if cfg.export:
-        export_ema(ema, cfg.export, step, elapsed, loss_avg)
+        export_ema(ema, cfg.export, step, elapsed, loss_avg, cfg.crop)
         print(f"exported EMA weights to {cfg.export}", flush=True)
     return ckpt_path
 
