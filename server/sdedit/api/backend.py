@@ -78,10 +78,22 @@ class EngineBackend:
         return decode_image(data, what)
 
     def warm_up(self) -> None:
-        """Load the default model before the first job (called on the worker thread)."""
+        """Load the default model before the first job (called on the worker thread).
+
+        With SDEDIT_COMPILE=1 it also makes one network call at 256x256 (or the model's fixed size), so the
+        tens of seconds of compilation happen at start-up rather than in the first artist's job.
+        """
+        import os
+
+        import torch
+
         from ..models import load_model
 
-        load_model(None, device=self.device)
+        model = load_model(None, device=self.device)
+        if os.environ.get("SDEDIT_COMPILE", "") not in ("", "0"):
+            side = model.resolution or 256
+            side = -(-side // model.size_multiple) * model.size_multiple
+            model.eps_vp(torch.zeros(1, 3, side, side, device=model.device), 500)
 
     # -- one job ----------------------------------------------------------------------------------------
     def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:

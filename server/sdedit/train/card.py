@@ -24,8 +24,11 @@ T0S = (0.3, 0.5, 0.7)
 REPO = Path(__file__).resolve().parents[3]
 
 
-def loss_plot(csv_path: Path, out: Path) -> dict:
-    """Training loss (smoothed) against step, log-scaled loss axis, drawn with Pillow."""
+def loss_plot(csv_path: Path, out: Path, marks: list[tuple[int, str]] = ()) -> dict:
+    """Training loss (smoothed) against step, log-scaled loss axis, drawn with Pillow.
+
+    marks: (step, label) pairs drawn as vertical lines, e.g. where training moved to another machine.
+    """
     rows = list(csv.DictReader(open(csv_path)))
     if len(rows) < 2:
         return {}
@@ -49,6 +52,10 @@ def loss_plot(csv_path: Path, out: Path) -> dict:
         d.text((5, pt(0, v)[1] - 6), f"{v:.3f}", fill="black")
         s = int(steps[-1] * k / 5)
         d.text((pt(s, 10**lo)[0] - 10, H - B + 6), str(s), fill="black")
+    for s, text in marks:
+        x = pt(s, 10**lo)[0]
+        d.line([x, T, x, H - B], fill=(150, 150, 150))
+        d.text((x + 4, T + 4), text, fill=(90, 90, 90))
     d.line([pt(s, v) for s, v in zip(steps, raw)], fill=(190, 190, 230), width=1)
     d.line([pt(s, v) for s, v in zip(steps, ema)], fill=(30, 30, 160), width=2)
     elapsed = float(rows[-1]["elapsed_s"])
@@ -111,13 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="model folder (default: the embedded default)")
     ap.add_argument("--out", type=Path, default=Path("docs/model_card"))
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--mark", action="append", default=[], metavar="STEP:LABEL",
+                    help="vertical line on the loss plot, e.g. 8749:'GPU from here' (repeatable)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     a.out.mkdir(parents=True, exist_ok=True)
     model = load_model(a.model, device="cpu")
     info: dict = {"params": sum(p.numel() for p in model.net.parameters())}
     if (a.run / "loss.csv").exists():
-        info.update(loss_plot(a.run / "loss.csv", a.out / "loss.png"))
+        marks = [(int(m.split(":", 1)[0]), m.split(":", 1)[1]) for m in a.mark]
+        info.update(loss_plot(a.run / "loss.csv", a.out / "loss.png", marks))
     sample_grid(model, a.out / "samples.png")
     if not a.skip_timing:
         info.update(timings(model))
