@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from sdedit.engine import edit
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
-from sdedit.train.metrics import faithfulness_l2, kid, texture_features
+from sdedit.train.metrics import faithfulness_l2, half_scale, kid, texture_features
 from sdedit.train.scenes import render_scene
 from sdedit.train.strokes import stroke_painting
 
@@ -52,8 +52,9 @@ def plot(rows: list[dict], path: Path, guide_kid: float) -> None:
     d = ImageDraw.Draw(img)
     t0s = [r["t0"] for r in rows]
     kids = [r["kid"] for r in rows] + [guide_kid]
+    kids_half = [r["kid_half"] for r in rows if "kid_half" in r]
     l2s = [r["l2"] for r in rows]
-    kmax = max(kids) * 1.1 or 1.0
+    kmax = max(kids + kids_half) * 1.1 or 1.0
     lmax = max(l2s) * 1.1 or 1.0
 
     def px(t0: float) -> float:
@@ -73,7 +74,11 @@ def plot(rows: list[dict], path: Path, guide_kid: float) -> None:
         d.text((W - R + 6, py(v, lmax) - 5), f"{v:.0f}", fill=(40, 40, 200))
     d.line([L, py(guide_kid, kmax), W - R, py(guide_kid, kmax)], fill=(240, 170, 170))
     d.text((L + 4, py(guide_kid, kmax) - 12), "KID of the stroke guides themselves", fill=(200, 120, 120))
-    for vals, vmax, col in ((kids[:-1], kmax, (200, 40, 40)), (l2s, lmax, (40, 40, 200))):
+    series = [(kids[:-1], kmax, (200, 40, 40)), (l2s, lmax, (40, 40, 200))]
+    if len(kids_half) == len(rows):
+        series.append((kids_half, kmax, (40, 150, 40)))
+        d.text((L, 24), "green: KID at half scale (same left axis)", fill=(40, 150, 40))
+    for vals, vmax, col in series:
         pts = [(px(t), py(v, vmax)) for t, v in zip(t0s, vals)]
         d.line(pts, fill=col, width=2)
         for x, y in pts:
@@ -115,10 +120,17 @@ def main(argv: list[str] | None = None) -> None:
     sub = min(50, a.guides, a.real)
     kid_guides = kid(f_guides, f_real, subset_size=sub, ref=ref)[0]
     kid_sources = kid(texture_features(sources), f_real, subset_size=sub, ref=ref)[0]
+    # the same measure on 2x downscaled images (less sensitive to pixel-scale sharpness and noise)
+    fh_real, fh_guides = texture_features(half_scale(real)), texture_features(half_scale(guides))
+    ref_h = np.concatenate([fh_real, fh_guides])
+    kidh_guides = kid(fh_guides, fh_real, subset_size=sub, ref=ref_h)[0]
+    kidh_sources = kid(texture_features(half_scale(sources)), fh_real, subset_size=sub, ref=ref_h)[0]
     print(f"{a.guides} guides, {a.real} real images at {a.size}x{a.size} ({time.time() - t:.0f}s to prepare); "
-          f"KID guides {kid_guides:.4f}, KID of the guides' source images {kid_sources:.4f}", flush=True)
+          f"KID guides {kid_guides:.4f}, KID of the guides' source images {kid_sources:.4f}; at half scale "
+          f"{kidh_guides:.4f} and {kidh_sources:.4f}", flush=True)
     rows = []
-    print(f"{'t0':>4} {'L2 (0-255)':>11} {'KID':>9} {'KID std':>8} {'s/edit':>7}", flush=True)
+    print(f"{'t0':>4} {'L2 (0-255)':>11} {'KID':>9} {'KID std':>8} {'KID half':>9} {'std':>7} {'s/edit':>7}",
+          flush=True)
     for t0 in a.t0:
         t = time.time()
         res = []
@@ -127,10 +139,12 @@ def main(argv: list[str] | None = None) -> None:
             res.append(np.asarray(out.images[0].convert("RGB")))
         res = np.stack(res)
         l2 = float(faithfulness_l2(res, guides).mean())
-        k, ks = kid(texture_features(res), f_real, subset_size=sub, ref=ref)
         per = (time.time() - t) / len(guides)
-        rows.append({"t0": t0, "l2": l2, "kid": k, "kid_std": ks, "s_per_edit": per})
-        print(f"{t0:4.1f} {l2:11.1f} {k:9.4f} {ks:8.4f} {per:7.2f}", flush=True)
+        k, ks = kid(texture_features(res), f_real, subset_size=sub, ref=ref)
+        kh, khs = kid(texture_features(half_scale(res)), fh_real, subset_size=sub, ref=ref_h)
+        rows.append({"t0": t0, "l2": l2, "kid": k, "kid_std": ks, "kid_half": kh, "kid_half_std": khs,
+                     "s_per_edit": per})
+        print(f"{t0:4.1f} {l2:11.1f} {k:9.4f} {ks:8.4f} {kh:9.4f} {khs:7.4f} {per:7.2f}", flush=True)
         if a.out:
             a.out.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.concatenate(list(res[:6]), 1)).save(a.out / f"quality_samples_t{int(t0 * 10)}.png")
@@ -138,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     l2s = [r["l2"] for r in rows]
     falls = all(x >= y for x, y in zip(kids, kids[1:]))
     rises = all(x <= y for x, y in zip(l2s, l2s[1:]))
-    print(f"KID falls monotonically with t0: {falls}; L2 rises monotonically with t0: {rises}")
+    kh = [r["kid_half"] for r in rows]
+    falls_h = all(x >= y for x, y in zip(kh, kh[1:]))
+    print(f"KID falls monotonically with t0: {falls} (at half scale: {falls_h}); L2 rises monotonically with t0: "
+          f"{rises}")
     # "realistic and faithful": KID within 2x of its best value, and the lowest L2 among those t0
     kbest = min(kids)
     ok = [r for r in rows if r["kid"] <= 2 * kbest + 1e-4]
@@ -149,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         plot(rows, a.out / "quality.png", kid_guides)
         summary = {"rows": rows, "guides": a.guides, "real": a.real, "size": a.size, "sde": a.sde,
                    "steps": a.steps, "kid_guides": kid_guides, "kid_sources": kid_sources,
+                   "kid_half_guides": kidh_guides, "kid_half_sources": kidh_sources, "kid_half_falls": falls_h,
                    "kid_falls": falls, "l2_rises": rises, "sweet_t0": sweet["t0"]}
         (a.out / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {a.out / 'quality.png'} and {a.out / 'quality.json'}")

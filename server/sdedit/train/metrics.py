@@ -77,6 +77,19 @@ def texture_features(images: np.ndarray, batch: int = 16) -> np.ndarray:
     return np.concatenate(out)
 
 
+def half_scale(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W, 3) downscaled 2x (Lanczos).
+
+    The texture features at full scale are dominated by pixel-scale energy: a 1-pixel blur of real scenes
+    costs as much KID as a lot of pixel noise on a flat painting gains (benchmarks/metric_check.py). Features
+    of the half-scale images ("KID at half scale") weigh structure and mid-scale texture instead.
+    """
+    from PIL import Image
+
+    n, h, w, _ = images.shape
+    return np.stack([np.asarray(Image.fromarray(im).resize((w // 2, h // 2), Image.LANCZOS)) for im in images])
+
+
 def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 50, subset_size: int = 50,
         seed: int = 0, ref: np.ndarray | None = None) -> tuple[float, float]:
     """Kernel Inception Distance on given features: mean and std of unbiased MMD^2 over random subsets.
