@@ -165,8 +165,12 @@ def tiny_fully_conv(tmp_path_factory):
 def test_fully_convolutional_model_edits_any_size_at_full_resolution(tiny_fully_conv):
     assert tiny_fully_conv.resolution is None and tiny_fully_conv.size_multiple == 8
     img = strokes(97, 203, alpha=True)
+    assert tiny_fully_conv.edge_margin == 16
     res = edit(tiny_fully_conv, img, t0=0.5, steps=3, seed=1)
-    assert res.working_size == (104, 208)  # padded to multiples of 8, not resampled
+    # 16 px of margin on every side (the network's border artefacts fall outside the picture), then
+    # padded to multiples of 8, not resampled
+    assert res.working_size == (136, 240)
+    assert (res.region.x0, res.region.y0) == (-19, -18)
     assert res.images[0].size == (97, 203) and res.images[0].mode == "RGBA"
     near = edit(tiny_fully_conv, img, t0=0.001, steps=1, seed=1).images[0]
     diff = np.abs(np.asarray(near).astype(int) - np.asarray(img))

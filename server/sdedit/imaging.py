@@ -113,6 +113,11 @@ def working_region(mask: np.ndarray, square: bool) -> Region | None:
     return Region(x0, y0, x1, y1)
 
 
+def add_margin(region: Region, margin: int) -> Region:
+    """The box grown by `margin` pixels on every side (past the image's edges too: edge replication there)."""
+    return Region(region.x0 - margin, region.y0 - margin, region.x1 + margin, region.y1 + margin)
+
+
 def grow_to_multiple(region: Region, multiple: int, image_size: tuple[int, int]) -> Region:
     """Grow a box so both sides are multiples of `multiple` (a fully convolutional network's need),
     staying inside the image where it fits; the rest is edge padding, which is cropped away again."""

@@ -100,6 +100,8 @@ def edit(
         images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
         return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params)
 
+    if model.resolution is None and model.edge_margin:
+        region = imaging.add_margin(region, model.edge_margin)  # the network's border stays off the picture
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)

@@ -49,6 +49,8 @@ class DiffusionModel:
     alphas_cumprod: torch.Tensor = field(default_factory=linear_alphas_cumprod)
     max_side: int = 1024  # fully convolutional models work at most at this size, then upscale
     description: str = ""
+    edge_margin: int = 0  # pixels of padding the engine adds around the canvas (artefacts at the network's
+    #                       borders then fall outside the picture); sdedit.json "edge_margin"
 
     def __post_init__(self) -> None:
         self.table_sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)

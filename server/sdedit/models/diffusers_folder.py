@@ -113,7 +113,7 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
     net = prepare_network(net, device, dtype)
     common = dict(
         id=model_id, native_sde=sde, resolution=resolution, size_multiple=multiple, device=device, dtype=dtype,
-        description=extra.get("description", ""),
+        description=extra.get("description", ""), edge_margin=int(extra.get("edge_margin", 0)),
         default_steps={k: v for k, v in extra.get("default_steps", {"vp": None, "ve": None}).items()},
     )
     if sde == "ve":

@@ -7,7 +7,8 @@ any H, W that are multiples of `size_multiple` work.
 Folder layout (read by the engine's loader):
     unet/        UNet2DModel.save_pretrained (safetensors)
     scheduler/   DDPMScheduler (linear 1e-4..0.02, 1000 steps)
-    sdedit.json  {"id", "unshuffle", "prediction", "default_steps", "description", "trained_on", "size_multiple"}
+    sdedit.json  {"id", "unshuffle", "prediction", "default_steps", "description", "trained_on", "size_multiple",
+                  "edge_margin"}
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ DEFAULT_UNET_CONFIG: dict[str, Any] = dict(
     sample_size=32,
     add_attention=False,
 )
+
+
+# The network's outermost pixels (worst in the bottom-right corner, where its stride-2 convolutions never
+# see padding) come out speckled; the engine pads the canvas by this much and crops it off again.
+EDGE_MARGIN = 16
 
 
 def make_scheduler() -> DDPMScheduler:
@@ -115,7 +121,8 @@ class UnshuffleEpsNet(torch.nn.Module):
         unet.save_pretrained(path / "unet", safe_serialization=True)
         make_scheduler().save_pretrained(path / "scheduler")
         meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
-                "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple}
+                "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple,
+                "edge_margin": EDGE_MARGIN}
         if self.eps_skip is not None:
             meta["eps_skip_sigma_data"] = self.eps_skip
         meta.update(extra or {})
