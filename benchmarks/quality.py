@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real", type=int, default=100, help="held-out real images for KID")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    ap.add_argument("--sde", default="vp", choices=["vp", "ve"])
+    ap.add_argument("--sde", default="vp", choices=["vp", "ve", "ode", "ddim"])
     ap.add_argument("--t0", type=float, nargs="*", default=list(T0S))
     ap.add_argument("--out", type=Path, default=None, help="folder for quality.png / quality.json")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when something else runs)")
