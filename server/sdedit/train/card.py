@@ -67,24 +67,25 @@ def loss_plot(csv_path: Path, out: Path, marks: list[tuple[int, str]] = ()) -> d
             "samples": int(rows[-1]["samples"])}
 
 
-def sample_grid(model, out: Path, seed: int = 0) -> None:
+def sample_grid(model, out: Path, seed: int = 0, sde: str = "vp", steps: int | None = None) -> None:
     """Rows: each bundled guide (shown at 256), then its edits at t0 = 0.3, 0.5, 0.7."""
     tiles = []
     for name in EXAMPLES:
         guide = Image.open(REPO / "examples" / name).convert("RGB")
         row = [guide]
         for t0 in T0S:
-            res = edit(model, guide, t0=t0, seed=seed).images[0]
+            res = edit(model, guide, t0=t0, seed=seed, sde=sde, steps=steps).images[0]
             row.append(res)
             if guide.size != (256, 256):
-                res.save(out.parent / f"{Path(name).stem}_t{int(t0 * 10)}.png")
+                suffix = "" if sde == "vp" else f"_{sde}"
+                res.save(out.parent / f"{Path(name).stem}_t{int(t0 * 10)}{suffix}.png")
         tiles.append([im.resize((256, 256), Image.LANCZOS) for im in row])
     pad, lab = 4, 18
     W = 4 * 256 + 5 * pad
     H = len(tiles) * (256 + pad) + pad + lab
     grid = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(grid)
-    for c, text in enumerate(["stroke guide"] + [f"t0 = {t}" for t in T0S]):
+    for c, text in enumerate(["stroke guide"] + [f"t0 = {t} ({sde})" for t in T0S]):
         d.text((pad + c * (256 + pad) + 90, 3), text, fill="black")
     for r, row in enumerate(tiles):
         for c, im in enumerate(row):
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="model folder (default: the embedded default)")
     ap.add_argument("--out", type=Path, default=Path("docs/model_card"))
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--ode-steps", type=int, default=0, help="also draw samples_ode.png with the ode sampler")
     ap.add_argument("--mark", action="append", default=[], metavar="STEP:LABEL",
                     help="vertical line on the loss plot, e.g. 8749:'GPU from here' (repeatable)")
     a = ap.parse_args(argv)
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         marks = [(int(m.split(":", 1)[0]), m.split(":", 1)[1]) for m in a.mark]
         info.update(loss_plot(a.run / "loss.csv", a.out / "loss.png", marks))
     sample_grid(model, a.out / "samples.png")
+    if a.ode_steps:
+        sample_grid(model, a.out / "samples_ode.png", sde="ode", steps=a.ode_steps)
     if not a.skip_timing:
         info.update(timings(model))
     (a.out / "card.json").write_text(json.dumps(info, indent=2) + "\n")
