@@ -181,3 +181,17 @@ def test_device_crop_sampler_crops_are_scene_pixels_or_half_scale_views():
         assert found, "a crop that is neither a window of a scene nor its half-scale view"
         kinds[found] += 1
     assert kinds["full"] > 20 and kinds["half"] > 3 and kinds["flipped"] > 5
+
+
+def test_half_scale_kid_ignores_a_one_pixel_blur_that_texture_kid_punishes():
+    from PIL import Image, ImageFilter
+
+    from sdedit.train.metrics import half_scale
+
+    real = np.stack([render_scene(1_000_000 + s, 64) for s in range(24)])
+    other = np.stack([render_scene(1_100_000 + s, 64) for s in range(24)])
+    blurred = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(1))) for im in other])
+    assert half_scale(real).shape == (24, 32, 32, 3) and half_scale(real).dtype == np.uint8
+    full = kid(texture_features(blurred), texture_features(real), subset_size=12)[0]
+    half = kid(texture_features(half_scale(blurred)), texture_features(half_scale(real)), subset_size=12)[0]
+    assert half < full
