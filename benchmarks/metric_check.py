@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from quality import held_out
-from sdedit.train.metrics import half_scale, kid, texture_features
+from sdedit.train.metrics import RealismKID
 from sdedit.train.strokes import stroke_painting
 
 
@@ -44,10 +44,9 @@ def main() -> None:
             ("sources + noise std 8", noisy(sources, 8, rng))]
     sub = min(50, a.guides, a.real)
     cols = []
-    for scale in (lambda x: x, half_scale):
-        f_real = texture_features(scale(real))
-        ref = np.concatenate([f_real, texture_features(scale(guides))])
-        cols.append([kid(texture_features(scale(ims)), f_real, subset_size=sub, ref=ref) for _, ims in sets])
+    for half in (False, True):
+        realism = RealismKID(real, guides, half=half, subset_size=sub)
+        cols.append([realism(ims) for _, ims in sets])
     print(f"{a.guides} guides / sources, {a.real} other held-out scenes, {a.size}x{a.size}\n")
     print("| images | texture-KID | ± | KID at half scale | ± |\n|---|---|---|---|---|")
     for (name, _), (k, ks), (kh, khs) in zip(sets, *cols):

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from sdedit.engine import edit
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
-from sdedit.train.metrics import faithfulness_l2, half_scale, kid, texture_features
+from sdedit.train.metrics import RealismKID, faithfulness_l2
 from sdedit.train.scenes import render_scene
 from sdedit.train.strokes import stroke_painting
 
@@ -114,17 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     sources = held_out(a.guides, 0, a.size)
     guides = np.stack([stroke_painting(im, seed=i) for i, im in enumerate(sources)])
     real = held_out(a.real, 100_000, a.size)
-    f_real = texture_features(real)
-    f_guides = texture_features(guides)
-    ref = np.concatenate([f_real, f_guides])  # one fixed feature scaling for the whole table
     sub = min(50, a.guides, a.real)
-    kid_guides = kid(f_guides, f_real, subset_size=sub, ref=ref)[0]
-    kid_sources = kid(texture_features(sources), f_real, subset_size=sub, ref=ref)[0]
+    realism = RealismKID(real, guides, subset_size=sub)  # one fixed feature scaling for the whole table
     # the same measure on 2x downscaled images (less sensitive to pixel-scale sharpness and noise)
-    fh_real, fh_guides = texture_features(half_scale(real)), texture_features(half_scale(guides))
-    ref_h = np.concatenate([fh_real, fh_guides])
-    kidh_guides = kid(fh_guides, fh_real, subset_size=sub, ref=ref_h)[0]
-    kidh_sources = kid(texture_features(half_scale(sources)), fh_real, subset_size=sub, ref=ref_h)[0]
+    realism_half = RealismKID(real, guides, half=True, subset_size=sub)
+    kid_guides, kid_sources = realism(guides)[0], realism(sources)[0]
+    kidh_guides, kidh_sources = realism_half(guides)[0], realism_half(sources)[0]
     print(f"{a.guides} guides, {a.real} real images at {a.size}x{a.size} ({time.time() - t:.0f}s to prepare); "
           f"KID guides {kid_guides:.4f}, KID of the guides' source images {kid_sources:.4f}; at half scale "
           f"{kidh_guides:.4f} and {kidh_sources:.4f}", flush=True)
@@ -140,8 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         res = np.stack(res)
         l2 = float(faithfulness_l2(res, guides).mean())
         per = (time.time() - t) / len(guides)
-        k, ks = kid(texture_features(res), f_real, subset_size=sub, ref=ref)
-        kh, khs = kid(texture_features(half_scale(res)), fh_real, subset_size=sub, ref=ref_h)
+        (k, ks), (kh, khs) = realism(res), realism_half(res)
         rows.append({"t0": t0, "l2": l2, "kid": k, "kid_std": ks, "kid_half": kh, "kid_half_std": khs,
                      "s_per_edit": per})
         print(f"{t0:4.1f} {l2:11.1f} {k:9.4f} {ks:8.4f} {kh:9.4f} {khs:7.4f} {per:7.2f}", flush=True)

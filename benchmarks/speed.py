@@ -25,7 +25,7 @@ from timing import bare_call_seconds
 from sdedit.imaging import from_tensor, to_tensor
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
-from sdedit.train.metrics import faithfulness_l2, half_scale, kid, texture_features
+from sdedit.train.metrics import RealismKID, faithfulness_l2
 from sdedit.train.scenes import render_scene
 from sdedit.train.strokes import stroke_painting
 
@@ -81,11 +81,9 @@ def main() -> None:
     sources = scenes(a.guides, 0, a.size)
     guides = np.stack([stroke_painting(im, seed=i) for i, im in enumerate(sources)])
     real = scenes(a.real, 100_000, a.size)
-    f_real = texture_features(real)
-    ref_scale = np.concatenate([f_real, texture_features(guides)])
-    fh_real = texture_features(half_scale(real))  # the same measure at half scale (see metrics.half_scale)
-    ref_h = np.concatenate([fh_real, texture_features(half_scale(guides))])
     sub = min(50, a.guides, a.real)
+    realism = RealismKID(real, guides, subset_size=sub)
+    realism_half = RealismKID(real, guides, half=True, subset_size=sub)  # see metrics.half_scale
     one_call = bare_call_seconds(model, (a.size, a.size))
     print(f"model {model.id} on {model.device} ({model.dtype}), {a.guides} guides at {a.size}x{a.size}, t0 {a.t0} "
           f"(T0 = {t_start}), {torch.get_num_threads()} threads, one bare network call {one_call * 1000:.1f} ms")
@@ -107,14 +105,12 @@ def main() -> None:
     print(f"{'sampler':<16} {'calls':>6} {'% ref':>6} {'s/edit':>8} {'speed-up':>8} {'overhead':>8} "
           f"{'L2 to ref':>9} {'L2 guide':>9} {'KID':>8} {'± std':>7} {'KID half':>8} {'± std':>7}")
     for name, calls, seconds, images in rows:
-        k, ks = kid(texture_features(images), f_real, subset_size=sub, ref=ref_scale)
-        kh, khs = kid(texture_features(half_scale(images)), fh_real, subset_size=sub, ref=ref_h)
+        (k, ks), (kh, khs) = realism(images), realism_half(images)
         l2_ref = float(faithfulness_l2(images, ref_images).mean())
         l2_guide = float(faithfulness_l2(images, guides).mean())
         print(f"{name:<16} {calls:>6} {100 * calls / t_start:>5.1f}% {seconds:>8.2f} {ref_seconds / seconds:>7.1f}x "
               f"{seconds / (calls * one_call):>8.3f} {l2_ref:>9.1f} {l2_guide:>9.1f} {k:>8.4f} {ks:>7.4f} {kh:>8.4f} {khs:>7.4f}")
-    k, ks = kid(texture_features(guides), f_real, subset_size=sub, ref=ref_scale)
-    kh, khs = kid(texture_features(half_scale(guides)), fh_real, subset_size=sub, ref=ref_h)
+    (k, ks), (kh, khs) = realism(guides), realism_half(guides)
     print(f"{'(the guides)':<16} {'':>6} {'':>6} {'':>8} {'':>8} {'':>8} {'':>9} {0.0:>9.1f} {k:>8.4f} {ks:>7.4f} "
           f"{kh:>8.4f} {khs:>7.4f}")
 

@@ -83,14 +83,13 @@ class EngineBackend:
         With SDEDIT_COMPILE=1 it also makes one network call at 256x256 (or the model's fixed size), so the
         tens of seconds of compilation happen at start-up rather than in the first artist's job.
         """
-        import os
-
         import torch
 
         from ..models import load_model
+        from ..models.speed import compile_requested
 
         model = load_model(None, device=self.device)
-        if os.environ.get("SDEDIT_COMPILE", "") not in ("", "0"):
+        if compile_requested():
             side = model.resolution or 256
             side = -(-side // model.size_multiple) * model.size_multiple
             model.eps_vp(torch.zeros(1, 3, side, side, device=model.device), 500)

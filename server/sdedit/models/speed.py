@@ -32,10 +32,15 @@ def prepare_network(net: torch.nn.Module, device: torch.device, dtype: torch.dty
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     if compile_net is None:
-        compile_net = os.environ.get("SDEDIT_COMPILE", "") not in ("", "0")
+        compile_net = compile_requested()
     if compile_net:
         net = torch.compile(net, dynamic=False)
     return net
+
+
+def compile_requested() -> bool:
+    """Whether SDEDIT_COMPILE asks for torch.compile."""
+    return os.environ.get("SDEDIT_COMPILE", "") not in ("", "0")
 
 
 def default_precision() -> str:

@@ -109,9 +109,9 @@ class DeviceCropSampler:
         b = torch.arange(n, device=self.device)[:, None, None]
         r, q = rows[:, :, None], cols[:, None, :]
         # half-scale views average the 2x2 block; full-scale ones read the same pixel four times
-        dr, dc = (step - 1)[:, None, None], (step - 1)[:, None, None]
-        acc = (sc[b, r, q].float() + sc[b, r + dr, q].float() + sc[b, r, q + dc].float()
-               + sc[b, r + dr, q + dc].float()) / 4
+        d = (step - 1)[:, None, None]
+        acc = (sc[b, r, q].float() + sc[b, r + d, q].float() + sc[b, r, q + d].float()
+               + sc[b, r + d, q + d].float()) / 4
         acc = torch.floor(acc)  # as CropSampler's uint8 cast of the mean
         return acc.permute(0, 3, 1, 2).contiguous() / 127.5 - 1.0
 

@@ -90,6 +90,22 @@ def half_scale(images: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((w // 2, h // 2), Image.LANCZOS)) for im in images])
 
 
+class RealismKID:
+    """KID of image sets against one set of real images, all sharing one feature scaling (real + guides).
+
+    half=True scores the images downscaled 2x (see half_scale). Calling it returns (mean, std) over subsets.
+    """
+
+    def __init__(self, real: np.ndarray, guides: np.ndarray, half: bool = False, subset_size: int = 50):
+        self.prepare = half_scale if half else (lambda images: images)
+        self.f_real = texture_features(self.prepare(real))
+        self.ref = np.concatenate([self.f_real, texture_features(self.prepare(guides))])
+        self.subset_size = subset_size
+
+    def __call__(self, images: np.ndarray) -> tuple[float, float]:
+        return kid(texture_features(self.prepare(images)), self.f_real, subset_size=self.subset_size, ref=self.ref)
+
+
 def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 50, subset_size: int = 50,
         seed: int = 0, ref: np.ndarray | None = None) -> tuple[float, float]:
     """Kernel Inception Distance on given features: mean and std of unbiased MMD^2 over random subsets.
