@@ -32,13 +32,13 @@ def make_vp_folder(path: Path, subfolders: bool = True, sample_size: int = 32) -
     return path
 
 
-def make_ve_folder(path: Path, sample_size: int = 32) -> Path:
-    """A diffusers ScoreSdeVe (NCSN++-like) folder: a fourier-embedded UNet conditioned on sigma."""
+def make_ve_folder(path: Path, sample_size: int = 32, sigma_max: float = 348.0) -> Path:
+    """A diffusers ScoreSdeVe (NCSN++-like) folder: a fourier-embedded UNet conditioned on sigma ([0, 1] scale)."""
     from diffusers import ScoreSdeVeScheduler
 
     path.mkdir(parents=True, exist_ok=True)
     tiny_unet(sample_size, fourier=True).save_pretrained(path / "unet", safe_serialization=True)
-    ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=348.0, num_train_timesteps=2000).save_pretrained(path / "scheduler")
+    ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=sigma_max, num_train_timesteps=2000).save_pretrained(path / "scheduler")
     return path
 
 
