@@ -101,7 +101,7 @@ class EngineBackend:
         from ..models import load_model
 
         p: EditParams = job.params
-        model = load_model(p.model, device=self.device)
+        model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
