@@ -87,7 +87,7 @@ def resolve(ref: str | None, paths: bool = True) -> tuple[str, Path]:
 
 def describe(model_id: str, path: Path) -> ModelInfo:
     if path.is_file():
-        return ModelInfo(model_id, _ckpt_sidecar(path).get("resolution", 256), "vp", path=str(path))
+        return ModelInfo(model_id, ckpt_resolution(path), "vp", path=str(path))
     return describe_folder(path, model_id)
 
 
@@ -147,7 +147,27 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
 
 def _ckpt_sidecar(path: Path) -> dict:
     side = path.with_suffix(".json")
-    return json.loads(side.read_text()) if side.is_file() else {}
+    try:
+        return json.loads(side.read_text()) if side.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side.name} beside the checkpoint could not be read ({exc}); it should hold "
+                         '{"resolution": N}.') from exc
+
+
+def _sidecar_resolution(path: Path) -> int | None:
+    value = _ckpt_sidecar(path).get("resolution")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 8:
+        raise InputError(f'{path.with_suffix(".json").name}: "resolution" must be a whole number of pixels, got {value!r}.')
+    return value
+
+
+def ckpt_resolution(path: Path) -> int:
+    """The side of an original DDPM .ckpt: its NAME.json sidecar, else read off the network's structure."""
+    from sdedit.models.ckpt_convert import infer_resolution, read_state_dict
+
+    return _sidecar_resolution(path) or infer_resolution(read_state_dict(path, mmap=True), path)
 
 
 def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
@@ -155,8 +175,8 @@ def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -
         from sdedit.schedules import linear_alphas_cumprod
         from sdedit.models.ckpt_convert import load_ckpt_unet
 
-        resolution = int(_ckpt_sidecar(path).get("resolution", 256))
-        unet = prepare_network(load_ckpt_unet(path, resolution), device, dtype)
+        unet = prepare_network(load_ckpt_unet(path, _sidecar_resolution(path)), device, dtype)
+        resolution = int(unet.config.sample_size)
         abar = linear_alphas_cumprod()
         sigmas = ((1 - abar) / abar).sqrt()
         return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
