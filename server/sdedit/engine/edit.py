@@ -105,7 +105,10 @@ def edit(
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
-    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
+    crop = imaging.crop_padded(rgb, region)
+    if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in
+        crop = imaging.fill_transparent(crop, imaging.crop_padded(alpha, region))
+    guide = imaging.to_tensor(imaging.resize_array(crop, size)).to(model.device)
     mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
     mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
 
