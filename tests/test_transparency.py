@@ -60,6 +60,7 @@ def test_no_dark_band_along_a_transparency_edge(landscape):
     with_hole = np.asarray(edit(landscape, transparent, **kw).images[0])
     opaque = np.asarray(edit(landscape, Image.fromarray(paint, "RGB"), **kw).images[0]).astype(float)
     assert np.array_equal(with_hole[..., 3], rgba[..., 3])  # alpha comes back unchanged
+    assert np.array_equal(with_hole[:, EDGE:], rgba[:, EDGE:])  # and transparent pixels exactly as they were
     edge_col, ref_col = with_hole[:, EDGE - 1, :3].astype(float).mean(), opaque[:, EDGE - 1].mean()
     assert abs(edge_col - ref_col) < 8, (edge_col, ref_col)
     band = with_hole[:, EDGE - 4:EDGE, :3].astype(float).mean()

@@ -152,4 +152,7 @@ def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, ma
     x0, y0 = max(0, region.x0), max(0, region.y0)
     x1, y1 = min(w, region.x1), min(h, region.y1)
     canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
-    return imaging.rebuild_image(imaging.composite(rgb, canvas, mask_u8), alpha, like)
+    out = imaging.composite(rgb, canvas, mask_u8)
+    if alpha is not None:  # fully transparent pixels come back exactly as they were (colour unseen)
+        out = np.where((alpha == 0)[..., None], rgb, out)
+    return imaging.rebuild_image(out, alpha, like)
