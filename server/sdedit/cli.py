@@ -35,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
-    ed.add_argument("--sde", default="vp", help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default vp)")
-    ed.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    ed.add_argument("--sde", default="vp", type=str.lower,
+                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default vp)")
+    ed.add_argument("--steps", type=int, default=None,
+                    help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
+                         "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
     ed.add_argument("--samples", type=int, default=1, help="number of results K (default 1)")
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")
     ed.add_argument("--model", default=None, help="model id (see `sdedit models`) or path to a model folder / .ckpt")
