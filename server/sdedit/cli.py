@@ -87,22 +87,36 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
-def cmd_edit(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def check_edit_request(args: argparse.Namespace):
+    """Every check that needs no torch: parameters, output folder, input and mask files, model id.
 
-    from sdedit.engine import edit
+    Runs before torch or diffusers are imported, so bad input is refused in a fraction of a second.
+    Returns (output paths, image, mask).
+    """
     from sdedit.imaging import load_image
-    from sdedit.models import load_model
-
-    from sdedit.engine import validate
+    from sdedit.models.registry import resolve
+    from sdedit.params import check_device, check_precision, validate
 
     validate(args.t0, args.sde, args.steps, args.samples, args.seed)
+    check_device(args.device)
+    check_precision(args.precision)
     paths = output_paths(args.output, args.samples)
     image = load_image(args.input, "input image")
     mask = load_image(args.mask, "mask") if args.mask else None
     if mask is not None and mask.size != image.size:
         raise InputError(f"The mask is {mask.width}x{mask.height} but the input is {image.width}x{image.height}; "
                          "they must be the same size.")
+    resolve(args.model)
+    return paths, image, mask
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    paths, image, mask = check_edit_request(args)
+    from tqdm import tqdm
+
+    from sdedit.engine import edit  # torch and the engine: only now that the edit will run
+    from sdedit.models import load_model
+
     model = load_model(args.model, args.device, args.precision)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 

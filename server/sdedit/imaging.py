@@ -9,12 +9,15 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from sdedit.errors import InputError
+
+if TYPE_CHECKING:  # decoding and checking files must not wait for torch; only the tensor helpers need it
+    import torch
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_PIXELS = 64_000_000  # larger images are refused before decoding (decompression bombs)
@@ -226,11 +229,15 @@ def resize_float(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1]."""
+    import torch
+
     return torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) -> float (1, 1, H, W) in [0, 1]."""
+    import torch
+
     return torch.tensor(mask).float().div(255.0)[None, None]
 
 
