@@ -5,7 +5,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +17,7 @@ from ..errors import InputError
 from .auth import BearerAuth
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
@@ -55,8 +56,11 @@ def create_app(
     device: str = "auto",
     limits: Optional[Limits] = None,
     backend: Optional[EngineBackend] = None,
+    bind_host: Optional[str] = None,
+    allow_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
+    """Build the app. `token` None = no auth (loopback only; run_server enforces that). Requests must be
+    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
@@ -80,6 +84,7 @@ def create_app(
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
