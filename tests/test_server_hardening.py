@@ -5,6 +5,8 @@ dependency floors, slow clients, memory per request, the job budget and the erro
 """
 from __future__ import annotations
 
+import os
+import pickle
 import re
 import shutil
 import socket
@@ -16,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_server_support import ROOT, ServerProcess, b64, image_bytes, random_image, server_env
+from test_server_support import ROOT, ServerProcess, wait_final, b64, image_bytes, random_image, server_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -28,6 +30,8 @@ GOOD = b64(image_bytes(random_image(20, 20, seed=0)))
 def models_dir(tmp_path_factory, tiny_vp_dir):
     root = tmp_path_factory.mktemp("hardening_models")
     shutil.copytree(tiny_vp_dir, root / "tiny-vp")
+    (root / "bad.ckpt").write_bytes(pickle.dumps({"state_dict": os.system}))  # code, not weights
+    (root / "bad.json").write_text('{"resolution": 32}')
     return root
 
 
@@ -159,3 +163,37 @@ def test_a_json_body_without_a_json_content_type_is_refused(guarded):
             answer = client.post("/v1/jobs", content=body, headers={**headers, **_auth()})
             assert answer.status_code == 422, (headers, answer.text)
             assert "Content-Type: application/json" in answer.json()["detail"]
+
+
+# -- 11: error texts ----------------------------------------------------------------------------------------------
+def _one_sentence(text: str) -> None:
+    assert "\n" not in text and len(text) <= 300 and text.endswith("."), text
+    assert "Traceback" not in text and "weights_only" not in text, text
+
+
+def test_a_bad_checkpoint_fails_with_one_sentence_and_no_server_path(guarded, models_dir):
+    with httpx.Client(base_url=guarded.url, trust_env=False, timeout=30, headers=_auth()) as client:
+        created = client.post("/v1/jobs", json={"image": GOOD, "model": "bad", "steps": 1})
+        assert created.status_code == 202, created.text
+        status = wait_final(client, created.json()["id"])
+    assert status["state"] == "failed"
+    error = status["error"]
+    _one_sentence(error)
+    assert "bad.ckpt" in error and str(models_dir) not in error and "/" not in error, error
+
+
+def test_huge_numbers_and_deep_json_get_a_readable_sentence(guarded):
+    seed = "9" * 4300
+    cases = [
+        ('{"image": "%s", "seed": %s}' % (GOOD, seed), 422, "seed"),  # parses, out of range
+        ('{"image": "%s", "seed": %s}' % (GOOD, "9" * 4302), 400, "4300 digits"),  # past Python's int limit
+        ("[" * 100000 + "]" * 100000, 400, "nested too deeply"),
+        ('{"image": ' + "[" * 100000 + "]" * 100000 + "}", 400, "nested too deeply"),
+    ]
+    with httpx.Client(base_url=guarded.url, trust_env=False, timeout=30, headers=_auth()) as client:
+        for body, status, words in cases:
+            answer = client.post("/v1/jobs", content=body.encode(), headers={"Content-Type": "application/json"})
+            assert answer.status_code == status, answer.text[:300]
+            detail = answer.json()["detail"]
+            _one_sentence(detail)
+            assert words in detail and "9999999999" not in detail, detail

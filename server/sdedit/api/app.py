@@ -17,6 +17,7 @@ from ..errors import InputError
 from .auth import BearerAuth
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .errortext import body_parse_problem, shown_value
 from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
@@ -240,7 +241,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail if isinstance(err.detail, str) else str(err.detail)
         if detail == _FASTAPI_BODY_ERROR:
-            detail = "Invalid request: the body could not be read as UTF-8 JSON."
+            detail = body_parse_problem(err.__cause__)
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -261,7 +262,4 @@ def _describe_problem(error: dict) -> str:
             return "the body must be a JSON object with at least an 'image' field"
         return "the body must be a JSON object (Content-Type: application/json) with at least an 'image' field"
     field = ".".join(loc)
-    value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, (int, float, bool)) or (
-        isinstance(value, str) and len(value) <= 40) else ""
-    return f"{field}: {msg}{shown}"
+    return f"{field}: {msg}{shown_value(error.get('input'))}"

@@ -105,8 +105,10 @@ def load_ckpt_unet(path: Path, resolution: int = 256) -> "torch.nn.Module":
 
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"The checkpoint {path} could not be read: {exc}".rstrip(".") + ".") from exc
+    except Exception as exc:  # torch's own text is pages long, names the full path and advises unsafe loading
+        raise InputError(f"The checkpoint {Path(path).name} could not be read as PyTorch weights: it is damaged, "
+                         "not a checkpoint, or holds Python objects besides tensors, which are never loaded "
+                         "(for safety).") from exc
     sd = extract_state_dict(raw)
     config = infer_config(sd, resolution)
     config.pop("_ch")
