@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="run the HTTP server for the editor plugins", description="Run the HTTP server.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
     sv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    sv.add_argument("--token", default=None, help="bearer token required on every call but health (or $SDEDIT_TOKEN)")
+    sv.add_argument("--token", default=None, help="bearer token required on every call but health; visible to "
+                    "other users in `ps`: prefer $SDEDIT_TOKEN or --token-file")
+    sv.add_argument("--token-file", default=None, help="read the bearer token from the first line of this file")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="also answer requests addressed to NAME (a reverse proxy's host name); repeatable")
     sv.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     sv.add_argument("--models-dir", default=None, help="extra folder of model folders / .ckpt files")
     sv.add_argument("--model", default=None, help="default model id or path")
@@ -136,9 +140,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sdedit.api import run_server
+    from sdedit.api.auth import serve_token
 
-    run_server(host=args.host, port=args.port, token=args.token, device=args.device, models_dir=args.models_dir,
-               default_model=args.model)
+    token = serve_token(args.token, args.token_file)
+    run_server(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
+               default_model=args.model, allow_hosts=args.allow_host)
     return 0
 
 
