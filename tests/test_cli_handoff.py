@@ -112,6 +112,13 @@ def test_model_path_and_bad_input_stay_local(tmp_path, server, models_dir, input
     assert jobs_done(server) == before
 
 
+def test_client_leaves_the_sampler_to_the_server_when_none_is_named():
+    """A command without --sde (the model's default sampler) sends no 'sde' field rather than failing."""
+    from sdedit_client import validate_params
+
+    assert validate_params(sde=None)["sde"] is None and validate_params(sde="ODE")["sde"] == "ode"
+
+
 def test_no_server_answering_edits_locally(tmp_path, models_dir, inputs):
     url = f"http://127.0.0.1:{free_port()}"
     res = sdedit_edit(str(inputs["guide"]), "--model", "tiny-vp", "--steps", "2", "--seed", "1",

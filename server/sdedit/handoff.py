@@ -48,6 +48,8 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     model = model_id_for_server(args.model)
     if url is None or model is None or args.precision is not None:
         return False
+    if any(getattr(args, name, None) is not None for name in ("prompt", "negative_prompt", "guidance")):
+        return False  # text options: the standard-library client does not send them (yet)
     from sdedit_client import Client, InvalidParameter, JobCancelled, RequestRejected, SDEditError
 
     host = urllib.parse.urlsplit(url if "://" in url else "http://" + url).hostname
@@ -89,7 +91,7 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     for png, path in zip(pngs, paths):
         save(Image.open(io.BytesIO(png)), path)
     if not args.quiet:
-        note(f"wrote {', '.join(map(str, paths))} via the server at {client.base_url} ({args.sde}, t0={args.t0}, "
+        note(f"wrote {', '.join(map(str, paths))} via the server at {client.base_url} ({args.sde or 'default sampler'}, t0={args.t0}, "
              f"seed {', '.join(str(s) for s in seeds)}, {time.perf_counter() - started:.1f} s)")
     return True
 
