@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     ed.add_argument("--precision", default=None, help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16")
     ed.add_argument("--quiet", action="store_true", help="no progress bar")
+    ed.add_argument("--no-server", action="store_true",
+                    help="edit in this process even when a local `sdedit serve` is running (by default the job is "
+                         "handed to it: its model is loaded already, the files are the same; $SDEDIT_SERVER_URL)")
 
     sub.add_parser("models", help="list the available models", description="List the available models.")
 
@@ -88,7 +91,23 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
+def edit_via_server(args: argparse.Namespace) -> bool:
+    """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
+    edit here. Runs before torch is imported; any input problem is left to the local path to report."""
+    if args.no_server:
+        return False
+    from sdedit.handoff import edit_on_server
+
+    try:
+        paths = output_paths(args.output, args.samples)
+    except InputError:
+        return False
+    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
+    if edit_via_server(args):
+        return 0
     from tqdm import tqdm
 
     from sdedit.engine import edit

@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -22,6 +22,7 @@ from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
+from .preview import preview_png
 from .schemas import (
     ErrorMessage,
     Health,
@@ -130,6 +131,18 @@ def create_app(
         return JobResult(images=[base64.b64encode(png).decode("ascii") for png in job.output.pngs],
                          seeds=list(job.output.seeds))
 
+    @private.get("/jobs/{job_id}/preview", response_class=Response,
+                 responses={200: {"content": {"image/png": {}},
+                                  "description": "A PNG (at most 256 px a side) of the running job's current "
+                                                 "estimate of its result, renewed every few sampler steps."},
+                            404: _ERRORS[404]})
+    def preview(job_id: str) -> Response:  # a thread: PNG encoding is not for the event loop
+        job = _job(queue, job_id)
+        png = preview_png(job)
+        if png is None:
+            raise ApiError(404, _no_preview(job))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     @private.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
     async def cancel(job_id: str) -> JobStatus:
         job = queue.cancel(job_id)
@@ -213,6 +226,14 @@ def _status(queue: JobQueue, job: Job) -> JobStatus:
     seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
                      queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
+
+
+def _no_preview(job: Job) -> str:
+    if job.state is JobState.queued:
+        return "The job is still queued and has no preview yet; ask again once it is running."
+    if job.state is JobState.running:
+        return "The job has no preview yet; the first one comes after a few sampler steps."
+    return f"The job is {job.state.value} and never made a preview; ask for its status or result instead."
 
 
 def _not_ready(job: Job) -> str:

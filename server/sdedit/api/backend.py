@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..errors import Cancelled, InputError
 from .jobs import Job, JobOutput
+from .preview import store_preview
 
 MODEL_LIST_TTL_S = 10.0
 
@@ -105,6 +106,7 @@ class EngineBackend:
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
-                      seed=p.seed, progress=progress, cancel=cancel)
+                      seed=p.seed, progress=progress, cancel=cancel,
+                      preview=lambda rgb: store_preview(job, rgb))
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])
