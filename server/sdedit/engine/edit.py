@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from sdedit import imaging
+from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
@@ -86,9 +87,20 @@ def edit(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     max_batch: int | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    guidance: float | None = None,
 ) -> EditResult:
-    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero."""
+    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
+
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3)."""
     validate(t0, sde, steps, samples, seed)
+    validate_text(model, prompt, negative_prompt, guidance)
+    if getattr(model, "kind", "pixel") == "latent":
+        return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
+                           steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
+                           negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
+                           max_batch=max_batch)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
