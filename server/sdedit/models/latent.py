@@ -17,6 +17,7 @@ from sdedit.models.sd_family import Family
 from sdedit.schedules import timestep_for_sigma
 
 VAE_FACTOR = 8  # pixels per latent along each side
+DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
 SNAP = 1e-4  # a fractional timestep this close to a whole step is that step (VE levels that are table knots)
 
 
@@ -49,6 +50,7 @@ class LatentModel(DiffusionModel):
 
     takes_text = True
     kind = "latent"
+    default_sde = DEFAULT_SDE
 
     # -- text ----------------------------------------------------------------------------------------
     @torch.inference_mode()

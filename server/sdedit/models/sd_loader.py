@@ -16,6 +16,7 @@ import torch
 from sdedit.errors import InputError
 from sdedit.models.base import ModelInfo
 from sdedit.models.clip_tokenizer import clip_tokenizer
+from sdedit.models.latent import DEFAULT_SDE
 from sdedit.models.sd_family import (
     SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar, tensor_shapes,
     unwrap_state_dict,
@@ -23,7 +24,6 @@ from sdedit.models.sd_family import (
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
-DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
 DEFAULT_STEPS = {"vp": 50, "ve": 50, "ode": 20, "ddim": 20}
 
 
