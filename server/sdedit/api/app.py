@@ -99,7 +99,8 @@ def create_app(
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
-        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
+                           default_sde=i.default_sde) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -161,6 +162,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
+        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None
@@ -176,9 +178,10 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(413, str(err)) from None
     except InputError as err:
         raise ApiError(422, str(err)) from None
-    params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
-                        samples=request.samples, seed=request.seed, model=request.model)
-    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
+    params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
+                        samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
+                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe
