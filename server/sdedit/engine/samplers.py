@@ -115,7 +115,8 @@ def _sample_ode(model: DiffusionModel, inp: SamplerInput, after_step: StepHook, 
     a multistep correction of the data prediction D with the previous step's. Kept (mask 0) pixels follow the
     guide along the same initial noise, which is exactly their ODE trajectory.
     """
-    sigmas = ode_plan(model, inp.t0, inp.steps)
+    own_plan = None if second_order else getattr(model, "ddim_sigmas", None)  # a model's own DDIM timesteps
+    sigmas = own_plan(inp.t0, inp.steps) if own_plan else ode_plan(model, inp.t0, inp.steps)
     batch = len(inp.noise.generators)
     guide = inp.guide.expand(batch, -1, -1, -1)
     z0 = inp.noise.draw()

@@ -66,7 +66,10 @@ def read_state_dict(path: Path, mmap: bool = False) -> dict[str, torch.Tensor]:
     except Exception as exc:
         if mmap:  # old (non-zip) files cannot be memory-mapped
             return read_state_dict(path)
-        raise InputError(f"The checkpoint {path} could not be read: {exc}".rstrip(".") + ".") from exc
+        # torch's own text is pages long, names the full path and advises unsafe loading
+        raise InputError(f"The checkpoint {Path(path).name} could not be read as PyTorch weights: it is damaged, "
+                         "not a checkpoint, or holds Python objects besides tensors, which are never loaded "
+                         "(for safety).") from exc
     return extract_state_dict(raw)
 
 

@@ -14,7 +14,11 @@ class ModelInfo:
     default: bool = False
     path: str = ""
     description: str = ""
+    kind: str = "pixel"  # "pixel" or "latent" (a VAE's latent space: Stable Diffusion)
+    text: bool = False  # takes a prompt
+    default_sde: str = "vp"  # the sampler used when a request names none
 
     def as_dict(self) -> dict:
         return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
-                "description": self.description}
+                "description": self.description, "kind": self.kind, "text": self.text,
+                "default_sde": self.default_sde}

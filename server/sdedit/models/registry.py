@@ -7,6 +7,7 @@ also be given directly. SDEDIT_DEFAULT_MODEL (an id or a path) overrides the def
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
 from sdedit.models.layout import describe_folder, is_model_folder
+from sdedit.models.sd_lookup import describe_sd, is_sd_checkpoint, is_sd_model
 
 if TYPE_CHECKING:  # torch and the loaders are imported when a model is loaded, not to look one up
     import torch
@@ -47,6 +49,8 @@ def discover() -> dict[str, Path]:
         for entry in sorted(directory.iterdir()):
             if entry.is_dir() and is_model_folder(entry):
                 found.setdefault(entry.name, entry)
+            elif entry.is_file() and entry.suffix == ".safetensors" and is_sd_checkpoint(entry):
+                found.setdefault(entry.stem, entry)  # A1111/ComfyUI "models/Stable-diffusion" files
             elif entry.is_file() and entry.suffix in CKPT_SUFFIXES:
                 found.setdefault(entry.stem, entry)
     return found
@@ -89,6 +93,8 @@ def resolve(ref: str | None, paths: bool = True) -> tuple[str, Path]:
 
 
 def describe(model_id: str, path: Path) -> ModelInfo:
+    if is_sd_model(path):
+        return describe_sd(model_id, path)
     if path.is_file():
         return ModelInfo(model_id, ckpt_resolution(path), "vp", path=str(path))
     return describe_folder(path, model_id)
@@ -109,8 +115,7 @@ def list_models() -> list[ModelInfo]:
             info = describe(model_id, path)
         except InputError:
             continue
-        infos.append(ModelInfo(info.id, info.resolution, info.sde, model_id == default_id and path == default_path,
-                               info.path, info.description))
+        infos.append(dataclasses.replace(info, default=model_id == default_id and path == default_path))
     return infos
 
 
@@ -144,12 +149,24 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    if dev.type == "cuda" and is_sd_model(path):
+        _evict_latent_models()
     model = _load(model_id, path, dev, dtype)
     with _cache_lock:
         _cache[key] = model
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return model
+
+
+def _evict_latent_models() -> None:
+    """One big (Stable Diffusion) model resident on the GPU at a time: drop the others before loading."""
+    with _cache_lock:
+        for key in [k for k, m in _cache.items() if getattr(m, "kind", "pixel") == "latent" and m.device.type == "cuda"]:
+            del _cache[key]
+    import torch
+
+    torch.cuda.empty_cache()
 
 
 def _ckpt_sidecar(path: Path) -> dict:
@@ -180,6 +197,10 @@ def ckpt_resolution(path: Path) -> int:
 def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
     from sdedit.models.diffusers_folder import load_folder
 
+    if is_sd_model(path):
+        from sdedit.models.sd_loader import load_sd
+
+        return load_sd(model_id, path, device, dtype)
     if path.is_file():
         from sdedit.models.base import VPEpsilonModel
         from sdedit.models.ckpt_convert import load_ckpt_unet
