@@ -4,7 +4,7 @@
 
 Each row is the median wall time of a fresh `python` process (as a user waits for it), with the bare
 interpreter's start as the reference in the same run. Bad input is checked before torch is imported; a
-default edit then imports the engine (torch) and loads the embedded model (diffusers' UNet2DModel).
+default edit then imports the engine (torch) and loads the embedded model (plain torch, models/plain_unet.py).
 All runs use --no-server so a running `sdedit serve` does not take the job.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main() -> None:
     engine = statistics.median(s[0] for s in split)
     model = statistics.median(s[1] for s in split)
     print(f"\nInside a default edit's start-up: importing the engine (torch) {engine:.2f} s, loading the embedded "
-          f"model (diffusers + weights) {model:.2f} s.")
+          f"model (its weights; plain torch, no diffusers) {model:.2f} s.")
 
 
 if __name__ == "__main__":
