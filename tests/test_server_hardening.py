@@ -197,3 +197,76 @@ def test_huge_numbers_and_deep_json_get_a_readable_sentence(guarded):
             detail = answer.json()["detail"]
             _one_sentence(detail)
             assert words in detail and "9999999999" not in detail, detail
+
+
+# -- 8: slow clients ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_server(models_dir, tmp_path_factory):
+    """A server with 128 open files at most and 2-second header and body deadlines."""
+    tmp = tmp_path_factory.mktemp("small")
+    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_HEADER_TIMEOUT_S="2", SDEDIT_BODY_TIMEOUT_S="2")
+    proc = ServerProcess(env, tmp / "server.log", nofile=128)
+    try:
+        yield proc.wait_ready()
+    finally:
+        proc.stop()
+
+
+def _stalled(port: int, count: int, payload: bytes) -> list:
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(payload)
+        socks.append(sock)
+    return socks
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0.05)
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True
+    except socket.timeout:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def test_stalled_connections_are_closed_and_health_still_answers(small_server):
+    log_before = len(small_server.log().splitlines())
+    partial = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    socks = _stalled(small_server.port, 200, partial)
+    try:
+        started = time.monotonic()
+        answer = httpx.get(small_server.url + "/v1/health", timeout=5, trust_env=False)
+        took = time.monotonic() - started
+        assert answer.status_code == 200 and took < 2.0, took
+        time.sleep(3.0)  # past the 2-second header deadline
+        closed = sum(_closed_by_server(sock) for sock in socks)
+        assert closed == len(socks), f"{len(socks) - closed} stalled connections are still open"
+    finally:
+        for sock in socks:
+            sock.close()
+    # a body that stops half-way
+    with socket.create_connection(("127.0.0.1", small_server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"image\": \"")
+        time.sleep(3.0)
+        assert _closed_by_server(sock), "a stalled body kept its connection"
+    assert httpx.get(small_server.url + "/v1/health", timeout=5, trust_env=False).status_code == 200
+    new_lines = small_server.log().splitlines()[log_before:]
+    assert len(new_lines) <= 10, "\n".join(new_lines[:20])
+    assert any("request headers within 2 s" in line for line in new_lines), new_lines
+    assert any("body stalled" in line for line in new_lines), new_lines
+
+
+def test_keep_alive_clients_and_long_polls_are_not_cut(small_server):
+    """The deadlines are about the client's sending, not about how long the server takes to answer."""
+    with httpx.Client(base_url=small_server.url, trust_env=False, timeout=30) as client:
+        job = client.post("/v1/jobs", json={"image": GOOD, "t0": 1.0, "steps": 1000}).json()["id"]
+        started = time.monotonic()
+        held = client.get(f"/v1/jobs/{job}", params={"wait": 3.0})
+        assert held.status_code == 200 and time.monotonic() - started > 2.5
+        assert client.delete(f"/v1/jobs/{job}").json()["state"] == "cancelled"

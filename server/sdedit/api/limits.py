@@ -1,7 +1,8 @@
 """Server limits in one place: request size, pixels, queue length, how long results are kept.
 
 Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
-SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB).
+SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB, SDEDIT_HEADER_TIMEOUT_S,
+SDEDIT_BODY_TIMEOUT_S, SDEDIT_MAX_CONNECTIONS).
 Loaded models are cached (LRU) by sdedit.models.load_model itself.
 The ranges of t0, steps, samples and seed are the engine's, enforced by the request schema (schemas.py).
 """
@@ -24,6 +25,9 @@ class Limits:
     result_ttl_s: float = 900.0
     max_results: int = 64
     max_result_bytes: int = 1024 * 1024 * 1024
+    header_timeout_s: float = 10.0  # a request's headers must be complete this long after its first byte
+    body_timeout_s: float = 30.0  # at most this long between two chunks of a body the server waits for
+    max_connections: int = 128  # open connections at once (lowered to fit the open-file limit)
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
@@ -37,6 +41,9 @@ class Limits:
             result_ttl_s=_number(env, "SDEDIT_RESULT_TTL_S", base.result_ttl_s),
             max_results=int(_number(env, "SDEDIT_MAX_RESULTS", base.max_results)),
             max_result_bytes=int(_number(env, "SDEDIT_MAX_RESULT_MB", base.max_result_bytes / 2**20) * 2**20),
+            header_timeout_s=_number(env, "SDEDIT_HEADER_TIMEOUT_S", base.header_timeout_s),
+            body_timeout_s=_number(env, "SDEDIT_BODY_TIMEOUT_S", base.body_timeout_s),
+            max_connections=int(_number(env, "SDEDIT_MAX_CONNECTIONS", base.max_connections)),
         )
 
 
