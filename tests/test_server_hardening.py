@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_server_support import ROOT, ServerProcess, wait_final, b64, image_bytes, random_image, server_env
+from test_server_support import ROOT, ServerProcess, png_header_only, wait_final, b64, image_bytes, random_image, server_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -37,11 +37,12 @@ def models_dir(tmp_path_factory, tiny_vp_dir):
 
 @pytest.fixture(scope="module")
 def guarded(models_dir, tmp_path_factory):
-    """`sdedit serve --token-file F --allow-host proxy.example`, the token UTF-8."""
+    """`sdedit serve --token-file F --allow-host proxy.example`, the token UTF-8; jobs up to 300000 pixel-steps."""
     tmp = tmp_path_factory.mktemp("guarded")
     token_file = tmp / "token"
     token_file.write_text(UTF8_TOKEN + "\n", encoding="utf-8")
-    proc = ServerProcess(server_env(models_dir, models_dir / "tiny-vp"), tmp / "server.log", token=UTF8_TOKEN,
+    env = server_env(models_dir, models_dir / "tiny-vp", SDEDIT_MAX_WORK="300000")
+    proc = ServerProcess(env, tmp / "server.log", token=UTF8_TOKEN,
                          via_cli=True, cli_args=("--token-file", str(token_file), "--allow-host", "proxy.example"))
     try:
         yield proc.wait_ready()
@@ -270,3 +271,33 @@ def test_keep_alive_clients_and_long_polls_are_not_cut(small_server):
         held = client.get(f"/v1/jobs/{job}", params={"wait": 3.0})
         assert held.status_code == 200 and time.monotonic() - started > 2.5
         assert client.delete(f"/v1/jobs/{job}").json()["state"] == "cancelled"
+
+
+# -- 10: the job budget -------------------------------------------------------------------------------------------
+def test_a_job_over_the_configured_budget_is_refused_up_front(guarded):
+    """tiny-vp works at 32x32: 1024 px x 2 samples x 150 steps = 307200 > 300000; one sample fits."""
+    with httpx.Client(base_url=guarded.url, trust_env=False, timeout=30, headers=_auth()) as client:
+        over = client.post("/v1/jobs", json={"image": GOOD, "t0": 1.0, "steps": 150, "samples": 2})
+        assert over.status_code == 422, over.text
+        detail = over.json()["detail"]
+        _one_sentence(detail)
+        assert "32x32" in detail and "2 sample" in detail and "150 steps" in detail and "307,200" in detail, detail
+        assert "300,000" in detail
+        assert "SDEDIT_MAX_WORK" in detail
+        fits = client.post("/v1/jobs", json={"image": GOOD, "t0": 1.0, "steps": 150, "samples": 1})
+        assert fits.status_code == 202, fits.text
+        client.delete(f"/v1/jobs/{fits.json()['id']}")
+
+
+def test_the_default_budget_refuses_days_of_work(small_server):
+    """4096x4096 x 16 samples x 1000 steps at t0 1 with the embedded model: hours on this CPU, refused at once."""
+    body = {"image": b64(png_header_only(4096, 4096)), "t0": 1.0, "steps": 1000, "samples": 16, "model": "landscape"}
+    with httpx.Client(base_url=small_server.url, trust_env=False, timeout=30) as client:
+        started = time.monotonic()
+        over = client.post("/v1/jobs", json=body)
+        assert over.status_code == 422 and time.monotonic() - started < 5, over.text
+        detail = over.json()["detail"]
+        assert "too much work" in detail and "1 hour" in detail and "cpu" in detail, detail
+        small = client.post("/v1/jobs", json={"image": GOOD, "steps": 2, "model": "landscape"})
+        assert small.status_code == 202, small.text
+        client.delete(f"/v1/jobs/{small.json()['id']}")

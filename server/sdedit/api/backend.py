@@ -44,6 +44,7 @@ class EngineBackend:
         self._models_lock = threading.Lock()
         self._models: list = []
         self._models_at = -1e9
+        self.budget = None  # a budget.Budget, set by create_app: learns each model's speed from its jobs
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list:
@@ -89,6 +90,9 @@ class EngineBackend:
         from ..models.speed import compile_requested
 
         model = load_model(None, device=self.device)
+        if self.budget is not None:
+            self.budget.learn_model(model)
+            self.budget.calibrate(model)
         if compile_requested():
             side = model.resolution or 256
             side = -(-side // model.size_multiple) * model.size_multiple
@@ -106,5 +110,10 @@ class EngineBackend:
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
                       seed=p.seed, progress=progress, cancel=cancel)
+        if self.budget is not None and result.working_size:
+            from .budget import Work
+
+            self.budget.learn_model(model)
+            self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])

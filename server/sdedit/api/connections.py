@@ -161,8 +161,8 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
             self._body_timer = None
             if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
                 return
-            if self.cycle is not None and (self.cycle.body or self.flow.read_paused):
-                # bytes are waiting for the app: the delay is ours, not the client's
+            if self.cycle is not None and (self.cycle.body or self.flow.read_paused or self.cycle.waiting_for_100_continue):
+                # bytes (or a 100-continue) wait for the app: the delay is ours, not the client's
                 self._body_timer = self.loop.call_later(body_timeout_s, self._body_late)
                 return
             causes.note(f"closed connections whose request body stalled for {body_timeout_s:g} s")
