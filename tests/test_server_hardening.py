@@ -301,3 +301,53 @@ def test_the_default_budget_refuses_days_of_work(small_server):
         small = client.post("/v1/jobs", json={"image": GOOD, "steps": 2, "model": "landscape"})
         assert small.status_code == 202, small.text
         client.delete(f"/v1/jobs/{small.json()['id']}")
+
+
+# -- 9: memory per request ----------------------------------------------------------------------------------------
+def _peak_rss_reset(pid: int) -> int:
+    """Reset the process's peak RSS (Linux clear_refs 5) and return its current RSS, kB."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pytest.skip("cannot reset the peak RSS of a process here (needs Linux /proc clear_refs)")
+    return _status_kb(pid, "VmRSS")
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
+@pytest.mark.slow
+def test_six_large_bodies_at_once_stay_within_two_decodes_of_memory(small_server):
+    """Six 23 MiB bodies at once: without a bound each one costs ~6x its size at the same time (~800 MB)."""
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.RandomState(3).randint(0, 256, (2400, 2400, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG", compress_level=0)
+    png = buf.getvalue()[:-4096]  # truncated: every check and the full decode run, then 422 (nothing queued)
+    body = ('{"image": "%s", "steps": 1}' % b64(png)).encode()
+    mib = len(body) / 2**20
+    before = _peak_rss_reset(small_server.proc.pid)
+    answers = []
+
+    def post() -> None:
+        answer = httpx.post(small_server.url + "/v1/jobs", content=body, timeout=120, trust_env=False,
+                            headers={"Content-Type": "application/json"})
+        answers.append((answer.status_code, answer.json()["detail"]))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    growth_mib = (_status_kb(small_server.proc.pid, "VmHWM") - before) / 1024
+    assert [code for code, _ in answers] == [422] * 6, answers
+    assert growth_mib < 15 * mib, f"peak grew {growth_mib:.0f} MiB for six {mib:.0f} MiB bodies"
