@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -22,6 +22,7 @@ from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
+from .preview import preview_png
 from .stream import result_response
 from .schemas import (
     ErrorMessage,
@@ -101,7 +102,8 @@ def create_app(
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
-        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
+                           default_sde=i.default_sde) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -132,6 +134,18 @@ def create_app(
             raise ApiError(409, _not_ready(job))
         return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
 
+    @private.get("/jobs/{job_id}/preview", response_class=Response,
+                 responses={200: {"content": {"image/png": {}},
+                                  "description": "A PNG (at most 256 px a side) of the running job's current "
+                                                 "estimate of its result, renewed every few sampler steps."},
+                            404: _ERRORS[404]})
+    def preview(job_id: str) -> Response:  # a thread: PNG encoding is not for the event loop
+        job = _job(queue, job_id)
+        png = preview_png(job)
+        if png is None:
+            raise ApiError(404, _no_preview(job))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     @private.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
     async def cancel(job_id: str) -> JobStatus:
         job = queue.cancel(job_id)
@@ -150,6 +164,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
+        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None
@@ -159,16 +174,17 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
             if mask_size != (width, height):
                 raise InputError(f"The mask is {mask_size[0]}x{mask_size[1]} but the image is {width}x{height}; "
                                  "send a mask of the image's size.")
-        check_request(backend, request, width, height)  # the job budget, before any pixel is decoded
+        check_request(backend, request, sde, width, height)  # the job budget, before any pixel is decoded
         image = backend.decode(image_bytes)
         mask = backend.decode(mask_bytes, "mask") if mask_bytes is not None else None
     except TooLarge as err:
         raise ApiError(413, str(err)) from None
     except InputError as err:
         raise ApiError(422, str(err)) from None
-    params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
-                        samples=request.samples, seed=request.seed, model=request.model)
-    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
+    params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
+                        samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
+                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe
@@ -216,6 +232,14 @@ def _status(queue: JobQueue, job: Job) -> JobStatus:
     seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
                      queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
+
+
+def _no_preview(job: Job) -> str:
+    if job.state is JobState.queued:
+        return "The job is still queued and has no preview yet; ask again once it is running."
+    if job.state is JobState.running:
+        return "The job has no preview yet; the first one comes after a few sampler steps."
+    return f"The job is {job.state.value} and never made a preview; ask for its status or result instead."
 
 
 def _not_ready(job: Job) -> str:

@@ -57,8 +57,16 @@ class Budget:
             with self._lock:
                 self._rates[model_id] = seconds / work.pixel_steps
 
-    def calibrate(self, model) -> float:
-        """Time the default model once at start-up; returns seconds per pixel-step."""
+    def calibrate(self, model) -> Optional[float]:
+        """Time the default model once at start-up; seconds per pixel-step, None if it cannot be timed so."""
+        if getattr(model, "kind", "pixel") != "pixel":
+            return None  # a latent model's network takes latents: its first job measures it
+        try:
+            return self._calibrate(model)
+        except Exception:  # noqa: BLE001 - e.g. a latent model takes latents, not pixels: its first job teaches us
+            return None
+
+    def _calibrate(self, model) -> float:
         import torch
 
         side = model.resolution or 128
@@ -123,7 +131,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def check_request(backend, request, width: int, height: int) -> None:
+def check_request(backend, request, sde: str, width: int, height: int) -> None:
     """Refuse (InputError) a request over the budget; backends without one (none set) accept everything."""
     budget: Optional[Budget] = getattr(backend, "budget", None)
     if budget is None:
@@ -132,6 +140,6 @@ def check_request(backend, request, width: int, height: int) -> None:
     info = next((i for i in infos if (i.id == request.model if request.model else i.default)), None)
     if info is None:
         return  # the model check names the problem
-    work = budget.estimate(info.id, info.resolution, width, height, request.t0, request.sde, request.steps,
+    work = budget.estimate(info.id, info.resolution, width, height, request.t0, sde or "vp", request.steps,
                            request.samples)
     budget.check(info.id, work)

@@ -60,6 +60,8 @@ class Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     settled: threading.Event = field(default_factory=threading.Event)
     on_settled: List[Callable[[], None]] = field(default_factory=list)  # see JobQueue.when_settled
+    preview: Optional[tuple] = None  # (version, small uint8 RGB array): the live preview, see api/preview.py
+    preview_png: Optional[tuple] = None  # (version, PNG bytes) of the last preview served
 
 
 Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutput]
