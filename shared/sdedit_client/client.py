@@ -186,7 +186,7 @@ class Client:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self.token:
-            request.add_header("Authorization", "Bearer " + self.token)
+            request.add_header("Authorization", _header_value("Bearer " + self.token))
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
@@ -259,6 +259,11 @@ def _server_message(error: urllib.error.HTTPError) -> str:
                         parts.append(str(item))
                 return "; ".join(parts)
     return ""
+
+
+def _header_value(text: str) -> str:
+    """A header value that http.client sends as the UTF-8 bytes of ``text`` (it encodes headers as latin-1)."""
+    return text.encode("utf-8").decode("latin-1")
 
 
 def _sentence(text: Any) -> str:

@@ -5,7 +5,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +17,8 @@ from ..errors import InputError
 from .auth import BearerAuth
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .errortext import body_parse_problem, shown_value
+from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
@@ -56,8 +58,11 @@ def create_app(
     device: str = "auto",
     limits: Optional[Limits] = None,
     backend: Optional[EngineBackend] = None,
+    bind_host: Optional[str] = None,
+    allow_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
+    """Build the app. `token` None = no auth (loopback only; run_server enforces that). Requests must be
+    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
@@ -81,6 +86,7 @@ def create_app(
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
@@ -93,7 +99,8 @@ def create_app(
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
-        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
+                           default_sde=i.default_sde) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -155,6 +162,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
+        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None
@@ -170,9 +178,10 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(413, str(err)) from None
     except InputError as err:
         raise ApiError(422, str(err)) from None
-    params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
-                        samples=request.samples, seed=request.seed, model=request.model)
-    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
+    params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
+                        samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
+                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe
@@ -256,7 +265,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail if isinstance(err.detail, str) else str(err.detail)
         if detail == _FASTAPI_BODY_ERROR:
-            detail = "Invalid request: the body could not be read as UTF-8 JSON."
+            detail = body_parse_problem(err.__cause__)
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -277,7 +286,4 @@ def _describe_problem(error: dict) -> str:
             return "the body must be a JSON object with at least an 'image' field"
         return "the body must be a JSON object (Content-Type: application/json) with at least an 'image' field"
     field = ".".join(loc)
-    value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, (int, float, bool)) or (
-        isinstance(value, str) and len(value) <= 40) else ""
-    return f"{field}: {msg}{shown}"
+    return f"{field}: {msg}{shown_value(error.get('input'))}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from ..errors import Cancelled, InputError
+from .errortext import public_error
 from .limits import Limits
 from .schemas import JobState
 
@@ -206,9 +207,9 @@ class JobQueue:
         except Cancelled:
             state = JobState.cancelled
         except InputError as err:
-            error = str(err)
+            error = public_error(err, expected=True)
         except BaseException as err:  # noqa: BLE001 - a failing job must never take the server down
-            error = f"{type(err).__name__}: {err}".strip()
+            error = public_error(err, expected=False)  # the log below keeps the whole text
             log.exception("job %s failed", job.id)
             _free_accelerator_memory()
         with self._lock:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from sdedit import imaging
+from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
@@ -89,12 +90,22 @@ def edit(
     max_batch: int | None = None,
     preview: Preview | None = None,
     preview_every: int | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    guidance: float | None = None,
 ) -> EditResult:
     """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
-    small uint8 RGB picture of the current clean estimate (engine/preview.py)."""
+    small uint8 RGB picture of the current clean estimate (engine/preview.py).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3)."""
     validate(t0, sde, steps, samples, seed)
+    validate_text(model, prompt, negative_prompt, guidance)
+    if getattr(model, "kind", "pixel") == "latent":
+        return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
+                           steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
+                           negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
+                           max_batch=max_batch)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
