@@ -351,3 +351,26 @@ def test_six_large_bodies_at_once_stay_within_two_decodes_of_memory(small_server
     growth_mib = (_status_kb(small_server.proc.pid, "VmHWM") - before) / 1024
     assert [code for code, _ in answers] == [422] * 6, answers
     assert growth_mib < 15 * mib, f"peak grew {growth_mib:.0f} MiB for six {mib:.0f} MiB bodies"
+
+
+def test_per_connection_warnings_are_logged_once_a_minute_with_a_count():
+    """uvicorn's 'Invalid HTTP request' and asyncio's failed accept() come once per connection: one line each."""
+    import logging
+
+    from sdedit.api.connections import RepeatFilter
+
+    records = []
+    flt = RepeatFilter(every_s=0.2)
+    for name in ("uvicorn.error", "asyncio"):
+        for i in range(50):
+            record = logging.LogRecord(name, logging.WARNING, __file__, 1, "Invalid HTTP request received.", None,
+                                       (ZeroDivisionError, ZeroDivisionError(), None) if name == "asyncio" else None)
+            if flt.filter(record):
+                records.append(record)
+    assert len(records) == 2 and records[1].exc_info is None
+    time.sleep(0.25)
+    again = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "Invalid HTTP request received.", None, None)
+    assert flt.filter(again) and "49 more" in again.getMessage()
+    crash = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None,
+                              (ZeroDivisionError, ZeroDivisionError(), None))
+    assert all(flt.filter(crash) for _ in range(3)) and crash.exc_info is not None  # app crashes keep every trace

@@ -64,7 +64,11 @@ class CauseLog:
 
 
 class RepeatFilter(logging.Filter):
-    """For uvicorn's and asyncio's per-connection warnings: one record per message per minute, with a count."""
+    """For uvicorn's and asyncio's per-connection warnings: one record per message per minute, with a count.
+
+    uvicorn's records that carry a traceback (an app crash) pass untouched; asyncio's (an `accept()` that failed
+    for lack of files, once per attempt) lose it: the message says all.
+    """
 
     def __init__(self, every_s: float = SUMMARY_S) -> None:
         super().__init__()
@@ -73,9 +77,9 @@ class RepeatFilter(logging.Filter):
         self._dropped: Dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or (record.exc_info and record.name != "asyncio"):
             return True
-        key = f"{record.name}:{record.msg}"
+        key = f"{record.name}:{str(record.msg).splitlines()[0] if record.msg else ''}"
         now = time.monotonic()
         if now - self._last.get(key, -1e9) < self.every_s:
             self._dropped[key] = self._dropped.get(key, 0) + 1
@@ -84,8 +88,9 @@ class RepeatFilter(logging.Filter):
         dropped = self._dropped.pop(key, 0)
         if dropped:
             record.msg = f"{record.msg} (and {dropped} more like it in the last minute)"
-        record.exc_info = None  # an accept() failure's traceback says nothing the message does not
-        record.exc_text = None
+        if record.name == "asyncio":
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 
