@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     ed.add_argument("--precision", default=None, help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16")
     ed.add_argument("--quiet", action="store_true", help="no progress bar")
+    ed.add_argument("--no-server", action="store_true",
+                    help="edit in this process even when a local `sdedit serve` is running (by default the job is "
+                         "handed to it: its model is loaded already, the files are the same; $SDEDIT_SERVER_URL)")
     ed.add_argument("--prompt", default=None, help="text models only: what the picture shows (none = the paper's unconditional edit)")
     ed.add_argument("--negative-prompt", default=None, help="text models only: what the picture should not show")
     ed.add_argument("--guidance", type=float, default=None, help="text models only: classifier-free guidance scale (default the model's, 7.5 for SD 1.x/2.x)")
@@ -52,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="run the HTTP server for the editor plugins", description="Run the HTTP server.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
     sv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    sv.add_argument("--token", default=None, help="bearer token required on every call but health (or $SDEDIT_TOKEN)")
+    sv.add_argument("--token", default=None, help="bearer token required on every call but health; visible to "
+                    "other users in `ps`: prefer $SDEDIT_TOKEN or --token-file")
+    sv.add_argument("--token-file", default=None, help="read the bearer token from the first line of this file")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="also answer requests addressed to NAME (a reverse proxy's host name); repeatable")
     sv.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     sv.add_argument("--models-dir", default=None, help="extra folder of model folders / .ckpt files")
     sv.add_argument("--model", default=None, help="default model id or path")
@@ -87,7 +94,23 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
+def edit_via_server(args: argparse.Namespace) -> bool:
+    """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
+    edit here. Runs before torch is imported; any input problem is left to the local path to report."""
+    if args.no_server:
+        return False
+    from sdedit.handoff import edit_on_server
+
+    try:
+        paths = output_paths(args.output, args.samples)
+    except InputError:
+        return False
+    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
+    if edit_via_server(args):
+        return 0
     from tqdm import tqdm
 
     from sdedit.engine import edit
@@ -144,9 +167,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sdedit.api import run_server
+    from sdedit.api.auth import serve_token
 
-    run_server(host=args.host, port=args.port, token=args.token, device=args.device, models_dir=args.models_dir,
-               default_model=args.model)
+    token = serve_token(args.token, args.token_file)
+    run_server(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
+               default_model=args.model, allow_hosts=args.allow_host)
     return 0
 
 

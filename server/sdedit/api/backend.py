@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..errors import Cancelled, InputError
 from .jobs import Job, JobOutput
+from .preview import store_preview
 
 MODEL_LIST_TTL_S = 10.0
 
@@ -120,11 +121,12 @@ class EngineBackend:
         from ..models import load_model
 
         p: EditParams = job.params
-        model = load_model(p.model, device=self.device)
+        model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
                       seed=p.seed, progress=progress, cancel=cancel, prompt=p.prompt,
-                      negative_prompt=p.negative_prompt, guidance=p.guidance)
+                      negative_prompt=p.negative_prompt, guidance=p.guidance,
+                      preview=lambda rgb: store_preview(job, rgb))
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])
