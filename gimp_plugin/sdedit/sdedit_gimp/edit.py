@@ -10,8 +10,9 @@ from gi.repository import Gimp  # noqa: E402
 
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
-from sdedit_client.mask import mask_png  # noqa: E402
+from sdedit_client.mask import cut_to_selection, mask_needed, mask_png  # noqa: E402
 from sdedit_client.png import encode_png  # noqa: E402
+from sdedit_client.settings import model_takes_text  # noqa: E402
 
 from . import pixels, watchdog  # noqa: E402
 from .pngcodec import decode_rgba  # noqa: E402
@@ -64,11 +65,16 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List
     samples = int(params.get("samples") or 1)
 
     Gimp.progress_init("SDEdit: sending the layer to the server…")
-    image_png = encode_png(width, height, pixels.read_rgba(layer), channels=4)
-    mask = mask_png(pixels.read_selection(image, rect), width, height)
+    source_rgba = pixels.read_rgba(layer)
+    image_png = encode_png(width, height, source_rgba, channels=4)
+    selection = pixels.read_selection(image, rect)
+    mask = mask_png(selection, width, height)
+    only_selection = not request.full_copy and mask_needed(selection, width, height)
 
     client = WatchedClient(request.server_url, token=os.environ.get("SDEDIT_TOKEN") or None)
     try:
+        if request.text and model_takes_text(client.models(), params.get("model")):
+            params = dict(params, **request.text)
         images, seeds = client.run(image_png, mask, on_progress=_progress(samples), **params)
     finally:
         client.release()
@@ -81,7 +87,9 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List
             raise SDEditError("The server returned a %dx%d image for a %dx%d layer; update the server."
                               % (w, h, width, height))
         seed = seeds[index] if index < len(seeds) else None
-        results.append((layer_name(params["t0"], params["sde"], index + 1, seed), rgba))
+        if only_selection:
+            rgba = cut_to_selection(rgba, selection, source_rgba)
+        results.append((layer_name(params["t0"], params.get("sde"), index + 1, seed, params.get("prompt")), rgba))
     if not results:
         raise SDEditError("The server returned no images; try again or check the server's log.")
     added = pixels.add_layers(image, layer, results)

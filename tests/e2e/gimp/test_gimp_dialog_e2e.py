@@ -48,7 +48,8 @@ def test_dialog_runs_with_typed_values_and_remembers_them(gimp_root, server, xdi
     interactive, repeat = report["runs"]
     assert interactive["status"] == "success", interactive["error"]
     # The dialog showed the caller's steps/seed and the typed t0; the layer name records what ran.
-    assert interactive["new_layers"] == ["SDEdit t0=0.35 VP #1 seed=11"]
+    # No sampler given: the model's default, so none in the name.
+    assert interactive["new_layers"] == ["SDEdit t0=0.35 #1 seed=11"]
     assert repeat["status"] == "success", repeat["error"]
     # Same values again; GIMP makes the repeated layer name unique by appending " #1".
-    assert repeat["new_layers"] == ["SDEdit t0=0.35 VP #1 seed=11 #1"]
+    assert repeat["new_layers"] == ["SDEdit t0=0.35 #1 seed=11 #1"]

@@ -164,7 +164,8 @@ def case_masked_two_samples(case):
     case["source"] = dump_png("masked-source.png", width, height, rgba_of(node, rect))
     case["mask"] = dump_png("masked-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 2,
-                                  "steps": 6, "seed_mode": "fixed", "seed": 7, "model": ""}, document=document)
+                                  "steps": 6, "seed_mode": "fixed", "seed": 7, "model": "",
+                                  "result_layer": "full"}, document=document)
     report = wait_report(controller)
     case["report"] = report
     case["tree"] = tree(document.rootNode())
@@ -184,6 +185,76 @@ def case_masked_two_samples(case):
     wait(0.5)
     document.waitForDone()
     case["after_redo"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def soft_selection(width, height, box, band):
+    """A selection mask (1 byte per pixel): 255 inside ``box``, falling off linearly over ``band`` pixels."""
+    x0, y0, x1, y1 = box
+    data = bytearray(width * height)
+    for y in range(height):
+        for x in range(width):
+            dx = max(x0 - x, 0, x - (x1 - 1))
+            dy = max(y0 - y, 0, y - (y1 - 1))
+            d = max(dx, dy)
+            data[y * width + x] = 255 if d == 0 else max(0, 255 - (255 * d) // (band + 1))
+    return bytes(data)
+
+
+def case_selection_only(case):
+    """Default result layer with a soft selection: only the selection, its soft edge as alpha; no prompt,
+    the model's default sampler (no "sde" sent)."""
+    import sdedit
+
+    width, height = 96, 64
+    document = new_document("sdedit-e2e-selection-only", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    selection = Selection()
+    selection.setPixelData(soft_selection(width, height, (28, 16, 68, 48), 6), 0, 0, width, height)
+    document.setSelection(selection)
+    wait(0.3)
+    rect = (0, 0, width, height)
+    case["source"] = dump_png("selonly-source.png", width, height, rgba_of(node, rect))
+    case["mask"] = dump_png("selonly-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "sde": "", "samples": 1,
+                                  "steps": 6, "seed_mode": "fixed", "seed": 11, "model": "",
+                                  "prompt": "a lake", "result_layer": "selection"}, document=document)
+    case["report"] = wait_report(controller)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result"] = dump_png("selonly-result.png", width, height, rgba_of(child, rect))
+    document.refreshProjection()
+    document.waitForDone()
+    case["projection"] = dump_png("selonly-projection.png", width, height,
+                                  swap_bgra(bytes(document.pixelData(*rect))))
+
+
+def swap_bgra(data):
+    from sdedit.pixels import swap_red_blue
+
+    return swap_red_blue(data)
+
+
+def case_group_active(case):
+    """A group as the active layer: the message names it "a group"."""
+    from sdedit.layer_io import require_paint_layer
+    from sdedit_client import SDEditError
+
+    document = new_document("sdedit-e2e-group", 32, 32)
+    # Layer → Quick Group (Ctrl+G), as a painter does. Krita 5.1 keeps the grouped layer active (and
+    # Document.setActiveNode on a node added from Python trips a SAFE ASSERT), so the check that run_edit
+    # makes on the active node is made on the real group node.
+    Krita.instance().action("create_quick_group").trigger()
+    wait(3, lambda: document.rootNode().childNodes()[0].type() == "grouplayer")
+    group = document.rootNode().childNodes()[0]
+    case["tree"] = tree(document.rootNode())
+    case["node_type"] = group.type()
+    try:
+        require_paint_layer(group)
+        case["message"] = None
+    except SDEditError as error:
+        case["message"] = str(error)
 
 
 def case_16bit_offset_layer(case):
@@ -245,7 +316,8 @@ def case_f32_linear(case):
     case["source"] = dump_png("f32-source.png", width, height, rgba_of(node, rect))
     case["mask"] = dump_png("f32-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "sde": "vp", "samples": 1,
-                                  "steps": 4, "seed_mode": "fixed", "seed": 5}, document=document)
+                                  "steps": 4, "seed_mode": "fixed", "seed": 5, "result_layer": "full"},
+                                 document=document)
     case["report"] = wait_report(controller)
     case["tree"] = tree(document.rootNode())
     for child in document.rootNode().childNodes():
@@ -302,7 +374,7 @@ def case_server_down(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
 
 
-def trigger_action_with_dialog(screenshot=False):
+def trigger_action_with_dialog(screenshot=False, press_defaults=False):
     """Trigger Filters → SDEdit…, let the dialog ask the server, optionally screenshot it, press OK.
 
     Message boxes the interactive run shows are recorded and closed. Returns what was seen.
@@ -324,6 +396,16 @@ def trigger_action_with_dialog(screenshot=False):
         seen["values"] = dialog.values()
         seen["server_label"] = dialog.server_label.text()
         seen["models"] = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
+        form = dialog.form
+        seen["remembered"] = form.remembered_label.text()
+        seen["sde_items"] = [form.sde_combo.itemText(i) for i in range(form.sde_combo.count())]
+        seen["prompt_enabled"] = form.prompt_edit.isEnabled()
+        seen["result_full_copy"] = form.full_copy.isChecked()
+        if press_defaults:
+            form.defaults_button.click()
+            QApplication.processEvents()
+            seen["after_defaults"] = dialog.values()
+            seen["remembered_after_defaults"] = form.remembered_label.text()
         if screenshot:
             dialog.grab().save(os.path.join(CONFIG["out_dir"], "krita-dialog-only.png"))
             # the whole (virtual) screen: Krita's window with the dialog over it, as a painter sees it
@@ -352,10 +434,11 @@ def case_dialog_server_down(case):
     """The interactive path with no server: the dialog says so, and OK ends in a one-sentence message box."""
     from sdedit import extension
 
-    extension.remember({"server_url": CONFIG["down_url"], "samples": 1, "steps": 4})
+    extension.remember({"server_url": CONFIG["down_url"], "samples": 2, "steps": 4, "seed_mode": "fixed",
+                        "seed": 5, "sde": "ve"})
     document = new_document("sdedit-e2e-dialog-down", 64, 48)
     paint(document, document.activeNode(), stroke_image(64, 48), (0, 0, 64, 48))
-    seen = trigger_action_with_dialog()
+    seen = trigger_action_with_dialog(press_defaults=True)
     wait(30, lambda: seen.get("message_boxes"))
     seen["stop_sweeping"] = True
     case["dialog"] = seen
@@ -390,6 +473,7 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
+         ("selection_only", case_selection_only), ("group_active", case_group_active),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
 
