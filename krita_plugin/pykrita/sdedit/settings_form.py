@@ -52,6 +52,7 @@ class SettingsForm(QWidget):
         self._wanted_model = settings.get("model") or ""
         self._models = []  # type: List[Dict[str, Any]]
         self._closing = False
+        self._compact = compact
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -115,9 +116,10 @@ class SettingsForm(QWidget):
         form.addRow("Model:", self.model_combo)
 
         self.prompt_edit = QLineEdit()
-        self.prompt_edit.setPlaceholderText("what the picture shows, e.g. a lake below mountains at dusk")
+        self.prompt_edit.setPlaceholderText("e.g. a lake below mountains" if compact else
+                                            "what the picture shows, e.g. a lake below mountains at dusk")
         self.negative_edit = QLineEdit()
-        self.negative_edit.setPlaceholderText("what to avoid, e.g. blurry, text")
+        self.negative_edit.setPlaceholderText("e.g. blurry" if compact else "what to avoid, e.g. blurry, text")
         self.guidance_spin = QDoubleSpinBox()
         self.guidance_spin.setRange(MIN_GUIDANCE, MAX_GUIDANCE)
         self.guidance_spin.setSingleStep(0.5)
@@ -131,7 +133,8 @@ class SettingsForm(QWidget):
         self.text_note.setWordWrap(True)
         form.addRow("", self.text_note)
 
-        self.full_copy = QCheckBox("full copy of the layer (else only the selection, transparent outside)")
+        self.full_copy = QCheckBox("full copy (else only the selection)" if compact else
+                                   "full copy of the layer (else only the selection, transparent outside)")
         self.full_copy.setToolTip("With a selection, each result layer holds only the edited selection, with "
                                   "the selection's soft edge as transparency, so strokes you paint on the "
                                   "source later stay visible. Tick for an opaque full copy instead.")
@@ -206,8 +209,11 @@ class SettingsForm(QWidget):
             self.guidance_spin.setValue(float(settings["guidance"]))
         if "result_layer" in settings:
             self.full_copy.setChecked(settings.get("result_layer") == "full")
-        if "server_url" in settings:
+        if "server_url" in settings and settings["server_url"] != self.url_edit.text():
             self.url_edit.setText(settings["server_url"])
+            if self._models or self._info_worker is not None:  # already asked another server: ask this one
+                self._models = []
+                self.refresh_server_info()
         self._update_t0_label()
         self._update_text_fields()
 
@@ -239,7 +245,8 @@ class SettingsForm(QWidget):
         if enabled:
             self.text_note.setText("This model takes a prompt; empty = the plain (unconditional) edit.")
         else:
-            self.text_note.setText("The prompt fields are for models that take text (Stable Diffusion); "
+            self.text_note.setText("Prompts: only for models that take text." if self._compact else
+                                   "The prompt fields are for models that take text (Stable Diffusion); "
                                    "this one does not.")
 
     # -- server info -------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from typing import Any, Dict, Optional
 
 from PyQt5.QtCore import QThread, pyqtSignal
 
-from sdedit_client import Client, JobCancelled, SDEditError
+from sdedit_client import Client, JobCancelled, SDEditError, ServerUnavailable
+from sdedit_client.client import _is_loopback, normalize_url
+from sdedit_client.autostart import ensure_server
 from sdedit_client.mask import mask_needed
 from sdedit_client.settings import model_takes_text
 
@@ -80,11 +82,13 @@ class EditWorker(QThread):
             mask = None
             if mask_needed(self._mask, width, height):  # all selected = edit everything, no mask
                 mask = encode_gray(width, height, self._mask)
+            ensure_server(self._client.base_url, on_status=self.status.emit, cancel=self._cancel.is_set)
             params = dict(self._params)
             if self._text and model_takes_text(self._client.models(), params.get("model")):
                 params.update(self._text)
             pngs, seeds = self._client.run(image, mask, on_progress=self._on_progress,
-                                           should_cancel=self._cancel.is_set, **params)
+                                           should_cancel=self._cancel.is_set,
+                                           poll_interval=0.1 if self._previews else 0.25, **params)
             images = []
             for png in pngs:
                 w, h, bgra = decode_to_bgra(png)
@@ -118,6 +122,16 @@ class EditWorker(QThread):
             self.previewed.emit(png)
 
 
+def is_local(url: str) -> bool:
+    """Whether ``url`` names this computer (where a missing server is started by the plugin)."""
+    import urllib.parse
+
+    try:
+        return _is_loopback(urllib.parse.urlsplit(normalize_url(url)).hostname)
+    except SDEditError:
+        return False
+
+
 class ServerInfoWorker(QThread):
     """Fetches health and the model list for the dialog without blocking it."""
 
@@ -132,6 +146,12 @@ class ServerInfoWorker(QThread):
         try:
             client = Client(self._url, token=os.environ.get("SDEDIT_TOKEN") or None, timeout=5.0)
             self.loaded.emit(client.health(), client.models())
+        except ServerUnavailable as error:
+            if is_local(self._url):  # the edit starts it: say that, not "start it yourself"
+                self.failed.emit("No SDEdit server answers at %s yet: it is started when the edit begins."
+                                 % client.base_url)
+            else:
+                self.failed.emit(str(error))
         except SDEditError as error:
             self.failed.emit(str(error))
         except Exception as error:

@@ -257,6 +257,130 @@ def case_group_active(case):
         case["message"] = str(error)
 
 
+def image_key(pixmap):
+    """A digest of what a QPixmap shows (None for no picture)."""
+    import hashlib
+
+    from PyQt5.QtGui import QImage
+
+    if pixmap is None or pixmap.isNull():
+        return None
+    image = pixmap.toImage().convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    return hashlib.sha1(bytes(bits)).hexdigest()
+
+
+def screenshot_window(name):
+    """The whole (virtual) screen: Krita's window with the floating docker, as a painter sees it."""
+    QApplication.primaryScreen().grabWindow(0).save(os.path.join(CONFIG["out_dir"], name))
+
+
+def case_docker(case):
+    """Settings → Dockers → SDEdit: Generate a 20-step K=2 job with live preview, Apply one (one undo step),
+    Apply all, and Run again (identical pixels)."""
+    from sdedit.docker import SDEditDocker
+
+    dockers = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)]
+    case["dockers"] = len(dockers)
+    docker = dockers[0]
+    case["title"] = docker.windowTitle()
+    window = Krita.instance().activeWindow().qwindow()
+    window.move(0, 0)
+    window.resize(1600, 1000)
+    docker.show()
+    docker.setFloating(True)  # floated beside the canvas at a readable size, for the screenshots
+    docker.resize(470, 980)
+    docker.move(1125, 10)
+    docker.raise_()
+    width, height = 256, 192
+    document = new_document("sdedit-e2e-docker", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    selection = Selection()
+    selection.select(48, 32, 160, 128, 255)
+    document.setSelection(selection)
+    wait(0.5)
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 2, "steps": 20,
+                            "seed_mode": "fixed", "seed": 17, "model": "", "result_layer": "selection"})
+    wait(5, lambda: not docker.form.server_info_pending())
+    keys = []
+    case["started"] = docker.generate()
+
+    def watch():
+        if docker.running():
+            key = image_key(docker.preview_label.pixmap())
+            if key is not None and (not keys or keys[-1] != key):
+                keys.append(key)
+                if len(keys) == 2:
+                    docker.grab().save(os.path.join(CONFIG["out_dir"], "krita-docker-running.png"))
+                    screenshot_window("krita-docker-running-window.png")
+        return not docker.running()
+
+    end = time.time() + 300
+    while time.time() < end and not watch():
+        loop = QEventLoop()
+        QTimer.singleShot(20, loop.quit)
+        loop.exec_()
+    case["preview_keys"] = keys
+    case["previews_shown"] = docker.previews_shown
+    report = dict(docker.last_report)
+    report.pop("images", None)
+    case["report"] = report
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+    case["results"] = [docker.results_list.item(i).text() for i in range(docker.results_list.count())]
+    wait(0.5)
+    docker.grab().save(os.path.join(CONFIG["out_dir"], "krita-docker-done.png"))
+    screenshot_window("krita-docker-done-window.png")
+    before = [c.name() for c in document.rootNode().childNodes()]
+    case["applied"] = docker.apply_selected(1)
+    document.waitForDone()
+    wait(0.5)
+    case["after_apply"] = [c.name() for c in document.rootNode().childNodes()]
+    for child in document.rootNode().childNodes():
+        if case["applied"] and child.name() == case["applied"][0]:
+            case["applied_png"] = dump_png("docker-applied.png", width, height, rgba_of(child, (0, 0, width, height)))
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+    case["layers_before"] = before
+    case["applied_all"] = docker.apply_all()
+    document.waitForDone()
+    wait(0.5)
+    case["tree_after_all"] = tree(document.rootNode())
+    first = docker.history[-1]
+    case["first_seeds"] = first.seeds
+    case["run_again_started"] = docker.run_again(first)
+    wait(300, lambda: not docker.running())
+    again = docker.history[-1]
+    case["again_seeds"] = again.seeds
+    case["again_is_new_entry"] = again is not first
+    case["again_identical"] = again.images == first.images
+    case["again_bytes"] = [len(i) for i in again.images]
+    case["history_after"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+
+
+def case_autostart(case):
+    """No server at a local URL: the plugin starts the recorded installation's server and runs the edit."""
+    import sdedit
+
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    document = new_document("sdedit-e2e-autostart", 48, 40)
+    paint(document, document.activeNode(), stroke_image(48, 40), (0, 0, 48, 40))
+    statuses = []
+    controller = sdedit.run_edit({"server_url": CONFIG["autostart_url"], "t0": 0.5, "sde": "", "samples": 1,
+                                  "steps": 4, "seed_mode": "fixed", "seed": 9}, document=document)
+    controller.status.connect(statuses.append)
+    case["report"] = wait_report(controller, 240)
+    case["statuses"] = statuses
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def no_install_record():
+    """Down-server cases: nothing is recorded, so the plugin cannot start a server and says so."""
+    os.environ["SDEDIT_SERVER_RECORD"] = os.path.join(CONFIG["out_dir"], "no-such-record.json")
+
+
 def case_16bit_offset_layer(case):
     """16-bit document, a paint layer with content only in part of the canvas, no selection, K=1, VE."""
     import sdedit
@@ -367,6 +491,7 @@ def case_server_down(case):
     """No server at the URL: a one-sentence error saying how to start it, and no layer."""
     import sdedit
 
+    no_install_record()
     document = new_document("sdedit-e2e-down", 32, 32)
     paint(document, document.activeNode(), stroke_image(32, 32), (0, 0, 32, 32))
     controller = sdedit.run_edit({"server_url": CONFIG["down_url"]}, document=document)
@@ -434,6 +559,7 @@ def case_dialog_server_down(case):
     """The interactive path with no server: the dialog says so, and OK ends in a one-sentence message box."""
     from sdedit import extension
 
+    no_install_record()
     extension.remember({"server_url": CONFIG["down_url"], "samples": 2, "steps": 4, "seed_mode": "fixed",
                         "seed": 5, "sde": "ve"})
     document = new_document("sdedit-e2e-dialog-down", 64, 48)
@@ -473,7 +599,8 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
-         ("selection_only", case_selection_only), ("group_active", case_group_active),
+         ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
+         ("autostart", case_autostart),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
 
