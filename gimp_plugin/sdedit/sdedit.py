@@ -85,9 +85,13 @@ def run(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
+    window = None
     try:
         request = request_from_config(config.get_property)
-        run_edit(image, layer, request)
+        if run_mode != Gimp.RunMode.NONINTERACTIVE:  # a person is watching: show the live preview
+            from sdedit_gimp.preview_window import open_window
+            window = open_window(PROCEDURE_NAME)
+        run_edit(image, layer, request, window)
     except JobCancelled as error:
         return _fail(procedure, str(error), Gimp.PDBStatusType.CANCEL)
     except SDEditError as error:
@@ -97,6 +101,9 @@ def run(procedure, run_mode, image, drawables, config, data):
             import traceback
             traceback.print_exc()
         return _fail(procedure, "SDEdit failed unexpectedly: %s" % (str(error) or type(error).__name__))
+    finally:
+        if window is not None:
+            window.close()
     Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
