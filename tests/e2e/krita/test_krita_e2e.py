@@ -43,7 +43,13 @@ def krita_run(request, tmp_path_factory):
     if work.exists() and os.environ.get("SDEDIT_E2E_OUT"):
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(tiny_vp_dir, work / "server.log").start()
+    # the models folder: the tiny pixel model and a tiny Stable Diffusion 1.x pipeline folder (takes text)
+    models = tmp_path_factory.mktemp("krita-e2e-models")
+    (models / tiny_vp_dir.name).symlink_to(tiny_vp_dir, target_is_directory=True)
+    from tiny_sd import make_sd_folder
+
+    make_sd_folder(models / "tiny-sd1", "sd1")
+    server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={"SDEDIT_MODELS_DIR": str(models)}).start()
     # The installation the plugin may start a server from (as install.py records it), with the tiny model.
     record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
@@ -54,7 +60,7 @@ def krita_run(request, tmp_path_factory):
     try:
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 520, "record": record,
-                  "autostart_url": "http://127.0.0.1:%d" % autostart_port}
+                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1"}
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=580)
@@ -340,3 +346,15 @@ def test_local_server_is_started_when_none_runs(krita_run):
     assert "SDEdit t0=0.50 #1 seed=9" in case["layers_after"]
     started = krita_run[0]["autostarted"]
     assert started.get("health") == "ok" and started.get("url", "").endswith(":%s" % started["url"].rsplit(":", 1)[1])
+
+
+def test_prompt_fields_follow_the_model_and_the_prompt_goes_with_the_job(krita_run):
+    case, _, _ = _case(krita_run, "prompt")
+    assert case["enabled_default_model"] is False and case["enabled_text_model"] == [True, True, True]
+    first, second = case["reports"]
+    assert first["ok"] and second["ok"], (first, second)
+    assert first["params"]["prompt"] == "a lake at dusk" and first["params"]["negative_prompt"] == "blurry"
+    assert first["params"]["guidance"] == 5.0 and first["params"]["model"] == "tiny-sd1"
+    assert first["layers"] == ["SDEdit t0=0.60 \u201ca lake at dusk\u201d #1 seed=5"]
+    assert second["layers"] == ["SDEdit t0=0.60 \u201ca red barn in snow\u201d #1 seed=5"]
+    assert case["results_differ"], "another prompt with the same seed gave the same pixels"

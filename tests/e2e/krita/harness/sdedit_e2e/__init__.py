@@ -376,6 +376,40 @@ def case_autostart(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
 
 
+def case_prompt(case):
+    """A text model (tiny Stable Diffusion): the form enables the prompt fields for it only; the prompt goes
+    with the job and into the layer name; another prompt with the same seed gives other pixels."""
+    import sdedit
+    from sdedit.settings_form import SettingsForm
+
+    form = SettingsForm({"server_url": CONFIG["server_url"], "model": ""})
+    form.refresh_server_info()
+    wait(30, lambda: not form.server_info_pending())
+    wait(0.5)
+    case["enabled_default_model"] = form.prompt_edit.isEnabled()
+    form.set_values({"model": CONFIG["text_model"]})
+    case["enabled_text_model"] = [w.isEnabled() for w in (form.prompt_edit, form.negative_edit, form.guidance_spin)]
+    form.detach()
+    form.deleteLater()
+
+    width, height = 64, 64
+    document = new_document("sdedit-e2e-prompt", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    runs = []
+    for prompt in ("a lake at dusk", "a red barn in snow"):
+        controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "model": CONFIG["text_model"],
+                                      "t0": 0.6, "sde": "", "samples": 1, "steps": 3, "seed_mode": "fixed",
+                                      "seed": 5, "prompt": prompt, "negative_prompt": "blurry", "guidance": 5.0,
+                                      "result_layer": "full"}, document=document)
+        report = wait_report(controller, 240)
+        runs.append(report)
+    case["reports"] = runs
+    case["layers"] = [c.name() for c in document.rootNode().childNodes()]
+    pixels = [bytes(c.pixelData(0, 0, width, height)) for c in document.rootNode().childNodes()
+              if c.name().startswith("SDEdit")]
+    case["results_differ"] = len(pixels) == 2 and pixels[0] != pixels[1]
+
+
 def no_install_record():
     """Down-server cases: nothing is recorded, so the plugin cannot start a server and says so."""
     os.environ["SDEDIT_SERVER_RECORD"] = os.path.join(CONFIG["out_dir"], "no-such-record.json")
@@ -600,7 +634,7 @@ def case_dialog(case):
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
-         ("autostart", case_autostart),
+         ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
 
