@@ -11,6 +11,7 @@ and with a preview after every step. "in previews" is the time measured inside t
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import statistics
 import time
@@ -20,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-import sdedit.engine.edit as edit_module
 from sdedit.engine import edit
 from sdedit.models import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
+edit_module = importlib.import_module("sdedit.engine.edit")  # the module (the package exports the function)
 
 
 class TimedPreviews:

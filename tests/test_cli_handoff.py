@@ -81,8 +81,9 @@ def test_handoff_writes_the_same_bytes_as_a_local_run(tmp_path, server, models_d
 
 @pytest.mark.slow
 def test_handoff_jpeg_output_and_default_model_id(tmp_path, server, models_dir, inputs):
-    """The default model named by id ($SDEDIT_DEFAULT_MODEL=tiny-vp) is handed over; JPEG files match too."""
-    common = [str(inputs["guide"]), "--steps", "3", "--seed", "5", "--sde", "ode", "--quiet"]
+    """The default model named by id ($SDEDIT_DEFAULT_MODEL=tiny-vp) and its default sampler are handed over;
+    JPEG files match too."""
+    common = [str(inputs["guide"]), "--steps", "3", "--seed", "5", "--quiet"]  # no --sde: the model's own
     before = jobs_done(server)
     env_default = {"SDEDIT_DEFAULT_MODEL": "tiny-vp"}
     os.environ.update(env_default)

@@ -162,7 +162,8 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
-        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        model_sde = backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        sde = request.sde if "sde" in request.model_fields_set else model_sde
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None

@@ -105,7 +105,7 @@ def edit(
         return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
                            steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
                            negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
-                           max_batch=max_batch)
+                           max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
