@@ -139,7 +139,7 @@ def edit(
         if progress is not None:
             progress(done, total)
         if preview is not None and done % every == 0 and done < total:
-            preview(preview_image(watched.estimate(), guide, mask_t, region, image.size))
+            preview(preview_image(watched.estimate(first=1), guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)
