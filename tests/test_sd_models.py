@@ -102,6 +102,20 @@ def test_diffusers_folder_loads_offline(sd_files, family, no_network):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_folder_with_only_the_fp16_variant_loads(tmp_path, no_network):
+    from diffusers import StableDiffusionPipeline
+
+    from sdedit.models.sd_loader import is_sd_model
+
+    folder = make_sd_folder(tmp_path / "plain", "sd1", seed=3)
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True, safety_checker=None)
+    pipe.save_pretrained(tmp_path / "half", variant="fp16")
+    assert not list((tmp_path / "half" / "unet").glob("diffusion_pytorch_model.safetensors"))
+    assert is_sd_model(tmp_path / "half")
+    a, b = load(folder).unet.state_dict(), load(tmp_path / "half").unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ckpt_pickle_loads_with_weights_only(sd_files, no_network):
     root, _ = sd_files
     model = load(root / "pickled" / "tiny-sd1-ckpt.ckpt")

@@ -60,7 +60,7 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     if not _is_loopback(host):
         return False
     try:
-        client = Client(url, timeout=PROBE_TIMEOUT_S)
+        client = Client(url, token=os.environ.get("SDEDIT_TOKEN"), timeout=PROBE_TIMEOUT_S)
         health = client.health()
     except SDEditError:
         return False  # nothing answers: the usual case, and silent

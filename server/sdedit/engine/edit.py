@@ -89,7 +89,7 @@ def edit(
         return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
                            steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
                            negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
-                           max_batch=max_batch)
+                           max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
@@ -126,7 +126,7 @@ def edit(
         if progress is not None:
             progress(done, total)
         if preview is not None and done % every == 0 and done < total:
-            preview(preview_image(watched.estimate(), guide, mask_t, region, image.size))
+            preview(preview_image(watched.estimate(first=1), guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)

@@ -106,14 +106,23 @@ def _load_folder(folder: Path, family: Family) -> dict:
     if missing:
         raise InputError(f"The model folder {folder} lacks {', '.join(missing)}; a Stable Diffusion pipeline "
                          "folder needs unet/, vae/ and its text encoder(s).")
+    def load(cls, sub: str):
+        return cls.from_pretrained(str(folder / sub), local_files_only=True, variant=_variant(folder / sub))
+
     return {
-        "unet": UNet2DConditionModel.from_pretrained(str(folder / "unet"), local_files_only=True),
-        "vae": AutoencoderKL.from_pretrained(str(folder / "vae"), local_files_only=True),
-        "text_encoders": [cls.from_pretrained(str(folder / n), local_files_only=True)
-                          for cls, n in zip(_encoder_classes(family), names)],
+        "unet": load(UNet2DConditionModel, "unet"),
+        "vae": load(AutoencoderKL, "vae"),
+        "text_encoders": [load(cls, n) for cls, n in zip(_encoder_classes(family), names)],
         "tokenizers": _tokenizers(folder, family),
         "scheduler": _read_scheduler(folder),
     }
+
+
+def _variant(sub: Path) -> str | None:
+    """'fp16' when a component folder only has the half-precision variant (`*.fp16.safetensors`)."""
+    weights = [p.name for p in sub.iterdir() if p.suffix in (".safetensors", ".bin")]
+    plain = [n for n in weights if n.count(".") == 1]
+    return "fp16" if not plain and any(".fp16." in n for n in weights) else None
 
 
 def read_state_dict(path: Path) -> dict:
