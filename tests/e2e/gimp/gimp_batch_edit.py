@@ -222,6 +222,12 @@ def main():
     cases.append(run_case("mask-target", image, mask, samples=1, steps=4, server_url=url))
     layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
 
+    # A model that takes text: the prompt fields go with the job, and the layer name carries the prompt.
+    Gimp.Selection.none(image)
+    cases.append(run_case("prompt", image, layer, t0=0.5, samples=1, steps=3, seed=5, model="tiny-sd1",
+                          prompt="a lake at dusk", negative_prompt="blurry", guidance=5.0, server_url=url))
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
+
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
     # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.
     with open(os.path.join(os.path.dirname(PARAMS["report"]), "cancel-started"), "w") as marker:
