@@ -36,10 +36,6 @@ def alphas_cumprod_from(sched: dict) -> torch.Tensor:
 
 def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.dtype = torch.float32) -> DiffusionModel:
     """Load a diffusers-layout folder (or the embedded format) onto `device`."""
-    from diffusers import UNet2DModel
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.set_verbosity_error()  # keep its install hints out of the user's terminal
     extra = sdedit_config(folder)
     sched = scheduler_config(folder)
     sde = sde_of(sched)
@@ -53,6 +49,10 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
             net = UnshuffleEpsNet.from_folder(folder)
             resolution, multiple = None, int(net.size_multiple)
         else:
+            from diffusers import UNet2DModel
+            from diffusers.utils import logging as diffusers_logging
+
+            diffusers_logging.set_verbosity_error()  # keep its install hints out of the user's terminal
             net = UNet2DModel.from_pretrained(str(unet_dir(folder)))
             resolution = _sample_size(dict(net.config))
             multiple = 2 ** (len(net.config.block_out_channels) - 1)

@@ -132,7 +132,9 @@ def read_state_dict(path: Path) -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        from sdedit.models.sd_family import _load_pickle
+
+        state = _load_pickle(path)
     except Exception as exc:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}).") from exc
     return unwrap_state_dict(state)

@@ -49,7 +49,10 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
-    server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={"SDEDIT_MODELS_DIR": str(models)}).start()
+    # the default named by id: the registry flags a default given as a path only when its listed path is the
+    # same, and the listed one here is the symlink
+    server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
+        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name}).start()
     # The installation the plugin may start a server from (as install.py records it), with the tiny model.
     record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
