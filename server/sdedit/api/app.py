@@ -59,7 +59,8 @@ def create_app(
     """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
-    queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
+    queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None),
+                     workers=getattr(backend, "workers", 1))  # a pool backend (sdedit.cluster) runs several
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from ..errors import InputError
 from .auth import TOKEN_ENV, is_loopback, resolve_token
@@ -19,8 +19,12 @@ def run_server(
     device: str = "auto",
     models_dir: Optional[str] = None,
     default_model: Optional[str] = None,
+    backend_factory: Optional[Callable[[], Any]] = None,
 ) -> None:
-    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required."""
+    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required.
+
+    `backend_factory` (called once the checks passed) supplies another backend, e.g. sdedit.cluster's Ray pool.
+    """
     token = resolve_token(token)
     if not is_loopback(host) and token is None:
         raise InputError(f"Serving on {host} (not loopback) needs an access token: pass --token or set {TOKEN_ENV}.")
@@ -41,7 +45,8 @@ def run_server(
     from .limits import Limits
 
     _configure_logging()
-    app = create_app(token=token, device=device, limits=Limits.from_env())
+    backend = backend_factory() if backend_factory is not None else None
+    app = create_app(token=token, device=device, limits=Limits.from_env(), backend=backend)
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("sdedit.api").info(
         "SDEdit server at http://%s:%d (%s)", shown, int(port),

@@ -1,0 +1,143 @@
+"""The front's door into the pool: a Ray Serve deployment of EditReplica, used like sdedit.api's EngineBackend.
+
+The HTTP front (sdedit.api.app, unchanged) keeps the job queue with one worker thread per replica; each worker
+hands its job to the deployment as a stream and turns the stream's events into progress and a result. What a
+pool does to jobs is handled here: a cancel cancels the stream (and so the edit on its replica); a replica lost
+mid-job costs that job one retry on another replica, and a second loss fails it with one sentence.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+from ..api.backend import EngineBackend
+from ..api.jobs import Job, JobOutput
+from ..errors import Cancelled, InputError, JobFailed
+
+log = logging.getLogger("sdedit.cluster")
+
+APP_NAME = "sdedit"
+DEPLOYMENT_NAME = "sdedit-editor"
+CANCEL_POLL_S = 0.02
+RETRY_PAUSE_S = 0.5
+# Passed on to the replicas (which may run on other machines than the front).
+FORWARDED_ENV = ("SDEDIT_MODELS_DIR", "SDEDIT_DEFAULT_MODEL", "SDEDIT_COMPILE", "SDEDIT_PRECISION", "SDEDIT_DEBUG")
+
+
+class ReplicaLost(RuntimeError):
+    """The replica running a job died or became unreachable."""
+
+
+class RayBackend(EngineBackend):
+    """Runs jobs on `replicas` Ray Serve replicas (one GPU each, or `cpus_per_replica` CPU cores each)."""
+
+    def __init__(self, address: Optional[str], replicas: Optional[int] = None, device: str = "auto",
+                 cpus_per_replica: float = 1.0) -> None:
+        super().__init__("cpu")  # the front runs no edits; it lists and checks models like the plain server
+        import ray
+        from ray import serve
+
+        self._ray = ray
+        try:
+            ray.init(address=address, include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
+                     configure_logging=False)
+        except ConnectionError as err:
+            raise InputError(f"Cannot reach the Ray cluster at {address} ({err}); start it with "
+                             "`ray start --head` or pass --ray without an address for a local one.") from None
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        use_gpu = device in ("auto", "cuda") and gpus > 0
+        if device == "cuda" and not gpus:
+            raise InputError("--device cuda was asked for but the Ray cluster has no GPU; use --device cpu.")
+        self.workers = int(replicas or (gpus if use_gpu else 1))
+        if self.workers < 1:
+            raise InputError(f"--replicas must be at least 1, not {replicas}.")
+        replica_device = "cuda" if use_gpu else "cpu"
+        resources: Dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": cpus_per_replica}
+        resources["runtime_env"] = {"env_vars": {name: os.environ[name] for name in FORWARDED_ENV
+                                                 if name in os.environ}}
+        from .replica import EditReplica
+
+        deployment = serve.deployment(EditReplica).options(
+            name=DEPLOYMENT_NAME, num_replicas=self.workers, max_ongoing_requests=1, ray_actor_options=resources,
+            health_check_period_s=2, health_check_timeout_s=30, graceful_shutdown_timeout_s=5)
+        serve.start(proxy_location="Disabled")  # no Serve HTTP port: the front is the only door
+        log.info("starting %d %s replica(s) on the Ray cluster (each loads its model once)",
+                 self.workers, replica_device)
+        started = time.monotonic()
+        threads = 1 if use_gpu else max(1, int(cpus_per_replica))
+        self._handle = serve.run(deployment.bind(replica_device, threads), name=APP_NAME, route_prefix=None)
+        self.device = f"ray: {self.workers} {replica_device} replica{'s' if self.workers > 1 else ''}"
+        log.info("pool ready in %.1f s: %s", time.monotonic() - started, self.device)
+
+    def warm_up(self) -> None:
+        """The replicas loaded their model when the deployment started."""
+
+    def close(self) -> None:
+        """Take the deployment down and leave the cluster (a local one stops with it)."""
+        from ray import serve
+
+        try:
+            serve.delete(APP_NAME)
+            serve.shutdown()
+        finally:
+            self._ray.shutdown()
+
+    # -- one job ----------------------------------------------------------------------------------------
+    def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
+        lost: Optional[ReplicaLost] = None
+        for attempt in (1, 2):
+            try:
+                return self._run_once(job, progress, cancel)
+            except ReplicaLost as err:
+                lost = err
+                log.warning("job %s: %s; %s", job.id, err,
+                            "running it again on another replica" if attempt == 1 else "giving up")
+                progress(0, 1)
+                time.sleep(RETRY_PAUSE_S)
+        raise JobFailed(f"The job's replica was lost twice ({lost}); submit the edit again.")
+
+    def _run_once(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
+        from ray import exceptions as ray_errors
+        from ray.serve.exceptions import RequestCancelledError
+
+        stream = self._handle.options(stream=True).edit.remote(job.id, job.params)
+        finished = threading.Event()
+        threading.Thread(target=_cancel_when_asked, args=(stream, cancel, finished), daemon=True,
+                         name=f"sdedit-cancel-{job.id[:8]}").start()
+        replica = "an unknown replica"
+        try:
+            for event in stream:
+                kind = event[0]
+                if kind == "started":
+                    replica = f"replica pid={event[1]} on {event[2]}"
+                    job.describe["replica"] = f"{event[1]}@{event[2]}"
+                    log.info("job %s running on %s", job.id, replica)
+                elif kind == "progress":
+                    progress(event[1], event[2])
+                elif kind == "done":
+                    return event[1]
+                elif kind == "cancelled":
+                    raise Cancelled()
+                elif kind == "failed":
+                    raise JobFailed(event[1])
+            raise ReplicaLost(f"{replica} ended the job without a result")
+        except (ray_errors.TaskCancelledError, RequestCancelledError):
+            raise Cancelled() from None
+        except (ray_errors.RayActorError, ray_errors.ActorUnavailableError, ray_errors.WorkerCrashedError,
+                ray_errors.ObjectLostError) as err:
+            if cancel():
+                raise Cancelled() from None
+            raise ReplicaLost(f"{replica} was lost mid-job ({type(err).__name__})") from None
+        finally:
+            finished.set()
+
+
+def _cancel_when_asked(stream: Any, cancel: Callable[[], bool], finished: threading.Event) -> None:
+    """Cancel the job's stream (so the replica stops the edit) as soon as the job's cancel is asked for."""
+    while not finished.wait(CANCEL_POLL_S):
+        if cancel():
+            stream.cancel()
+            return

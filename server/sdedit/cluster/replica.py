@@ -1,0 +1,99 @@
+"""One replica of the pool: loads the default model once, then runs one edit at a time as a stream of events.
+
+A job's events are ("started", pid, node), ("progress", done, total)..., then one of ("done", JobOutput),
+("cancelled",) or ("failed", sentence). The front cancels a job by cancelling its stream: the replica then
+stops the edit at its next sampler step (the engine checks `cancel` between steps) and frees itself only once
+the edit has really stopped, so the next job never shares the CPU/GPU with a dying one.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import sys
+import threading
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Optional, Tuple
+
+from ..errors import Cancelled, InputError
+
+log = logging.getLogger("sdedit.cluster.replica")
+
+
+class EditReplica:
+    """The Serve deployment's class (wrapped by serve.deployment in sdedit.cluster.backend)."""
+
+    def __init__(self, device: str = "auto", threads: int = 1) -> None:
+        import torch
+
+        from ..api.backend import EngineBackend
+
+        torch.set_num_threads(max(1, int(threads)))
+        self._backend = EngineBackend(device)
+        self._runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sdedit-edit")
+        self.pid, self.node = os.getpid(), socket.gethostname()
+        try:
+            self._backend.warm_up()  # load the default model once, before the first job
+        except Exception as err:  # noqa: BLE001 - jobs will report it; the replica still serves other models
+            _say(f"could not load the default model: {err}")
+        _say(f"ready on {self._backend.device}")
+
+    def describe(self) -> Tuple[int, str, str]:
+        return self.pid, self.node, self._backend.device
+
+    async def edit(self, job_id: str, params: Any) -> AsyncIterator[tuple]:
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        latest: list = [0, 0]
+        changed = asyncio.Event()
+
+        def progress(done: int, total: int) -> None:
+            latest[:] = [done, total]
+            loop.call_soon_threadsafe(changed.set)
+
+        job = SimpleNamespace(id=job_id, params=params)  # EngineBackend.run reads job.params only
+        future = loop.run_in_executor(self._runner, self._backend.run, job, progress, stop.is_set)
+        yield ("started", self.pid, self.node)
+        try:
+            while not future.done():
+                waiter = asyncio.ensure_future(changed.wait())
+                await asyncio.wait({waiter, future}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if changed.is_set():
+                    changed.clear()
+                    yield ("progress", latest[0], latest[1])
+            outcome = _outcome(future)
+        finally:
+            if not future.done():  # the front cancelled the job (or went away): stop at the next step
+                stop.set()
+                _say(f"job {job_id} stopped at step {latest[0]} of {latest[1]} (cancelled by the front)")
+                await _settle(future)
+        yield outcome
+
+
+def _outcome(future: "asyncio.Future") -> tuple:
+    try:
+        return ("done", future.result())
+    except Cancelled:
+        return ("cancelled",)
+    except InputError as err:
+        return ("failed", str(err))
+    except Exception as err:  # noqa: BLE001 - the job fails, the replica goes on
+        log.exception("edit failed")
+        return ("failed", f"{type(err).__name__}: {err}".strip())
+
+
+async def _settle(future: "asyncio.Future") -> None:
+    """Wait for a stopped edit's thread to return (one sampler step), whatever it raises."""
+    try:
+        await asyncio.shield(future)
+    except BaseException:  # noqa: BLE001 - Cancelled, or a second cancellation of this task
+        if not future.done():
+            await asyncio.wait({future})
+
+
+def _say(message: str, stream: Optional[Any] = None) -> None:
+    """One line on the replica's stderr (Ray forwards it to the server's log with the replica's pid)."""
+    print(f"sdedit replica pid={os.getpid()}: {message}", file=stream or sys.stderr, flush=True)
