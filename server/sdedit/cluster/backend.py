@@ -22,6 +22,7 @@ log = logging.getLogger("sdedit.cluster")
 APP_NAME = "sdedit"
 DEPLOYMENT_NAME = "sdedit-editor"
 CANCEL_POLL_S = 0.02
+START_TIMEOUT_S = float(os.environ.get("SDEDIT_CLUSTER_START_TIMEOUT_S", "120"))  # no replica takes a job: fail it
 RETRY_PAUSE_S = 0.5
 # Passed on to the replicas (which may run on other machines than the front).
 FORWARDED_ENV = ("SDEDIT_MODELS_DIR", "SDEDIT_DEFAULT_MODEL", "SDEDIT_COMPILE", "SDEDIT_PRECISION", "SDEDIT_DEBUG")
@@ -42,8 +43,10 @@ class RayBackend(EngineBackend):
 
         self._ray = ray
         try:
+            # A local Ray (no address) listens on loopback only, like the plain server.
+            local = {} if address else {"_node_ip_address": "127.0.0.1"}
             ray.init(address=address, include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
-                     configure_logging=False)
+                     configure_logging=False, **local)
         except ConnectionError as err:
             raise InputError(f"Cannot reach the Ray cluster at {address} ({err}); start it with "
                              "`ray start --head` or pass --ray without an address for a local one.") from None
@@ -104,14 +107,15 @@ class RayBackend(EngineBackend):
         from ray.serve.exceptions import RequestCancelledError
 
         stream = self._handle.options(stream=True).edit.remote(job.id, job.params)
-        finished = threading.Event()
-        threading.Thread(target=_cancel_when_asked, args=(stream, cancel, finished), daemon=True,
-                         name=f"sdedit-cancel-{job.id[:8]}").start()
+        started, finished, timed_out = threading.Event(), threading.Event(), threading.Event()
+        threading.Thread(target=_watch, args=(stream, cancel, started, finished, timed_out), daemon=True,
+                         name=f"sdedit-watch-{job.id[:8]}").start()
         replica = "an unknown replica"
         try:
             for event in stream:
                 kind = event[0]
                 if kind == "started":
+                    started.set()
                     replica = f"replica pid={event[1]} on {event[2]}"
                     job.describe["replica"] = f"{event[1]}@{event[2]}"
                     log.info("job %s running on %s", job.id, replica)
@@ -125,6 +129,9 @@ class RayBackend(EngineBackend):
                     raise JobFailed(event[1])
             raise ReplicaLost(f"{replica} ended the job without a result")
         except (ray_errors.TaskCancelledError, RequestCancelledError):
+            if timed_out.is_set():
+                raise JobFailed(f"No replica of the pool took the job within {START_TIMEOUT_S:g} s (are the Ray "
+                                "cluster's machines up?); submit the edit again.") from None
             raise Cancelled() from None
         except (ray_errors.RayActorError, ray_errors.ActorUnavailableError, ray_errors.WorkerCrashedError,
                 ray_errors.ObjectLostError) as err:
@@ -135,9 +142,14 @@ class RayBackend(EngineBackend):
             finished.set()
 
 
-def _cancel_when_asked(stream: Any, cancel: Callable[[], bool], finished: threading.Event) -> None:
-    """Cancel the job's stream (so the replica stops the edit) as soon as the job's cancel is asked for."""
+def _watch(stream: Any, cancel: Callable[[], bool], started: threading.Event, finished: threading.Event,
+           timed_out: threading.Event) -> None:
+    """Cancel the job's stream (so its replica stops the edit) once the job's cancel is asked for, or when no
+    replica has taken the job after START_TIMEOUT_S: a job must never stay 'running' with nobody running it."""
+    deadline = time.monotonic() + START_TIMEOUT_S
     while not finished.wait(CANCEL_POLL_S):
-        if cancel():
+        if not started.is_set() and time.monotonic() > deadline:
+            timed_out.set()
+        if cancel() or timed_out.is_set():
             stream.cancel()
             return

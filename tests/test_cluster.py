@@ -1,0 +1,233 @@
+"""`sdedit serve --ray`: the same HTTP API over a local Ray Serve pool of 2 CPU replicas (issue 15).
+
+One real `sdedit serve --ray --replicas 2` process (it starts its own local Ray, on loopback) on a free port,
+with a token, serves every test here; jobs use the session's tiny random model. Results are compared pixel for
+pixel with the same edit run in this process. Replicas are real Ray worker processes: the kill test sends
+SIGKILL to the one running a job (its pid as the server's log names it).
+Needs the extra: pip install "sdedit[cluster]" (CI installs it); skipped with that reason otherwise.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_server_support import ServerProcess, b64, free_port, image_bytes, random_image, run_job, server_env, wait_final
+
+pytest.importorskip("ray.serve", reason='the Ray pool needs the extra: pip install "sdedit[cluster]"')
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+TOKEN = "pool-token"
+MAX_QUEUE = 18  # 2 running + 18 queued = the 20 concurrent clients, and the bound the queue test probes
+
+
+class PoolServer(ServerProcess):
+    """`python -m sdedit serve --ray --replicas 2` (a local Ray for this server alone)."""
+
+    def __init__(self, env: dict, log_path: Path) -> None:  # noqa: D107 - same fields as ServerProcess
+        self.host, self.token, self.env, self.log_path = "127.0.0.1", TOKEN, env, log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "sdedit", "serve", "--ray", "--replicas", "2", "--device", "cpu",
+               "--port", str(self.port)]
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=dict(env, SDEDIT_TOKEN=TOKEN), stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    def replica_of(self, job_id: str, timeout: float = 30.0) -> int:
+        """The pid of the replica the server says runs `job_id` (the latest, after a retry)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.findall(rf"job {job_id} running on replica pid=(\d+)", self.log())
+            if found:
+                return int(found[-1])
+            time.sleep(0.05)
+        raise AssertionError(f"no replica named for job {job_id}:\n{self.log()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def pool(tiny_vp_dir, tmp_path_factory):
+    env = server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE))
+    server = PoolServer(env, tmp_path_factory.mktemp("pool") / "server.log")
+    try:
+        yield server.wait_ready(timeout=240)
+    finally:
+        code = server.stop()
+        assert code == 0, server.log()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def http(pool):
+    with pool.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_vp_dir):
+    """The same edit in this process (one thread, like each replica)."""
+    import torch
+
+    from sdedit.engine import edit
+    from sdedit.models import load_model
+
+    model = load_model(str(tiny_vp_dir), device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield lambda image, mask=None, **params: edit(model, image, mask, **params)
+    torch.set_num_threads(threads)
+
+
+def decode(b64_png: str) -> Image.Image:
+    import base64
+    import io
+
+    img = Image.open(io.BytesIO(base64.b64decode(b64_png, validate=True)))
+    img.load()
+    return img
+
+
+def keep_left(image: Image.Image) -> Image.Image:
+    """Mask: black (keep) on the left third, white (edit) elsewhere."""
+    mask = Image.new("L", image.size, 255)
+    mask.paste(0, (0, 0, image.width // 3, image.height))
+    return mask
+
+
+def check_result(result: dict, image: Image.Image, mask, seed: int, samples: int, expected) -> None:
+    assert result["seeds"] == [seed + k for k in range(samples)]
+    for got_b64, want in zip(result["images"], expected, strict=True):
+        got = np.asarray(decode(got_b64).convert("RGB"))
+        assert got.shape[:2] == (image.height, image.width)
+        if mask is not None:
+            kept = np.asarray(mask) == 0
+            assert np.array_equal(got[kept], np.asarray(image.convert("RGB"))[kept]), "kept pixels changed"
+        assert np.array_equal(got, np.asarray(want.convert("RGB"))), "someone else's result (or a wrong one)"
+
+
+# -- the API is the same, token rules included --------------------------------------------------------------
+def test_health_names_the_pool_and_the_token_rules_hold(pool):
+    with pool.client(token=None) as anonymous:
+        health = anonymous.get("/v1/health").json()
+        assert health["status"] == "ok" and health["device"] == "ray: 2 cpu replicas"
+        assert anonymous.get("/v1/models").status_code == 401
+        assert anonymous.post("/v1/jobs", json={"image": b64(image_bytes(random_image(8, 8, 0)))}).status_code == 401
+    with pool.client(token="wrong") as wrong:
+        assert wrong.get("/v1/jobs/x").status_code == 401
+    with pool.client() as client:
+        assert client.get("/v1/models").status_code == 200
+        bad = client.post("/v1/jobs", json={"image": b64(image_bytes(random_image(8, 8, 0))), "model": "nope"})
+        assert bad.status_code == 422 and "Unknown model 'nope'" in bad.json()["detail"]
+
+
+def test_twenty_concurrent_clients_get_their_own_results(pool, reference):
+    """20 threads, each its own connection, size, seed, and (every other one) a mask: nothing lost or swapped."""
+    n = 20
+    barrier = threading.Barrier(n)
+
+    def client_job(i: int):
+        image = random_image(24 + i, 40 - i, seed=200 + i)
+        mask = keep_left(image) if i % 2 else None
+        body = {"image": b64(image_bytes(image)), "t0": 0.5, "steps": 3, "samples": 1 + i % 2, "seed": 3000 + i}
+        if mask is not None:
+            body["mask"] = b64(image_bytes(mask))
+        with pool.client() as client:
+            barrier.wait(30)
+            status, result = run_job(client, body, timeout=300)
+        return i, image, mask, status, result
+
+    with ThreadPoolExecutor(n) as threads:
+        outcomes = list(threads.map(client_job, range(n)))
+
+    assert len({status["id"] for *_, status, _ in outcomes}) == n
+    for i, image, mask, status, result in outcomes:
+        assert status["state"] == "done", status
+        expected = reference(image, mask, t0=0.5, steps=3, samples=1 + i % 2, seed=3000 + i).images
+        check_result(result, image, mask, 3000 + i, 1 + i % 2, expected)
+    replicas = {pool.replica_of(status["id"]) for *_, status, _ in outcomes}
+    assert len(replicas) == 2, f"the jobs did not spread over both replicas: {replicas}"
+
+
+def test_cancel_stops_the_job_on_its_replica_and_the_queue_bound_holds(pool, http):
+    """Two long jobs run (one per replica), MAX_QUEUE wait, the next is 503. DELETE of a running job: the
+    replica itself logs that it stopped that job mid-way, and the pool goes on with the queue."""
+    image = b64(image_bytes(random_image(32, 32, 7)))
+    long_ids = [http.post("/v1/jobs", json={"image": image, "t0": 1.0, "steps": 1000, "seed": s}).json()["id"]
+                for s in (1, 2)]
+    deadline = time.monotonic() + 60
+    while not all(http.get(f"/v1/jobs/{j}").json()["progress"] > 0.005 for j in long_ids):
+        assert time.monotonic() < deadline, "the two long jobs did not both start (one per replica)"
+        time.sleep(0.05)
+    queued = [http.post("/v1/jobs", json={"image": image, "steps": 2, "seed": 100 + k}) for k in range(MAX_QUEUE)]
+    assert [r.status_code for r in queued] == [202] * MAX_QUEUE
+    full = http.post("/v1/jobs", json={"image": image, "steps": 2, "seed": 99})
+    assert full.status_code == 503 and "queue is full" in full.json()["detail"] and full.headers["Retry-After"]
+    for response in queued[2:]:  # keep two queued jobs to see the replicas go on after the cancels
+        assert http.delete(f"/v1/jobs/{response.json()['id']}").json()["state"] == "cancelled"
+
+    victim = long_ids[0]
+    replica = pool.replica_of(victim)
+    asked = time.monotonic()
+    cancelled = http.delete(f"/v1/jobs/{victim}").json()
+    assert cancelled["state"] == "cancelled" and cancelled["progress"] < 1.0, cancelled
+    assert time.monotonic() - asked < 3.0
+    pattern = rf"sdedit replica pid={replica}: job {victim} stopped at step (\d+) of (\d+) \(cancelled by the front\)"
+    while not re.search(pattern, pool.log()):
+        assert time.monotonic() - asked < 15, f"replica {replica} never said it stopped:\n{pool.log()[-3000:]}"
+        time.sleep(0.05)
+    step, total = map(int, re.search(pattern, pool.log()).groups())
+    assert 0 < step < total == 1000
+    progress = http.get(f"/v1/jobs/{victim}").json()
+    time.sleep(0.5)
+    assert http.get(f"/v1/jobs/{victim}").json() == progress  # nothing runs it any more
+
+    http.delete(f"/v1/jobs/{long_ids[1]}")
+    for response in queued[:2]:
+        assert wait_final(http, response.json()["id"], 60)["state"] == "done"
+
+
+def test_a_replica_killed_mid_job_loses_nothing(pool, http, reference):
+    """SIGKILL the replica running a job: that job is run again on the other replica, every job ends done
+    with its own pixels, and the log says what happened."""
+    images = [random_image(32, 32, 40 + k) for k in range(3)]
+    bodies = [{"image": b64(image_bytes(img)), "t0": 1.0, "steps": 150, "seed": 500 + k}
+              for k, img in enumerate(images)]
+    ids = [http.post("/v1/jobs", json=body).json()["id"] for body in bodies]
+    deadline = time.monotonic() + 60
+    while http.get(f"/v1/jobs/{ids[0]}").json()["progress"] < 0.05:
+        assert time.monotonic() < deadline, "the first job never got going"
+        time.sleep(0.02)
+    victim = pool.replica_of(ids[0])
+    os.kill(victim, signal.SIGKILL)
+
+    finals = [wait_final(http, job_id, 180) for job_id in ids]
+    assert [f["state"] for f in finals] == ["done"] * 3, finals
+    assert pool.replica_of(ids[0]) != victim
+    assert re.search(rf"job {ids[0]}: replica pid={victim} on \S+ was lost mid-job \(\w+\); running it again",
+                     pool.log()), pool.log()[-3000:]
+    for k, job_id in enumerate(ids):
+        result = http.get(f"/v1/jobs/{job_id}/result").json()
+        expected = reference(images[k], t0=1.0, steps=150, seed=500 + k).images
+        check_result(result, images[k], None, 500 + k, 1, expected)
+    # the pool is whole again: two jobs at once run on two different, living replicas
+    both = [http.post("/v1/jobs", json={"image": bodies[0]["image"], "steps": 40, "t0": 1.0, "seed": s}).json()["id"]
+            for s in (1, 2)]
+    assert [wait_final(http, j, 120)["state"] for j in both] == ["done", "done"]
+    assert victim not in {pool.replica_of(j) for j in both}
+
+
+def test_cli_refuses_a_bad_replica_count():
+    done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--ray", "--replicas", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "sdedit serve: --replicas must be at least 1, not 0."
