@@ -226,6 +226,24 @@ def test_a_replica_killed_mid_job_loses_nothing(pool, http, reference):
     assert victim not in {pool.replica_of(j) for j in both}
 
 
+def test_a_job_whose_replica_is_lost_twice_fails_with_one_sentence(pool, http):
+    """Never stuck 'running': the retry's replica killed too, the job fails and says what to do."""
+    job_id = http.post("/v1/jobs", json={"image": b64(image_bytes(random_image(32, 32, 9))), "t0": 1.0,
+                                         "steps": 1000, "seed": 9}).json()["id"]
+    first = pool.replica_of(job_id)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while pool.replica_of(job_id) == first:
+        assert time.monotonic() < deadline, "the job was not run again"
+        time.sleep(0.05)
+    os.kill(pool.replica_of(job_id), signal.SIGKILL)
+    final = wait_final(http, job_id, 60)
+    assert final["state"] == "failed"
+    assert re.fullmatch(r"The job's replica was lost twice \(replica pid=\d+ on \S+ was lost mid-job \(\w+\)\); "
+                        r"submit the edit again\.", final["error"]), final["error"]
+    assert http.get(f"/v1/jobs/{job_id}/result").status_code == 409
+
+
 def test_cli_refuses_a_bad_replica_count():
     done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--ray", "--replicas", "0"],
                           capture_output=True, text=True, timeout=60)
