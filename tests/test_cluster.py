@@ -1,9 +1,11 @@
-"""`sdedit serve --ray`: the same HTTP API over a local Ray Serve pool of 2 CPU replicas (issue 15).
+"""`sdedit serve --ray ADDRESS`: the same HTTP API over a Ray Serve pool of 2 CPU replicas (issue 15).
 
-One real `sdedit serve --ray --replicas 2` process (it starts its own local Ray, on loopback) on a free port,
-with a token, serves every test here; jobs use the session's tiny random model. Results are compared pixel for
-pixel with the same edit run in this process. Replicas are real Ray worker processes: the kill test sends
-SIGKILL to the one running a job (its pid as the server's log names it).
+The test starts a local Ray head (`ray start --head --block --num-cpus 2`, on loopback, as a studio starts its
+cluster), then one real `sdedit serve --ray 127.0.0.1:PORT --replicas 2` process on a free port, with a token,
+which serves every test here; jobs use the session's tiny random model. Results are compared pixel for pixel
+with the same edit run in this process. Replicas are real Ray worker processes: the kill test sends SIGKILL to
+the one running a job (its pid as the server's log names it). (`--ray` without an address, a local Ray of the
+server's own, is what the GIMP pool e2e case and benchmarks/cluster.py run.)
 Needs the extra: pip install "sdedit[cluster]" (CI installs it); skipped with that reason otherwise.
 """
 from __future__ import annotations
@@ -32,14 +34,50 @@ TOKEN = "pool-token"
 MAX_QUEUE = 18  # 2 running + 18 queued = the 20 concurrent clients, and the bound the queue test probes
 
 
-class PoolServer(ServerProcess):
-    """`python -m sdedit serve --ray --replicas 2` (a local Ray for this server alone)."""
+class RayHead:
+    """`ray start --head --block` on loopback with 2 CPUs; stopping that command stops its cluster."""
 
-    def __init__(self, env: dict, log_path: Path) -> None:  # noqa: D107 - same fields as ServerProcess
+    def __init__(self, env: dict, log_path: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        ray_cli = Path(sys.executable).with_name("ray")
+        cmd = [str(ray_cli), "start", "--head", "--block", "--port", str(self.port), "--node-ip-address",
+               "127.0.0.1", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
+               "--disable-usage-stats"]
+        self._log = open(log_path, "wb")
+        # no 30 s drain on SIGTERM (that is for Serve proxies under Kubernetes; this head has none)
+        self.proc = subprocess.Popen(cmd, env=dict(env, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0"),
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120.0) -> "RayHead":
+        deadline = time.monotonic() + timeout
+        while "Ray runtime started" not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ray start failed:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+class PoolServer(ServerProcess):
+    """`python -m sdedit serve --ray ADDRESS --replicas 2`."""
+
+    def __init__(self, env: dict, log_path: Path, address: str) -> None:  # noqa: D107 - ServerProcess's fields
         self.host, self.token, self.env, self.log_path = "127.0.0.1", TOKEN, env, log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "sdedit", "serve", "--ray", "--replicas", "2", "--device", "cpu",
+        cmd = [sys.executable, "-m", "sdedit", "serve", "--ray", address, "--replicas", "2", "--device", "cpu",
                "--port", str(self.port)]
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=dict(env, SDEDIT_TOKEN=TOKEN), stdout=self._log,
@@ -57,9 +95,22 @@ class PoolServer(ServerProcess):
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_vp_dir, tmp_path_factory):
-    env = server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE))
-    server = PoolServer(env, tmp_path_factory.mktemp("pool") / "server.log")
+def pool_env(tiny_vp_dir) -> dict:
+    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE))
+
+
+@pytest.fixture(scope="module")
+def ray_head(pool_env, tmp_path_factory):
+    head = RayHead(pool_env, tmp_path_factory.mktemp("ray") / "ray-head.log").wait_ready()
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="module")
+def pool(pool_env, ray_head, tmp_path_factory):
+    # `ray start` turns on Ray's token auth (the token in ~/.ray/auth_token); a client must opt in
+    server = PoolServer(dict(pool_env, RAY_AUTH_MODE="token"), tmp_path_factory.mktemp("pool") / "server.log",
+                        ray_head.address)
     try:
         yield server.wait_ready(timeout=240)
     finally:
@@ -242,6 +293,17 @@ def test_a_job_whose_replica_is_lost_twice_fails_with_one_sentence(pool, http):
     assert re.fullmatch(r"The job's replica was lost twice \(replica pid=\d+ on \S+ was lost mid-job \(\w+\)\); "
                         r"submit the edit again\.", final["error"]), final["error"]
     assert http.get(f"/v1/jobs/{job_id}/result").status_code == 409
+
+
+def test_a_cluster_that_refuses_the_token_is_one_sentence(pool_env, ray_head):
+    env = dict(pool_env, RAY_AUTH_MODE="disabled")
+    done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--ray", ray_head.address, "--port",
+                           str(free_port())], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"sdedit serve: The Ray cluster at {ray_head.address} refused this server's token: set RAY_AUTH_MODE=token "
+        "and give it the cluster's token (~/.ray/auth_token or $RAY_AUTH_TOKEN; `ray get-auth-token` on the head "
+        "prints it).")
 
 
 def test_cli_refuses_a_bad_replica_count():

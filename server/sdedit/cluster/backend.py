@@ -41,15 +41,19 @@ class RayBackend(EngineBackend):
         import ray
         from ray import serve
 
-        self._ray = ray
+        self._ray, self._local = ray, not address
         try:
             # A local Ray (no address) listens on loopback only, like the plain server.
             local = {} if address else {"_node_ip_address": "127.0.0.1"}
             ray.init(address=address, include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
                      configure_logging=False, **local)
-        except ConnectionError as err:
-            raise InputError(f"Cannot reach the Ray cluster at {address} ({err}); start it with "
-                             "`ray start --head` or pass --ray without an address for a local one.") from None
+        except (ConnectionError, RuntimeError) as err:
+            if _mentions(err, "InvalidAuthToken"):
+                raise InputError(f"The Ray cluster at {address} refused this server's token: set RAY_AUTH_MODE=token "
+                                 "and give it the cluster's token (~/.ray/auth_token or $RAY_AUTH_TOKEN; "
+                                 "`ray get-auth-token` on the head prints it).") from None
+            raise InputError(f"Cannot reach the Ray cluster at {address} ({str(err).splitlines()[0]}); start it "
+                             "with `ray start --head` or pass --ray without an address for a local one.") from None
         gpus = int(ray.cluster_resources().get("GPU", 0))
         use_gpu = device in ("auto", "cuda") and gpus > 0
         if device == "cuda" and not gpus:
@@ -79,12 +83,14 @@ class RayBackend(EngineBackend):
         """The replicas loaded their model when the deployment started."""
 
     def close(self) -> None:
-        """Take the deployment down and leave the cluster (a local one stops with it)."""
+        """Take our deployment down and leave the cluster; a local Ray (no address) stops with Serve in it.
+        A shared cluster's Serve itself is left running: other applications may use it."""
         from ray import serve
 
         try:
             serve.delete(APP_NAME)
-            serve.shutdown()
+            if self._local:
+                serve.shutdown()
         finally:
             self._ray.shutdown()
 
@@ -140,6 +146,16 @@ class RayBackend(EngineBackend):
             raise ReplicaLost(f"{replica} was lost mid-job ({type(err).__name__})") from None
         finally:
             finished.set()
+
+
+def _mentions(err: BaseException, words: str) -> bool:
+    """Whether `words` appear in the error or in what caused it (Ray wraps its RPC errors)."""
+    seen = 0
+    while err is not None and seen < 8:
+        if words in str(err):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 def _watch(stream: Any, cancel: Callable[[], bool], started: threading.Event, finished: threading.Event,
