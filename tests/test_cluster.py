@@ -311,3 +311,11 @@ def test_cli_refuses_a_bad_replica_count():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == "sdedit serve: --replicas must be at least 1, not 0."
+
+
+def test_ray_is_imported_only_with_ray():
+    """The plain server and CLI never import Ray (it is an optional extra and slow to import)."""
+    code = ("import sys; import sdedit.cli, sdedit.api, sdedit.api.app; sdedit.cli.build_parser(); "
+            "sdedit.api.app.create_app; print('ray' in sys.modules, 'sdedit.cluster' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]

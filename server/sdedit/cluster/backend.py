@@ -43,10 +43,10 @@ class RayBackend(EngineBackend):
 
         self._ray, self._local = ray, not address
         try:
-            # A local Ray (no address) listens on loopback only, like the plain server.
-            local = {} if address else {"_node_ip_address": "127.0.0.1"}
-            ray.init(address=address, include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
-                     configure_logging=False, **local)
+            # No address: a new Ray of this server's own ("local": never one that `ray start` left on this
+            # machine, which plain ray.init() would join).
+            ray.init(address=address or "local", include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
+                     configure_logging=False)
         except (ConnectionError, RuntimeError) as err:
             if _mentions(err, "InvalidAuthToken"):
                 raise InputError(f"The Ray cluster at {address} refused this server's token: set RAY_AUTH_MODE=token "
