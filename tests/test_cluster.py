@@ -148,6 +148,14 @@ def decode(b64_png: str) -> Image.Image:
     return img
 
 
+def decode_bytes(data: bytes) -> Image.Image:
+    import io
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
 def keep_left(image: Image.Image) -> Image.Image:
     """Mask: black (keep) on the left third, white (edit) elsewhere."""
     mask = Image.new("L", image.size, 255)
@@ -228,6 +236,11 @@ def test_cancel_stops_the_job_on_its_replica_and_the_queue_bound_holds(pool, htt
 
     victim = long_ids[0]
     replica = pool.replica_of(victim)
+    while (preview := http.get(f"/v1/jobs/{victim}/preview")).status_code == 404:  # live preview, via the front
+        assert time.monotonic() < deadline, preview.text
+        time.sleep(0.1)
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+    assert decode_bytes(preview.content).size == (32, 32)
     asked = time.monotonic()
     cancelled = http.delete(f"/v1/jobs/{victim}").json()
     assert cancelled["state"] == "cancelled" and cancelled["progress"] < 1.0, cancelled

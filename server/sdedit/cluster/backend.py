@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ..api.backend import EngineBackend
 from ..api.jobs import Job, JobOutput
+from ..api.preview import store_preview
 from ..errors import Cancelled, InputError, JobFailed
 
 log = logging.getLogger("sdedit.cluster")
@@ -127,6 +128,8 @@ class RayBackend(EngineBackend):
                     log.info("job %s running on %s", job.id, replica)
                 elif kind == "progress":
                     progress(event[1], event[2])
+                elif kind == "preview":
+                    store_preview(job, event[1])  # GET /v1/jobs/{id}/preview answers it from here
                 elif kind == "done":
                     return event[1]
                 elif kind == "cancelled":

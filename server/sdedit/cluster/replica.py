@@ -1,7 +1,7 @@
 """One replica of the pool: loads the default model once, then runs one edit at a time as a stream of events.
 
-A job's events are ("started", pid, node), ("progress", done, total)..., then one of ("done", JobOutput),
-("cancelled",) or ("failed", sentence). The front cancels a job by cancelling its stream: the replica then
+A job's events are ("started", pid, node), ("progress", done, total) and ("preview", rgb) as they come, then
+one of ("done", JobOutput), ("cancelled",) or ("failed", sentence). The front cancels a job by cancelling its stream: the replica then
 stops the edit at its next sampler step (the engine checks `cancel` between steps) and frees itself only once
 the edit has really stopped, so the next job never shares the CPU/GPU with a dying one.
 """
@@ -17,6 +17,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, AsyncIterator, Optional, Tuple
 
+from ..api.errortext import public_error
 from ..errors import Cancelled, InputError
 
 log = logging.getLogger("sdedit.cluster.replica")
@@ -53,9 +54,11 @@ class EditReplica:
             latest[:] = [done, total]
             loop.call_soon_threadsafe(changed.set)
 
-        job = SimpleNamespace(id=job_id, params=params)  # EngineBackend.run reads job.params only
+        # What EngineBackend.run touches of a Job: its params, and `preview` where it keeps the newest preview
+        job = SimpleNamespace(id=job_id, params=params, preview=None, preview_png=None)
         future = loop.run_in_executor(self._runner, self._backend.run, job, progress, stop.is_set)
         yield ("started", self.pid, self.node)
+        sent_preview = 0
         try:
             while not future.done():
                 waiter = asyncio.ensure_future(changed.wait())
@@ -64,6 +67,10 @@ class EditReplica:
                 if changed.is_set():
                     changed.clear()
                     yield ("progress", latest[0], latest[1])
+                snapshot = job.preview  # (version, small RGB array), renewed every few steps
+                if snapshot is not None and snapshot[0] != sent_preview:
+                    sent_preview = snapshot[0]
+                    yield ("preview", snapshot[1])
             outcome = _outcome(future)
         finally:
             if not future.done():  # the front cancelled the job (or went away): stop at the next step
@@ -79,10 +86,10 @@ def _outcome(future: "asyncio.Future") -> tuple:
     except Cancelled:
         return ("cancelled",)
     except InputError as err:
-        return ("failed", str(err))
+        return ("failed", public_error(err, expected=True))
     except Exception as err:  # noqa: BLE001 - the job fails, the replica goes on
         log.exception("edit failed")
-        return ("failed", f"{type(err).__name__}: {err}".strip())
+        return ("failed", public_error(err, expected=False))
 
 
 async def _settle(future: "asyncio.Future") -> None:

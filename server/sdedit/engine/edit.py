@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from sdedit import imaging
+from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
+from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
@@ -86,9 +88,24 @@ def edit(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     max_batch: int | None = None,
+    preview: Preview | None = None,
+    preview_every: int | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    guidance: float | None = None,
 ) -> EditResult:
-    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero."""
+    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
+
+    `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
+    small uint8 RGB picture of the current clean estimate (engine/preview.py).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3)."""
     validate(t0, sde, steps, samples, seed)
+    validate_text(model, prompt, negative_prompt, guidance)
+    if getattr(model, "kind", "pixel") == "latent":
+        return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
+                           steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
+                           negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
+                           max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
@@ -113,12 +130,16 @@ def edit(
     chunks = [seeds[i:i + per_batch] for i in range(0, len(seeds), per_batch)]
     total = n_steps * len(chunks)
     done = 0
+    watched = EstimateWatcher(model) if preview is not None else model
+    every = preview_interval(total, preview_every)
 
     def after_step() -> None:
         nonlocal done
         done += 1
         if progress is not None:
             progress(done, total)
+        if preview is not None and done % every == 0 and done < total:
+            preview(preview_image(watched.estimate(), guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)
@@ -127,7 +148,7 @@ def edit(
     with torch.inference_mode():
         for chunk in chunks:
             noise = NoiseSource(chunk, tuple(guide.shape[1:]), model.device)
-            x = sampler(model, SamplerInput(guide, mask_t, noise, float(t0), n_steps), after_step)
+            x = sampler(watched, SamplerInput(guide, mask_t, noise, float(t0), n_steps), after_step)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
