@@ -319,6 +319,17 @@ def test_a_cluster_that_refuses_the_token_is_one_sentence(pool_env, ray_head):
         "prints it).")
 
 
+def test_a_pool_bigger_than_the_cluster_is_refused_up_front(pool_env, ray_head):
+    """3 one-core replicas on the 2-CPU head would wait forever for room: one sentence instead."""
+    done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--ray", ray_head.address, "--replicas", "3",
+                           "--device", "cpu", "--port", str(free_port())], env=dict(pool_env, RAY_AUTH_MODE="token"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "sdedit serve: 3 replicas need 3 CPU cores but the Ray cluster has 2; pass a smaller --replicas (or "
+        "--cpus-per-replica), or add machines with `ray start --address`.")
+
+
 def test_cli_refuses_a_bad_replica_count():
     done = subprocess.run([sys.executable, "-m", "sdedit", "serve", "--ray", "--replicas", "0"],
                           capture_output=True, text=True, timeout=60)

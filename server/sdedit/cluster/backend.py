@@ -64,6 +64,7 @@ class RayBackend(EngineBackend):
             raise InputError(f"--replicas must be at least 1, not {replicas}.")
         replica_device = "cuda" if use_gpu else "cpu"
         resources: Dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": cpus_per_replica}
+        _check_room(ray.cluster_resources(), self.workers, resources)
         resources["runtime_env"] = {"env_vars": {name: os.environ[name] for name in FORWARDED_ENV
                                                  if name in os.environ}}
         from .replica import EditReplica
@@ -149,6 +150,15 @@ class RayBackend(EngineBackend):
             raise ReplicaLost(f"{replica} was lost mid-job ({type(err).__name__})") from None
         finally:
             finished.set()
+
+
+def _check_room(cluster: Dict[str, float], replicas: int, each: Dict[str, Any]) -> None:
+    """Refuse a pool the cluster cannot hold now: Serve would wait for it forever, and so would the server."""
+    for key, unit, what in (("num_gpus", "GPU", "GPU"), ("num_cpus", "CPU", "CPU core")):
+        need, have = replicas * float(each.get(key, 0)), float(cluster.get(unit, 0))
+        if need > have:
+            raise InputError(f"{replicas} replicas need {need:g} {what}s but the Ray cluster has {have:g}; pass a "
+                             "smaller --replicas (or --cpus-per-replica), or add machines with `ray start --address`.")
 
 
 def _mentions(err: BaseException, words: str) -> bool:
