@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 
 TOKEN = "pool-token"
 MAX_QUEUE = 18  # 2 running + 18 queued = the 20 concurrent clients, and the bound the queue test probes
+MAX_WORK = 1_100_000  # pixel-steps per job: a 32x32 edit of 1000 steps (1,024,000) fits, 2 samples do not
 
 
 class RayHead:
@@ -96,7 +97,7 @@ class PoolServer(ServerProcess):
 
 @pytest.fixture(scope="module")
 def pool_env(tiny_vp_dir) -> dict:
-    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE))
+    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE), SDEDIT_MAX_WORK=str(MAX_WORK))
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +188,13 @@ def test_health_names_the_pool_and_the_token_rules_hold(pool):
         assert client.get("/v1/models").status_code == 200
         bad = client.post("/v1/jobs", json={"image": b64(image_bytes(random_image(8, 8, 0))), "model": "nope"})
         assert bad.status_code == 422 and "Unknown model 'nope'" in bad.json()["detail"]
+
+
+def test_the_job_budget_holds_for_the_pool(http):
+    image = b64(image_bytes(random_image(32, 32, 1)))
+    refused = http.post("/v1/jobs", json={"image": image, "t0": 1.0, "steps": 1000, "samples": 2})
+    assert refused.status_code == 422, refused.text
+    assert "too much work for one job" in refused.json()["detail"] and "1,100,000" in refused.json()["detail"]
 
 
 def test_twenty_concurrent_clients_get_their_own_results(pool, reference):

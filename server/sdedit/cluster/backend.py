@@ -14,7 +14,9 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from ..api.backend import EngineBackend
+from ..api.budget import Budget, Work
 from ..api.jobs import Job, JobOutput
+from ..api.limits import Limits
 from ..api.preview import store_preview
 from ..errors import Cancelled, InputError, JobFailed
 
@@ -78,6 +80,10 @@ class RayBackend(EngineBackend):
         started = time.monotonic()
         threads = 1 if use_gpu else max(1, int(cpus_per_replica))
         self._handle = serve.run(deployment.bind(replica_device, threads), name=APP_NAME, route_prefix=None)
+        # The job budget is checked here, before the queue, with what the replicas learn (see BudgetRelay)
+        limits = Limits.from_env()
+        self.budget = Budget(replica_device, limits.max_work, limits.max_job_s)
+        self._learn(self._handle.lessons.remote().result())
         self.device = f"ray: {self.workers} {replica_device} replica{'s' if self.workers > 1 else ''}"
         log.info("pool ready in %.1f s: %s", time.monotonic() - started, self.device)
 
@@ -110,6 +116,16 @@ class RayBackend(EngineBackend):
                 time.sleep(RETRY_PAUSE_S)
         raise JobFailed(f"The job's replica was lost twice ({lost}); submit the edit again.")
 
+    def _learn(self, lessons: list) -> None:
+        """Replay on the front's Budget what a replica's BudgetRelay learned."""
+        for lesson in lessons:
+            if lesson[0] == "model":
+                self.budget.learn_model(lesson[1])
+            elif lesson[0] == "speed":
+                self.budget.learn_speed(lesson[1], lesson[2], lesson[3])
+            elif lesson[0] == "rate":  # seconds per pixel-step, from the replica's start-up timing
+                self.budget.learn_speed(lesson[1], Work(1, 1, 1, 1), lesson[2])
+
     def _run_once(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
         from ray import exceptions as ray_errors
         from ray.serve.exceptions import RequestCancelledError
@@ -129,6 +145,8 @@ class RayBackend(EngineBackend):
                     log.info("job %s running on %s", job.id, replica)
                 elif kind == "progress":
                     progress(event[1], event[2])
+                elif kind == "learned":
+                    self._learn(event[1])
                 elif kind == "preview":
                     store_preview(job, event[1])  # GET /v1/jobs/{id}/preview answers it from here
                 elif kind == "done":

@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, Optional, Tuple
+from typing import Any, AsyncIterator, List, Optional, Tuple
 
 from ..api.errortext import public_error
 from ..errors import Cancelled, InputError
@@ -33,6 +33,7 @@ class EditReplica:
 
         torch.set_num_threads(max(1, int(threads)))
         self._backend = EngineBackend(device)
+        self._backend.budget = self._budget = BudgetRelay(self._backend.device)
         self._runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sdedit-edit")
         self.pid, self.node = os.getpid(), socket.gethostname()
         try:
@@ -43,6 +44,10 @@ class EditReplica:
 
     def describe(self) -> Tuple[int, str, str]:
         return self.pid, self.node, self._backend.device
+
+    def lessons(self) -> List[tuple]:
+        """What this replica's budget learned so far (at start-up: the default model's facts and speed)."""
+        return self._budget.take()
 
     async def edit(self, job_id: str, params: Any) -> AsyncIterator[tuple]:
         loop = asyncio.get_running_loop()
@@ -72,12 +77,60 @@ class EditReplica:
                     sent_preview = snapshot[0]
                     yield ("preview", snapshot[1])
             outcome = _outcome(future)
+            learned = self._budget.take()
+            if learned:
+                yield ("learned", learned)
         finally:
             if not future.done():  # the front cancelled the job (or went away): stop at the next step
                 stop.set()
                 _say(f"job {job_id} stopped at step {latest[0]} of {latest[1]} (cancelled by the front)")
                 await _settle(future)
         yield outcome
+
+
+class BudgetRelay:
+    """The replica's job budget (api/budget.py): learns as the plain server's does, and keeps each lesson for
+    the front, whose Budget refuses too-big requests before they are queued: the model's sizes and default steps,
+    and its speed on this replica's device."""
+
+    def __init__(self, device: str) -> None:
+        from ..api.budget import Budget
+
+        self._budget = Budget(device)
+        self._lessons: List[tuple] = []
+        self._lock = threading.Lock()
+
+    def learn_model(self, model: Any) -> None:
+        self._budget.learn_model(model)
+        self._keep(("model", model_facts(model)))
+
+    def learn_speed(self, model_id: str, work: Any, seconds: float) -> None:
+        self._budget.learn_speed(model_id, work, seconds)
+        self._keep(("speed", model_id, work, seconds))
+
+    def calibrate(self, model: Any) -> Optional[float]:
+        rate = self._budget.calibrate(model)
+        if rate:
+            self._keep(("rate", model.id, rate))
+        return rate
+
+    def take(self) -> List[tuple]:
+        with self._lock:
+            lessons, self._lessons = self._lessons, []
+        return lessons
+
+    def _keep(self, lesson: tuple) -> None:
+        with self._lock:
+            self._lessons.append(lesson)
+
+
+def model_facts(model: Any) -> SimpleNamespace:
+    """What Budget.learn_model reads of a model, without its weights (small enough to send to the front)."""
+    from ..api.budget import DEFAULT_MAX_SIDE
+
+    return SimpleNamespace(id=model.id, resolution=model.resolution, kind=getattr(model, "kind", "pixel"),
+                           max_side=getattr(model, "max_side", DEFAULT_MAX_SIDE), size_multiple=model.size_multiple,
+                           default_steps=dict(model.default_steps), alphas_cumprod=model.alphas_cumprod.detach().cpu())
 
 
 def _outcome(future: "asyncio.Future") -> tuple:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sdedit.errors import InputError
 
+DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
+
 CONFIG_ROOT = Path(__file__).resolve().parent / "sd_configs"
 UNET_PREFIX = "model.diffusion_model."
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
