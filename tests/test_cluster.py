@@ -11,8 +11,10 @@ Needs the extra: pip install "sdedit[cluster]" (CI installs it); skipped with th
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +35,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 TOKEN = "pool-token"
 MAX_QUEUE = 18  # 2 running + 18 queued = the 20 concurrent clients, and the bound the queue test probes
 MAX_WORK = 1_100_000  # pixel-steps per job: a 32x32 edit of 1000 steps (1,024,000) fits, 2 samples do not
+
+
+def quiet_port() -> int:
+    """A free port between Ray's worker ports (10002-19999) and the ephemeral ones (32768-): a pool server binds
+    its port only after Ray is up, a minute later, and in the meantime another process may take an ephemeral
+    port (Ray itself, or another test's server on a shared machine)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 class RayHead:
@@ -76,13 +94,19 @@ class PoolServer(ServerProcess):
 
     def __init__(self, env: dict, log_path: Path, address: str) -> None:  # noqa: D107 - ServerProcess's fields
         self.host, self.token, self.env, self.log_path = "127.0.0.1", TOKEN, env, log_path
-        self.port = free_port()
+        self.port = quiet_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "sdedit", "serve", "--ray", address, "--replicas", "2", "--device", "cpu",
                "--port", str(self.port)]
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=dict(env, SDEDIT_TOKEN=TOKEN), stdout=self._log,
                                      stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 240.0) -> "PoolServer":
+        super().wait_ready(timeout)
+        with self.client(token=None) as client:  # ours, not another process on the same port
+            assert client.get("/v1/health").json()["device"] == "ray: 2 cpu replicas", self.log()[-3000:]
+        return self
 
     def replica_of(self, job_id: str, timeout: float = 30.0) -> int:
         """The pid of the replica the server says runs `job_id` (the latest, after a retry)."""

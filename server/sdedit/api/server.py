@@ -49,6 +49,8 @@ def run_server(
     _configure_logging()
     limits = Limits.from_env()
     backend = backend_factory() if backend_factory is not None else None
+    if backend is not None:  # starting it took a while (a Ray pool: a minute): is the port still free?
+        _check_port_free(host, int(port))
     app = create_app(token=token, device=device, limits=limits, bind_host=host, allow_hosts=allow_hosts,
                      backend=backend)
     cap = connection_cap(limits.max_connections)

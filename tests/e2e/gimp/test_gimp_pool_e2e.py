@@ -2,9 +2,12 @@
 on a local Ray Serve pool of 2 CPU replicas. One case: the selection edit of gimp_batch_edit.py (2 samples)."""
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +27,7 @@ POOL_START_S = 300
 def pool_server(gimp_root, tiny_vp_dir, tmp_path_factory):
     """`sdedit serve --ray --replicas 2` (its own local Ray) on a free loopback port; (url, log path)."""
     pytest.importorskip("ray.serve", reason='the Ray pool needs the extra: pip install "sdedit[cluster]"')
-    port = free_port()
+    port = quiet_port()
     log = tmp_path_factory.mktemp("gimp-pool") / "server.log"
     env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
@@ -39,8 +42,8 @@ def pool_server(gimp_root, tiny_vp_dir, tmp_path_factory):
         while True:
             try:
                 with urllib.request.urlopen(url + "/v1/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
+                    if answer.status == 200 and json.load(answer).get("device", "").startswith("ray:"):
+                        break  # our server (another process may answer on the port meanwhile)
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -53,6 +56,20 @@ def pool_server(gimp_root, tiny_vp_dir, tmp_path_factory):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def quiet_port() -> int:
+    """A free port outside the ephemeral range (see tests/test_cluster.py): the pool binds it a minute later."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def test_plugin_edits_through_the_ray_pool(gimp_root, pool_server):
