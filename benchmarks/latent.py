@@ -100,7 +100,7 @@ def main() -> None:
     started = time.perf_counter()
     model, sched = build(device, dtype, compile_net=False)
     print(f"built SD 1.5 (random weights, UNet {sum(p.numel() for p in model.unet.parameters()) / 1e6:.1f}M params) "
-          f"in {time.perf_counter() - started:.0f} s")
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
     pipe = pipeline(model, sched)
     ours_model = model
     if args.compile:
@@ -126,11 +126,12 @@ def main() -> None:
         return time.perf_counter() - t
 
     with torch.inference_mode():
-        ours(), theirs()  # warm-up (and compilation)
+        print(f"warm-up: ours {ours():.1f} s, diffusers {theirs():.1f} s", flush=True)  # (and compilation)
         times = {"ours": [], "diffusers": []}
-        for _ in range(args.repeats):
+        for i in range(args.repeats):
             times["ours"].append(ours())
             times["diffusers"].append(theirs())
+            print(f"run {i + 1}: ours {times['ours'][-1]:.1f} s, diffusers {times['diffusers'][-1]:.1f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {device}, {args.precision}{' + compile (ours)' if args.compile else ''}")

@@ -125,3 +125,22 @@ def test_no_server_answering_edits_locally(tmp_path, models_dir, inputs):
     res = sdedit_edit(str(inputs["guide"]), "--model", "tiny-vp", "--steps", "2", "--seed", "1",
                       "-o", str(tmp_path / "o.png"), url=url, models_dir=models_dir)
     assert res.returncode == 0 and "wrote" in res.stderr and "via the server" not in res.stderr, res.stderr
+
+
+@pytest.mark.slow
+def test_handoff_to_a_server_with_a_token(tmp_path, models_dir, inputs):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    proc = ServerProcess(server_env(models_dir, models_dir / "tiny-vp"), logs / "token.log", token="tok-123")
+    try:
+        proc.wait_ready()
+        args = [str(inputs["guide"]), "--model", "tiny-vp", "--steps", "2", "--seed", "3"]
+        os.environ["SDEDIT_TOKEN"] = "tok-123"
+        try:
+            res = sdedit_edit(*args, "-o", str(tmp_path / "t.png"), url=proc.url, models_dir=models_dir)
+        finally:
+            os.environ.pop("SDEDIT_TOKEN")
+        assert res.returncode == 0 and "via the server" in res.stderr, res.stderr
+        assert jobs_done(proc) == 1
+    finally:
+        assert proc.stop() == 0

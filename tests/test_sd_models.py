@@ -122,6 +122,20 @@ def test_ckpt_pickle_loads_with_weights_only(sd_files, no_network):
     assert model.family.name == "sd1"
 
 
+def test_legacy_format_ckpt_loads(tmp_path, no_network):
+    """Older SD 1.x .ckpt files predate torch's zip format (no memory map): still read with weights_only."""
+    from tiny_sd import write_configs
+
+    components = tiny_components("sd1", seed=4)
+    path = tmp_path / "old-sd1.ckpt"
+    torch.save({"state_dict": original_state_dict(components, "sd1")}, str(path), _use_new_zipfile_serialization=False)
+    write_configs(tmp_path / "cfg", "sd1")
+    path.with_suffix(".json").write_text(json.dumps({"config": "cfg"}))
+    model = load(path)
+    a, b = components["unet"].state_dict(), model.unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ckpt_that_needs_code_is_refused(tmp_path):
     from sdedit.errors import InputError
     from sdedit.models.sd_family import tensor_shapes

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..errors import InputError
 from .auth import TOKEN_ENV, is_loopback, resolve_token
@@ -20,8 +20,12 @@ def run_server(
     models_dir: Optional[str] = None,
     default_model: Optional[str] = None,
     allow_hosts: Sequence[str] = (),
+    backend_factory: Optional[Callable[[], Any]] = None,
 ) -> None:
-    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required."""
+    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required.
+
+    `backend_factory` (called once the checks passed) supplies another backend, e.g. sdedit.cluster's Ray pool.
+    """
     token = resolve_token(token)
     if not is_loopback(host) and token is None:
         raise InputError(f"Serving on {host} (not loopback) needs an access token: set {TOKEN_ENV} or pass --token-file.")
@@ -39,16 +43,25 @@ def run_server(
     import uvicorn
 
     from .app import create_app
+    from .connections import connection_cap, guarded_protocol
     from .limits import Limits
 
     _configure_logging()
-    app = create_app(token=token, device=device, limits=Limits.from_env(), bind_host=host, allow_hosts=allow_hosts)
+    limits = Limits.from_env()
+    backend = backend_factory() if backend_factory is not None else None
+    if backend is not None:  # starting it took a while (a Ray pool: a minute): is the port still free?
+        _check_port_free(host, int(port))
+    app = create_app(token=token, device=device, limits=limits, bind_host=host, allow_hosts=allow_hosts,
+                     backend=backend)
+    cap = connection_cap(limits.max_connections)
     shown = f"[{host}]" if ":" in host else host
-    logging.getLogger("sdedit.api").info(
-        "SDEdit server at http://%s:%d (%s)", shown, int(port),
-        "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
-    uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False,
-                timeout_graceful_shutdown=10)
+    logger = logging.getLogger("sdedit.api")
+    logger.info("SDEdit server at http://%s:%d (%s)", shown, int(port),
+                "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
+    logger.info("at most %d connections; request headers within %g s, body chunks at most %g s apart",
+                cap, limits.header_timeout_s, limits.body_timeout_s)
+    uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False, timeout_graceful_shutdown=10,
+                http=guarded_protocol(limits.header_timeout_s, limits.body_timeout_s, cap))
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -103,3 +116,7 @@ def _configure_logging() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    from .connections import RepeatFilter
+
+    for name in ("uvicorn.error", "asyncio"):  # per-connection warnings: one line per message per minute
+        logging.getLogger(name).addFilter(RepeatFilter())

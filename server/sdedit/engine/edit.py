@@ -17,10 +17,8 @@ from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, previ
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
+from sdedit.params import MAX_SAMPLES, MAX_SEED, MAX_STEPS, validate  # noqa: F401  (re-exported)
 
-MAX_SAMPLES = 16
-MAX_STEPS = 1000
-MAX_SEED = 2**63 - 1
 CPU_BATCH_PIXELS = 4 * 256 * 256  # samples per batch on the CPU: at most this many pixels
 GPU_BATCH_PIXELS = 32 * 256 * 256
 
@@ -40,20 +38,6 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
-
-
-def validate(t0: float, sde: str, steps: int | None, samples: int, seed: int | None) -> None:
-    """Range checks with messages that name the parameter and its allowed values."""
-    if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (0.0 < float(t0) <= 1.0):
-        raise InputError(f"t0 must be a number in (0, 1], got {t0!r}.")
-    if sde not in SAMPLERS:
-        raise InputError(f"Unknown SDE '{sde}': choose one of {', '.join(SAMPLERS)}.")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS):
-        raise InputError(f"steps must be a whole number from 1 to {MAX_STEPS} (0 or none for the model's default), got {steps!r}.")
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
-        raise InputError(f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise InputError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}.")
 
 
 def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
@@ -122,7 +106,10 @@ def edit(
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
-    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
+    crop = imaging.crop_padded(rgb, region)
+    if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in
+        crop = imaging.fill_transparent(crop, imaging.crop_padded(alpha, region))
+    guide = imaging.to_tensor(imaging.resize_array(crop, size)).to(model.device)
     mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
     mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
 
@@ -139,7 +126,7 @@ def edit(
         if progress is not None:
             progress(done, total)
         if preview is not None and done % every == 0 and done < total:
-            preview(preview_image(watched.estimate(), guide, mask_t, region, image.size))
+            preview(preview_image(watched.estimate(first=1), guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)
@@ -170,4 +157,7 @@ def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, ma
     x0, y0 = max(0, region.x0), max(0, region.y0)
     x1, y1 = min(w, region.x1), min(h, region.y1)
     canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
-    return imaging.rebuild_image(imaging.composite(rgb, canvas, mask_u8), alpha, like)
+    out = imaging.composite(rgb, canvas, mask_u8)
+    if alpha is not None:  # fully transparent pixels come back exactly as they were (colour unseen)
+        out = np.where((alpha == 0)[..., None], rgb, out)
+    return imaging.rebuild_image(out, alpha, like)

@@ -76,7 +76,7 @@ def _with_previews(after_step, watcher: EstimateWatcher, on_estimate, every: int
         nonlocal done
         done += 1
         if done % every == 0 and done < total:
-            on_estimate(watcher.estimate())
+            on_estimate(watcher.estimate(first=1))
         after_step()
 
     return step

@@ -52,11 +52,15 @@ class EstimateWatcher:
         self._last = ("ve", x, eps, sigma)
         return eps
 
-    def estimate(self) -> torch.Tensor | None:
-        """x̂₀ of the batch at the last network call, (B, 3, h, w) in about [-1, 1]; None before any call."""
+    def estimate(self, first: int | None = None) -> torch.Tensor | None:
+        """x̂₀ at the last network call, (B, 3, h, w) in about [-1, 1] (only the `first` samples of the batch
+        when given: a preview needs one); None before any call."""
         if self._last is None:
             return None
         kind, x, eps, level = self._last
+        if first is not None:
+            x, eps = x[:first], eps[:first]
+            level = level if kind == "vp" else level[:first]
         if kind == "vp":
             x0 = (x - (1.0 - level) ** 0.5 * eps) / level**0.5
         else:

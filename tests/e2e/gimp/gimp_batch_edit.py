@@ -161,6 +161,8 @@ def main():
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
     cases.append(run_case("selection", image, layer, t0=0.6, sde="vp", samples=2, steps=8, seed=123,
                           server_url=url, full_copy=True))
+    if PARAMS.get("only") == "selection":  # e.g. the Ray pool's case (test_gimp_pool_e2e.py)
+        return cases
 
     # The default result layer with a feathered selection: only the selection, its soft edge as alpha.
     # No sampler given (the model's default) and a prompt the tiny model cannot take (not sent).
