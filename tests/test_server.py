@@ -119,7 +119,8 @@ def test_health_and_models(http):
 
     models = http.get("/v1/models").json()
     by_id = {m["id"]: m for m in models}
-    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default"}
+    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "default_sde", "kind", "text"}
+    assert by_id["tiny-vp"]["default_sde"] == "vp" and by_id["tiny-vp"]["kind"] == "pixel"
     assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
     assert by_id["tiny-vp"]["resolution"] == 32
 
@@ -169,8 +170,9 @@ def test_every_sampler_and_jpeg_webp_input(http, reference):
     from sdedit.engine import SAMPLERS
     from sdedit.imaging import decode_image
 
-    schema_sdes = http.get("/openapi.json").json()["components"]["schemas"]["JobRequest"]["properties"]["sde"]
-    assert schema_sdes["enum"] == list(SAMPLERS)
+    schema_sde = http.get("/openapi.json").json()["components"]["schemas"]["JobRequest"]["properties"]["sde"]
+    schema_sdes = next(option for option in schema_sde.get("anyOf", [schema_sde]) if "enum" in option)
+    assert schema_sdes["enum"] == list(SAMPLERS)  # or null: the model's default_sde
     formats = ["PNG", "JPEG", "WEBP"]
     for i, sde in enumerate(SAMPLERS):
         data = image_bytes(random_image(33, 21, seed=5 + i), formats[i % 3])

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
-    ed.add_argument("--sde", default="vp", help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default vp)")
+    ed.add_argument("--sde", default=None, help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) "
+                    "or ddim (default: the model's declared sampler, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ed.add_argument("--samples", type=int, default=1, help="number of results K (default 1)")
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")
@@ -117,7 +118,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         save_atomic(img, path)
     if not args.quiet:
         seeds = ", ".join(str(s) for s in result.seeds)
-        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {args.sde} steps, t0={args.t0}, "
+        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {result.params['sde']} steps, t0={args.t0}, "
               f"seed {seeds}, {result.seconds:.1f} s on {model.device})", file=sys.stderr)
     return 0
 
@@ -125,9 +126,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from sdedit.models import list_models
 
-    rows = [("id", "resolution", "sde", "default", "path")]
+    rows = [("id", "resolution", "sde", "default sampler", "default", "path")]
     for info in list_models():
-        rows.append((info.id, str(info.resolution or "any"), info.sde, "*" if info.default else "", info.path))
+        rows.append((info.id, str(info.resolution or "any"), info.sde, info.default_sde, "*" if info.default else "",
+                     info.path))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -92,7 +92,8 @@ def create_app(
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
-        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default) for i in backend.models()]
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, default_sde=i.default_sde,
+                           kind=i.kind, text=i.text) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -159,7 +160,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(422, str(err)) from None
     params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
                         samples=request.samples, seed=request.seed, model=request.model)
-    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde,
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde or "default",
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe

@@ -35,7 +35,10 @@ class JobRequest(BaseModel):
         None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
     )
     t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
-    sde: SdeName = Field("vp", description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS) + " ('vp' = DDPM, 've' = NCSN).")
+    sde: Optional[SdeName] = Field(
+        None, description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
+        + " ('vp' = DDPM, 've' = NCSN); null or absent = the model's default_sde (GET /v1/models)."
+    )
     steps: Optional[int] = Field(
         None, ge=0, le=MAX_STEPS, description="Sampler steps; null or 0 = the model's default."
     )
@@ -68,6 +71,9 @@ class ModelEntry(BaseModel):
     resolution: Optional[int]
     sde: str
     default: bool
+    default_sde: str = Field("vp", description="The sampler a job without 'sde' gets with this model.")
+    kind: Literal["pixel", "latent"] = "pixel"
+    text: bool = Field(False, description="Takes a prompt.")
 
 
 class Health(BaseModel):

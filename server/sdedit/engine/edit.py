@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from sdedit import imaging
+from sdedit.engine import native_scale, seam
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
@@ -40,11 +41,11 @@ class EditResult:
     params: dict = field(default_factory=dict)
 
 
-def validate(t0: float, sde: str, steps: int | None, samples: int, seed: int | None) -> None:
-    """Range checks with messages that name the parameter and its allowed values."""
+def validate(t0: float, sde: str | None, steps: int | None, samples: int, seed: int | None) -> None:
+    """Range checks with messages that name the parameter and its allowed values (sde None: the model's)."""
     if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (0.0 < float(t0) <= 1.0):
         raise InputError(f"t0 must be a number in (0, 1], got {t0!r}.")
-    if sde not in SAMPLERS:
+    if sde is not None and sde not in SAMPLERS:
         raise InputError(f"Unknown SDE '{sde}': choose one of {', '.join(SAMPLERS)}.")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS):
         raise InputError(f"steps must be a whole number from 1 to {MAX_STEPS} (0 or none for the model's default), got {steps!r}.")
@@ -79,7 +80,7 @@ def edit(
     mask: Image.Image | None = None,
     *,
     t0: float = 0.5,
-    sde: str = "vp",
+    sde: str | None = None,
     steps: int | None = None,
     samples: int = 1,
     seed: int | None = None,
@@ -87,8 +88,12 @@ def edit(
     cancel: CancelCheck | None = None,
     max_batch: int | None = None,
 ) -> EditResult:
-    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero."""
+    """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
+
+    sde None: the model's declared default sampler (model.default_sde).
+    """
     validate(t0, sde, steps, samples, seed)
+    sde = sde or model.default_sde
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
@@ -105,13 +110,22 @@ def edit(
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
+    two_stage = native_scale.plan(model.native_size, imaging.working_size(region, None, model.size_multiple,
+                                  model.max_side), model.size_multiple,
+                                  0 if model.resolution else model.edge_margin, float(t0), n_steps,
+                                  square=model.resolution is not None)
+    if two_stage is not None:
+        size = two_stage.full_size  # stage 1 runs at native scale inside run_two_stage
+        params["stages"] = [{"size": list(two_stage.low_padded), "t0": float(t0), "steps": n_steps},
+                            {"size": list(size), "t0": two_stage.refine_t0, "steps": two_stage.refine_steps}]
     guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
     mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
     mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
 
     per_batch = max_batch or _auto_batch(model.device, size)
     chunks = [seeds[i:i + per_batch] for i in range(0, len(seeds), per_batch)]
-    total = n_steps * len(chunks)
+    steps_per_sample = n_steps + (two_stage.refine_steps if two_stage else 0)
+    total = steps_per_sample * len(chunks)
     done = 0
 
     def after_step() -> None:
@@ -124,15 +138,22 @@ def edit(
     check_cancel(cancel)
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
+
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
+        return sampler(model, SamplerInput(g, m, noise, t, k), after_step)
+
     with torch.inference_mode():
         for chunk in chunks:
-            noise = NoiseSource(chunk, tuple(guide.shape[1:]), model.device)
-            x = sampler(model, SamplerInput(guide, mask_t, noise, float(t0), n_steps), after_step)
+            if two_stage is None:
+                x = stage(guide, mask_t, chunk, float(t0), n_steps)
+            else:
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
-    return EditResult(images, seeds, n_steps, n_steps * len(chunks), time.perf_counter() - started, size, region,
-                      params)
+    return EditResult(images, seeds, steps_per_sample, steps_per_sample * len(chunks), time.perf_counter() - started,
+                      size, region, params)
 
 
 def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
@@ -142,11 +163,13 @@ def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
 
 def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, mask_u8: np.ndarray,
                 region: imaging.Region, like: Image.Image) -> Image.Image:
-    """Model output at working size -> region size -> full canvas, blended by the mask (exact where 0)."""
+    """Model output at working size -> region size -> full canvas, blended by the mask (exact where 0;
+    a hard selection's edge feathered and colour-matched inside it, engine/seam.py)."""
     edited = imaging.resize_float(imaging.from_tensor(out), (region.width, region.height))
     canvas = rgb.astype(np.float32)
     h, w = rgb.shape[:2]
     x0, y0 = max(0, region.x0), max(0, region.y0)
     x1, y1 = min(w, region.x1), min(h, region.y1)
     canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
-    return imaging.rebuild_image(imaging.composite(rgb, canvas, mask_u8), alpha, like)
+    canvas, blend_mask = seam.blend(rgb, canvas, mask_u8)  # a hard selection's edge blends in (inside it)
+    return imaging.rebuild_image(imaging.composite(rgb, canvas, blend_mask), alpha, like)

@@ -23,10 +23,15 @@ class ModelInfo:
     default: bool = False
     path: str = ""
     description: str = ""
+    default_sde: str = "vp"  # the sampler a request without one gets (sdedit.json "default_sde")
+    kind: str = "pixel"  # "pixel" | "latent" (DESIGN §3)
+    text: bool = False  # takes a prompt
+    native_size: int | None = None  # the side it was trained at (see DiffusionModel.native_size)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
-                "description": self.description}
+                "description": self.description, "default_sde": self.default_sde, "kind": self.kind,
+                "text": self.text, "native_size": self.native_size}
 
 
 @dataclass
@@ -51,6 +56,11 @@ class DiffusionModel:
     description: str = ""
     edge_margin: int = 0  # pixels of padding the engine adds around the canvas (artefacts at the network's
     #                       borders then fall outside the picture); sdedit.json "edge_margin"
+    default_sde: str = "vp"  # sampler for requests that name none; sdedit.json "default_sde"
+    native_size: int | None = None  # side of the square it was trained at (its pixel scale): larger working
+    #                                 regions are edited at this scale first, then refined at full size
+    #                                 (engine/native_scale.py); None = never. sdedit.json "native_size",
+    #                                 a fixed-size checkpoint's resolution, a latent model's pixel size.
 
     def __post_init__(self) -> None:
         self.table_sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
@@ -78,7 +88,8 @@ class DiffusionModel:
         return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cuda" else x
 
     def info(self, default: bool = False, path: str = "") -> ModelInfo:
-        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description)
+        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description,
+                         default_sde=self.default_sde, native_size=self.native_size)
 
 
 class VPEpsilonModel(DiffusionModel):

@@ -74,7 +74,24 @@ def describe_folder(folder: Path, model_id: str) -> ModelInfo:
     sched = scheduler_config(folder)
     unet_cfg = _read_json(unet_dir(folder) / UNET_CONFIG)
     resolution = None if extra else _sample_size(unet_cfg)
-    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""))
+    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""),
+                     default_sde=default_sde_of(extra, folder), native_size=native_size_of(extra, resolution))
+
+
+def default_sde_of(extra: dict, folder: Path) -> str:
+    """sdedit.json "default_sde" (the sampler the model's benchmark shows best), else the paper's `vp`."""
+    from sdedit.engine.samplers import SAMPLERS
+
+    sde = extra.get("default_sde", "vp")
+    if sde not in SAMPLERS:
+        raise InputError(f"The model at {folder} declares default_sde '{sde}'; use one of {', '.join(SAMPLERS)}.")
+    return sde
+
+
+def native_size_of(extra: dict, resolution: int | None) -> int | None:
+    """sdedit.json "native_size", else a fixed-size checkpoint's own resolution (None: no native-scale stage)."""
+    size = extra.get("native_size", resolution)
+    return int(size) if size else None
 
 
 def _sample_size(unet_cfg: dict) -> int | None:
@@ -115,6 +132,8 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
         id=model_id, native_sde=sde, resolution=resolution, size_multiple=multiple, device=device, dtype=dtype,
         description=extra.get("description", ""), edge_margin=int(extra.get("edge_margin", 0)),
         default_steps={k: v for k, v in extra.get("default_steps", {"vp": None, "ve": None}).items()},
+        default_sde=default_sde_of(extra, folder), native_size=native_size_of(extra, resolution),
+        **({"max_side": int(extra["max_side"])} if extra.get("max_side") else {}),
     )
     if sde == "ve":
         sigma_min, sigma_max = float(sched.get("sigma_min", 0.01)), float(sched.get("sigma_max", 1348.0))

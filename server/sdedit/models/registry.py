@@ -7,6 +7,7 @@ also be given directly. SDEDIT_DEFAULT_MODEL (an id or a path) overrides the def
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -71,7 +72,8 @@ def resolve(ref: str | None) -> tuple[str, Path]:
 
 def describe(model_id: str, path: Path) -> ModelInfo:
     if path.is_file():
-        return ModelInfo(model_id, _ckpt_sidecar(path).get("resolution", 256), "vp", path=str(path))
+        resolution = int(_ckpt_sidecar(path).get("resolution", 256))
+        return ModelInfo(model_id, resolution, "vp", path=str(path), native_size=resolution)
     return describe_folder(path, model_id)
 
 
@@ -90,8 +92,7 @@ def list_models() -> list[ModelInfo]:
             info = describe(model_id, path)
         except InputError:
             continue
-        infos.append(ModelInfo(info.id, info.resolution, info.sde, model_id == default_id and path == default_path,
-                               info.path, info.description))
+        infos.append(dataclasses.replace(info, default=model_id == default_id and path == default_path))
     return infos
 
 
@@ -144,7 +145,8 @@ def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -
         return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
                               size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
                               default_steps={"vp": None, "ve": None}, sigma_min=float(sigmas[0]),
-                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar)
+                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
+                              native_size=resolution)
     if not is_model_folder(path):
         raise InputError(f"{path} is not a model: expected a diffusers folder (unet/config.json) or a .ckpt file.")
     return load_folder(path, model_id, device, dtype)
