@@ -63,8 +63,9 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
         padded = tuple(max(multiple, _round_to(v * scale + 2 * pad, multiple)) for v in (width, height))
         low = tuple(max(8, p - 2 * pad) for p in padded)
     refine_t0 = min(float(t0), REFINE_T0)
-    refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / float(t0)))
-    return TwoStagePlan(low, pad, padded, (width, height), refine_t0, min(refine_steps, max(steps, MIN_REFINE_STEPS)))
+    # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
+    refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
+    return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps)
 
 
 def _round_to(value: float, multiple: int) -> int:
