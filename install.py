@@ -51,6 +51,13 @@ def setup_server(env_dir: Path, dev: bool, torch_spec: str) -> Path:
     return python
 
 
+def record_server(python: Path) -> str:
+    """Write where the server's Python is (shared/sdedit_client/server_record.py), so the Krita and GIMP
+    plugins can start `sdedit serve` themselves; returns the record's path."""
+    records = load_installer(ROOT / "shared" / "sdedit_client" / "server_record.py")
+    return records.write_record(str(python), root=str(ROOT))
+
+
 def load_installer(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -88,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.uninstall or args.plugins_only):
             python = setup_server(Path(args.venv), args.dev, args.torch)
             print(f"Server ready: {python.parent / 'sdedit'} serve   (or: {python} -m sdedit serve)")
+            try:
+                print(f"The editors start it themselves when needed (installation recorded in {record_server(python)}).")
+            except OSError as exc:
+                print(f"install.py: could not record the installation for the editors' auto-start ({exc}); "
+                      "start the server yourself.", file=sys.stderr)
         if not args.no_plugins or args.uninstall or args.plugins_only:
             for line in setup_plugins(args.uninstall, args.krita_dir, args.gimp_dir):
                 print(line)

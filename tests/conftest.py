@@ -10,6 +10,9 @@ import pytest
 # One thread per process: tests run a server and a client (and CI runs beside other work) on 2 cores, and
 # OpenMP threads that spin-wait on an oversubscribed CPU make every network call several times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# `sdedit edit` in tests edits in its own process unless a test points it at a server: a server someone runs on
+# the default port of this machine must not decide what the CLI tests measure.
+os.environ.setdefault("SDEDIT_SERVER_URL", "off")
 
 ROOT = Path(__file__).resolve().parent.parent
 for sub in ("server", "shared", "tests"):

@@ -28,7 +28,7 @@ def fuzz_server(tmp_path_factory, tiny_vp_dir):
 
 EXPECTED_OPERATIONS = {
     ("GET", "/v1/health"), ("GET", "/v1/models"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"),
-    ("GET", "/v1/jobs/{job_id}/result"), ("DELETE", "/v1/jobs/{job_id}"),
+    ("GET", "/v1/jobs/{job_id}/result"), ("GET", "/v1/jobs/{job_id}/preview"), ("DELETE", "/v1/jobs/{job_id}"),
 }
 
 

@@ -54,19 +54,21 @@ class ServerProcess:
     """`run_server(...)` (or the `sdedit serve` CLI) in a subprocess; its log goes to a file."""
 
     def __init__(self, env: Dict[str, str], log_path: Path, host: str = "127.0.0.1", token: Optional[str] = None,
-                 via_cli: bool = False) -> None:
+                 via_cli: bool = False, cli_args: tuple = (), nofile: Optional[int] = None) -> None:
         self.host, self.token, self.env, self.log_path = host, token, env, log_path
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         if via_cli:
             cmd = [sys.executable, "-m", "sdedit", "serve", "--host", host, "--port", str(self.port), "--device", "cpu"]
-            if token:
+            if token and "--token-file" not in cli_args:
                 cmd += ["--token", token]
+            cmd += list(cli_args)
         else:
             call = f"run_server(host={host!r}, port={self.port}, token={token!r}, device='cpu')"
             cmd = [sys.executable, "-c", f"from sdedit.api import run_server; {call}"]
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                                     preexec_fn=None if nofile is None else lambda: _limit_files(nofile))
 
     def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
         deadline = time.monotonic() + timeout
@@ -101,6 +103,13 @@ class ServerProcess:
                 self.proc.wait(10)
         self._log.close()
         return self.proc.returncode
+
+
+def _limit_files(count: int) -> None:
+    """In the child: at most `count` open files (a small machine, or a ulimit), to test the connection cap."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
 
 
 # -- images ---------------------------------------------------------------------------------------------------

@@ -32,35 +32,38 @@ def make_vp_folder(path: Path, subfolders: bool = True, sample_size: int = 32) -
     return path
 
 
-def make_ve_folder(path: Path, sample_size: int = 32) -> Path:
-    """A diffusers ScoreSdeVe (NCSN++-like) folder: a fourier-embedded UNet conditioned on sigma."""
+def make_ve_folder(path: Path, sample_size: int = 32, sigma_max: float = 348.0) -> Path:
+    """A diffusers ScoreSdeVe (NCSN++-like) folder: a fourier-embedded UNet conditioned on sigma ([0, 1] scale)."""
     from diffusers import ScoreSdeVeScheduler
 
     path.mkdir(parents=True, exist_ok=True)
     tiny_unet(sample_size, fourier=True).save_pretrained(path / "unet", safe_serialization=True)
-    ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=348.0, num_train_timesteps=2000).save_pretrained(path / "scheduler")
+    ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=sigma_max, num_train_timesteps=2000).save_pretrained(path / "scheduler")
     return path
 
 
-def ddpm_original_state_dict(seed: int = 0) -> tuple[dict, torch.nn.Module]:
+def ddpm_original_state_dict(seed: int = 0, channels: tuple[int, ...] = (32, 32, 64), attn_levels: frozenset = frozenset({1}),
+                             blocks: int = 2, sample_size: int = 32) -> tuple[dict, torch.nn.Module]:
     """A tiny network in the original DDPM/SDEdit key layout, plus the diffusers UNet it was made from.
 
     Built by renaming a diffusers DDPM-architecture UNet's tensors to the original names (the inverse of
-    the converter), with attention projections as 1x1 convolutions as in the original code.
+    the converter), with attention projections as 1x1 convolutions as in the original code. `channels` is
+    ch * ch_mult and `attn_levels` the levels with attention, as in the original configs.
     """
     from diffusers import UNet2DModel
 
     from sdedit.models.ckpt_convert import map_key
 
     torch.manual_seed(seed)
+    levels = len(channels)
+    down = tuple("AttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in range(levels))
+    up = tuple("AttnUpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(range(levels)))
     unet = UNet2DModel(
-        sample_size=32, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(32, 32, 64),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), attention_head_dim=None,
+        sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=blocks,
+        block_out_channels=channels, down_block_types=down, up_block_types=up, attention_head_dim=None,
         downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=32,
     )
-    levels = 3
-    names = _original_names(levels, blocks=2, attn_levels={1})
+    names = _original_names(levels, blocks=blocks, attn_levels=set(attn_levels))
     inverse = {map_key(k, levels): k for k in names}
     sd = {}
     for key, value in unet.state_dict().items():

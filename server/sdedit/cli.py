@@ -35,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
-    ed.add_argument("--sde", default=None, help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) "
-                    "or ddim (default: the model's declared sampler, see `sdedit models`; ode for the embedded model)")
+    ed.add_argument("--sde", default=None, help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     ed.add_argument("--samples", type=int, default=1, help="number of results K (default 1)")
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")
@@ -44,13 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     ed.add_argument("--precision", default=None, help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16")
     ed.add_argument("--quiet", action="store_true", help="no progress bar")
+    ed.add_argument("--no-server", action="store_true",
+                    help="edit in this process even when a local `sdedit serve` is running (by default the job is "
+                         "handed to it: its model is loaded already, the files are the same; $SDEDIT_SERVER_URL)")
+    ed.add_argument("--prompt", default=None, help="text models only: what the picture shows (none = the paper's unconditional edit)")
+    ed.add_argument("--negative-prompt", default=None, help="text models only: what the picture should not show")
+    ed.add_argument("--guidance", type=float, default=None, help="text models only: classifier-free guidance scale (default the model's, 7.5 for SD 1.x/2.x)")
 
     sub.add_parser("models", help="list the available models", description="List the available models.")
 
     sv = sub.add_parser("serve", help="run the HTTP server for the editor plugins", description="Run the HTTP server.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
     sv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    sv.add_argument("--token", default=None, help="bearer token required on every call but health (or $SDEDIT_TOKEN)")
+    sv.add_argument("--token", default=None, help="bearer token required on every call but health; visible to "
+                    "other users in `ps`: prefer $SDEDIT_TOKEN or --token-file")
+    sv.add_argument("--token-file", default=None, help="read the bearer token from the first line of this file")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="also answer requests addressed to NAME (a reverse proxy's host name); repeatable")
     sv.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     sv.add_argument("--models-dir", default=None, help="extra folder of model folders / .ckpt files")
     sv.add_argument("--model", default=None, help="default model id or path")
@@ -85,7 +94,23 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
+def edit_via_server(args: argparse.Namespace) -> bool:
+    """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
+    edit here. Runs before torch is imported; any input problem is left to the local path to report."""
+    if args.no_server:
+        return False
+    from sdedit.handoff import edit_on_server
+
+    try:
+        paths = output_paths(args.output, args.samples)
+    except InputError:
+        return False
+    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
+    if edit_via_server(args):
+        return 0
     from tqdm import tqdm
 
     from sdedit.engine import edit
@@ -93,8 +118,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from sdedit.models import load_model
 
     from sdedit.engine import validate
+    from sdedit.engine.latent_edit import validate_text
 
-    validate(args.t0, args.sde, args.steps, args.samples, args.seed)
+    validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
     paths = output_paths(args.output, args.samples)
     image = load_image(args.input, "input image")
     mask = load_image(args.mask, "mask") if args.mask else None
@@ -102,6 +128,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise InputError(f"The mask is {mask.width}x{mask.height} but the input is {image.width}x{image.height}; "
                          "they must be the same size.")
     model = load_model(args.model, args.device, args.precision)
+    args.sde = args.sde or getattr(model, "default_sde", "vp")
+    validate_text(model, args.prompt, args.negative_prompt, args.guidance)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:
@@ -111,7 +139,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     try:
         result = edit(model, image, mask, t0=args.t0, sde=args.sde, steps=args.steps, samples=args.samples,
-                      seed=args.seed, progress=progress)
+                      seed=args.seed, progress=progress, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                      guidance=args.guidance)
     finally:
         bar.close()
     for img, path in zip(result.images, paths):
@@ -126,10 +155,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from sdedit.models import list_models
 
-    rows = [("id", "resolution", "sde", "default sampler", "default", "path")]
+    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
     for info in list_models():
-        rows.append((info.id, str(info.resolution or "any"), info.sde, info.default_sde, "*" if info.default else "",
-                     info.path))
+        rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
+                     "*" if info.default else "", info.path))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -138,9 +167,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sdedit.api import run_server
+    from sdedit.api.auth import serve_token
 
-    run_server(host=args.host, port=args.port, token=args.token, device=args.device, models_dir=args.models_dir,
-               default_model=args.model)
+    token = serve_token(args.token, args.token_file)
+    run_server(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
+               default_model=args.model, allow_hosts=args.allow_host)
     return 0
 
 
@@ -148,6 +179,7 @@ COMMANDS = {"edit": cmd_edit, "models": cmd_models, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local files only: never wait on the network
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

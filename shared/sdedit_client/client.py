@@ -120,6 +120,18 @@ class Client:
         """Ask the server to stop the job (it stops within one sampler step)."""
         self._request("DELETE", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
 
+    def preview(self, job_id: str) -> Optional[bytes]:
+        """A small PNG (at most 256 px a side) of the running job's current estimate of its result, or None
+        while there is none yet (HTTP 404: not started, or an old server without previews)."""
+        path = "/v1/jobs/%s/preview" % urllib.parse.quote(str(job_id), safe="")
+        try:
+            payload = self._open("GET", path, accept="image/png")
+        except RequestRejected as error:
+            if error.status == 404:
+                return None
+            raise
+        return payload or None
+
     def run(self, image_png: bytes, mask_png: Optional[bytes] = None, *,
             on_progress: Optional[Callable[[float], Any]] = None,
             should_cancel: Optional[Callable[[], bool]] = None,
@@ -157,13 +169,24 @@ class Client:
             pass
 
     def _request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        payload = self._open(method, path, body)
+        if not payload:
+            return None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise self._not_sdedit("the answer is not JSON")
+
+    def _open(self, method: str, path: str, body: Optional[Dict[str, Any]] = None,
+              accept: str = "application/json") -> bytes:
+        """The raw answer body; every failure as an SDEditError."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
+        request.add_header("Accept", accept)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self.token:
-            request.add_header("Authorization", "Bearer " + self.token)
+            request.add_header("Authorization", _header_value("Bearer " + self.token))
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
@@ -179,12 +202,7 @@ class Client:
             raise ServerUnavailable("Cannot reach the SDEdit server at %s — %s." % (self.base_url, START_HINT))
         except (HTTPException, ConnectionError, OSError):
             raise ServerUnavailable("Cannot reach the SDEdit server at %s — %s." % (self.base_url, START_HINT))
-        if not payload:
-            return None
-        try:
-            return json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise self._not_sdedit("the answer is not JSON")
+        return payload
 
     def _http_error(self, error: urllib.error.HTTPError, path: str) -> SDEditError:
         message = _server_message(error)
@@ -241,6 +259,11 @@ def _server_message(error: urllib.error.HTTPError) -> str:
                         parts.append(str(item))
                 return "; ".join(parts)
     return ""
+
+
+def _header_value(text: str) -> str:
+    """A header value that http.client sends as the UTF-8 bytes of ``text`` (it encodes headers as latin-1)."""
+    return text.encode("utf-8").decode("latin-1")
 
 
 def _sentence(text: Any) -> str:

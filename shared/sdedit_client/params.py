@@ -47,8 +47,8 @@ def validate_params(
         raise InvalidParameter("t0 must be a number between 0 and 1 (for example 0.5), not %r." % (t0,))
     if not (0.0 < t0 <= 1.0):
         raise InvalidParameter("t0 must be above 0 and at most 1 (0.3-0.6 suits rough strokes), not %g." % t0)
-    sde_name = str(sde).strip().lower()
-    if sde_name not in SDES:
+    sde_name = None if sde is None else str(sde).strip().lower()  # None: the model's own default sampler
+    if sde_name is not None and sde_name not in SDES:
         raise InvalidParameter("The SDE must be one of %s, not %r." % (", ".join(SDES), sde))
     steps = _optional_int(steps, "steps")
     if steps == 0:

@@ -5,11 +5,11 @@ import asyncio
 import base64
 import contextlib
 import logging
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -17,9 +17,12 @@ from ..errors import InputError
 from .auth import BearerAuth
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .errortext import body_parse_problem, shown_value
+from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
+from .preview import preview_png
 from .schemas import (
     ErrorMessage,
     Health,
@@ -55,8 +58,11 @@ def create_app(
     device: str = "auto",
     limits: Optional[Limits] = None,
     backend: Optional[EngineBackend] = None,
+    bind_host: Optional[str] = None,
+    allow_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the app. `token` None = no auth (loopback only; run_server enforces that)."""
+    """Build the app. `token` None = no auth (loopback only; run_server enforces that). Requests must be
+    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
@@ -80,6 +86,7 @@ def create_app(
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
@@ -92,8 +99,8 @@ def create_app(
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
-        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, default_sde=i.default_sde,
-                           kind=i.kind, text=i.text) for i in backend.models()]
+        return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
+                           default_sde=i.default_sde) for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -125,6 +132,18 @@ def create_app(
         return JobResult(images=[base64.b64encode(png).decode("ascii") for png in job.output.pngs],
                          seeds=list(job.output.seeds))
 
+    @private.get("/jobs/{job_id}/preview", response_class=Response,
+                 responses={200: {"content": {"image/png": {}},
+                                  "description": "A PNG (at most 256 px a side) of the running job's current "
+                                                 "estimate of its result, renewed every few sampler steps."},
+                            404: _ERRORS[404]})
+    def preview(job_id: str) -> Response:  # a thread: PNG encoding is not for the event loop
+        job = _job(queue, job_id)
+        png = preview_png(job)
+        if png is None:
+            raise ApiError(404, _no_preview(job))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     @private.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: _ERRORS[404]})
     async def cancel(job_id: str) -> JobStatus:
         job = queue.cancel(job_id)
@@ -143,6 +162,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
+        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None
@@ -158,9 +178,10 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(413, str(err)) from None
     except InputError as err:
         raise ApiError(422, str(err)) from None
-    params = EditParams(image=image, mask=mask, t0=request.t0, sde=request.sde, steps=request.steps,
-                        samples=request.samples, seed=request.seed, model=request.model)
-    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=request.sde or "default",
+    params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
+                        samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
+                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+    describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
     return params, describe
@@ -210,6 +231,14 @@ def _status(queue: JobQueue, job: Job) -> JobStatus:
                      queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
 
 
+def _no_preview(job: Job) -> str:
+    if job.state is JobState.queued:
+        return "The job is still queued and has no preview yet; ask again once it is running."
+    if job.state is JobState.running:
+        return "The job has no preview yet; the first one comes after a few sampler steps."
+    return f"The job is {job.state.value} and never made a preview; ask for its status or result instead."
+
+
 def _not_ready(job: Job) -> str:
     if job.state is JobState.failed:
         return f"The job failed and has no result: {job.error}"
@@ -236,7 +265,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail if isinstance(err.detail, str) else str(err.detail)
         if detail == _FASTAPI_BODY_ERROR:
-            detail = "Invalid request: the body could not be read as UTF-8 JSON."
+            detail = body_parse_problem(err.__cause__)
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -257,7 +286,4 @@ def _describe_problem(error: dict) -> str:
             return "the body must be a JSON object with at least an 'image' field"
         return "the body must be a JSON object (Content-Type: application/json) with at least an 'image' field"
     field = ".".join(loc)
-    value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, (int, float, bool)) or (
-        isinstance(value, str) and len(value) <= 40) else ""
-    return f"{field}: {msg}{shown}"
+    return f"{field}: {msg}{shown_value(error.get('input'))}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import sys
 from typing import Optional
 
 from fastapi import HTTPException, Request
@@ -33,6 +34,47 @@ def resolve_token(token: Optional[str]) -> Optional[str]:
     return token or None
 
 
+def serve_token(flag: Optional[str], token_file: Optional[str]) -> Optional[str]:
+    """`sdedit serve`'s token: --token-file, else --token (with a warning: `ps` shows it), else $SDEDIT_TOKEN."""
+    from ..errors import InputError
+
+    if flag is not None and token_file is not None:
+        raise InputError("Give the token once: --token or --token-file, not both.")
+    if token_file is not None:
+        return read_token_file(token_file)
+    if flag is not None:
+        print(f"sdedit serve: warning: --token is shown to every user of this machine by `ps`; set {TOKEN_ENV} "
+              "or use --token-file instead.", file=sys.stderr)
+    return resolve_token(flag)
+
+
+def read_token_file(path: str) -> str:
+    """The token in `path` (first line, UTF-8, surrounding whitespace dropped); an InputError if unusable."""
+    from ..errors import InputError
+
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(64 * 1024)
+    except OSError as err:
+        raise InputError(f"Cannot read the token file {path} ({err.strerror}); pass a readable file.") from None
+    try:
+        lines = raw.decode("utf-8-sig").strip().splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"The token file {path} is not UTF-8 text; write the token as one line of text.") from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise InputError(f"The token file {path} is empty; write the token on its first line.")
+    return token
+
+
+def header_bytes(value: str) -> bytes:
+    """The raw bytes of a header value: ASGI servers hand them over decoded as latin-1, byte for byte."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire; compare what we were given
+        return value.encode("utf-8")
+
+
 class BearerAuth:
     """FastAPI dependency: 401 unless `Authorization: Bearer <token>` matches (constant-time)."""
 
@@ -44,7 +86,7 @@ class BearerAuth:
         if self._token is None:
             return
         credentials: Optional[HTTPAuthorizationCredentials] = await self._scheme(request)
-        offered = credentials.credentials.encode("utf-8") if credentials else b""
+        offered = header_bytes(credentials.credentials) if credentials else b""  # a UTF-8 token stays UTF-8
         if not credentials or not hmac.compare_digest(offered, self._token):
             what = "a wrong token" if credentials else "no token"
             raise HTTPException(

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..errors import Cancelled, InputError
 from .jobs import Job, JobOutput
+from .preview import store_preview
 
 MODEL_LIST_TTL_S = 10.0
 
@@ -31,6 +32,9 @@ class EditParams:
     samples: int
     seed: Optional[int]
     model: Optional[str]
+    prompt: Optional[str] = None
+    negative_prompt: Optional[str] = None
+    guidance: Optional[float] = None
 
 
 class EngineBackend:
@@ -70,6 +74,19 @@ class EngineBackend:
         if model not in ids:
             raise InputError(f"Unknown model '{model}': choose one of {', '.join(ids) or 'none installed'}.")
 
+    def check_text(self, model: Optional[str], prompt: Optional[str], negative_prompt: Optional[str],
+                   guidance: Optional[float]) -> str:
+        """Text options only for a model that takes text; returns the model's default sampler."""
+        info = next((i for i in self.models() if (i.id == model if model else i.default)), None)
+        if info is None:
+            return "vp"
+        given = [n for n, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("guidance", guidance))
+                 if v not in (None, "")]
+        if given and not info.text:
+            raise InputError(f"The model '{info.id}' takes no text, so {' and '.join(given)} cannot be used; "
+                             "choose a model whose GET /v1/models entry has text: true, or leave them out.")
+        return info.default_sde
+
     # -- images -----------------------------------------------------------------------------------------
     @staticmethod
     def decode(data: bytes, what: str = "image") -> Image.Image:
@@ -101,10 +118,12 @@ class EngineBackend:
         from ..models import load_model
 
         p: EditParams = job.params
-        model = load_model(p.model, device=self.device)
+        model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
-                      seed=p.seed, progress=progress, cancel=cancel)
+                      seed=p.seed, progress=progress, cancel=cancel, prompt=p.prompt,
+                      negative_prompt=p.negative_prompt, guidance=p.guidance,
+                      preview=lambda rgb: store_preview(job, rgb))
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from ..errors import Cancelled, InputError
+from .errortext import public_error
 from .limits import Limits
 from .schemas import JobState
 
@@ -59,6 +60,8 @@ class Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     settled: threading.Event = field(default_factory=threading.Event)
     on_settled: List[Callable[[], None]] = field(default_factory=list)  # see JobQueue.when_settled
+    preview: Optional[tuple] = None  # (version, small uint8 RGB array): the live preview, see api/preview.py
+    preview_png: Optional[tuple] = None  # (version, PNG bytes) of the last preview served
 
 
 Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutput]
@@ -204,9 +207,9 @@ class JobQueue:
         except Cancelled:
             state = JobState.cancelled
         except InputError as err:
-            error = str(err)
+            error = public_error(err, expected=True)
         except BaseException as err:  # noqa: BLE001 - a failing job must never take the server down
-            error = f"{type(err).__name__}: {err}".strip()
+            error = public_error(err, expected=False)  # the log below keeps the whole text
             log.exception("job %s failed", job.id)
             _free_accelerator_memory()
         with self._lock:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
+from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
 
 #: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
@@ -35,16 +36,20 @@ class JobRequest(BaseModel):
         None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
     )
     t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
-    sde: Optional[SdeName] = Field(
-        None, description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
-        + " ('vp' = DDPM, 've' = NCSN); null or absent = the model's default_sde (GET /v1/models)."
-    )
+    sde: Optional[SdeName] = Field(None, description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
+                                   + " ('vp' = DDPM, 've' = NCSN); null = the model's default_sde.")
     steps: Optional[int] = Field(
         None, ge=0, le=MAX_STEPS, description="Sampler steps; null or 0 = the model's default."
     )
     samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="How many results (K), each with its own noise.")
     seed: Optional[int] = Field(None, ge=0, le=MAX_SEED, description="Seed of the first sample; null = random.")
     model: Optional[str] = Field(None, max_length=512, description="A model id from GET /v1/models; null = default.")
+    prompt: Optional[str] = Field(None, max_length=MAX_PROMPT_CHARS,
+                                  description="Text models only (GET /v1/models 'text'): what the picture shows.")
+    negative_prompt: Optional[str] = Field(None, max_length=MAX_PROMPT_CHARS,
+                                           description="Text models only: what the picture should not show.")
+    guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
+                                      description="Text models only: classifier-free guidance scale; null = the model's.")
 
 
 class JobCreated(BaseModel):
@@ -71,9 +76,9 @@ class ModelEntry(BaseModel):
     resolution: Optional[int]
     sde: str
     default: bool
-    default_sde: str = Field("vp", description="The sampler a job without 'sde' gets with this model.")
-    kind: Literal["pixel", "latent"] = "pixel"
-    text: bool = Field(False, description="Takes a prompt.")
+    kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
+    text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
+    default_sde: str = Field("vp", description="The sampler used when a job names none.")
 
 
 class Health(BaseModel):

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..errors import InputError
 from .auth import TOKEN_ENV, is_loopback, resolve_token
@@ -19,11 +19,12 @@ def run_server(
     device: str = "auto",
     models_dir: Optional[str] = None,
     default_model: Optional[str] = None,
+    allow_hosts: Sequence[str] = (),
 ) -> None:
     """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required."""
     token = resolve_token(token)
     if not is_loopback(host) and token is None:
-        raise InputError(f"Serving on {host} (not loopback) needs an access token: pass --token or set {TOKEN_ENV}.")
+        raise InputError(f"Serving on {host} (not loopback) needs an access token: set {TOKEN_ENV} or pass --token-file.")
     if not 0 < int(port) < 65536:
         raise InputError(f"The port must be between 1 and 65535, not {port}.")
     if models_dir:
@@ -41,7 +42,7 @@ def run_server(
     from .limits import Limits
 
     _configure_logging()
-    app = create_app(token=token, device=device, limits=Limits.from_env())
+    app = create_app(token=token, device=device, limits=Limits.from_env(), bind_host=host, allow_hosts=allow_hosts)
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("sdedit.api").info(
         "SDEdit server at http://%s:%d (%s)", shown, int(port),
@@ -51,20 +52,46 @@ def run_server(
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """Turn 'address in use' into one sentence before uvicorn prints its own error."""
+    """Turn 'address in use' into one sentence before uvicorn prints its own error.
+
+    On loopback both families are checked: a client resolving `localhost` may reach ::1 or 127.0.0.1, and
+    must not find another server (or an older sdedit) on the family this one does not listen on.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InputError(f"Cannot serve on '{host}': it is not an address of this machine.") from None
     family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    _probe(family, address, host, port, required=True)
+    if is_loopback(host):
+        for other_family, other in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET6, ("::1", port, 0, 0))):
+            if other_family != family:
+                _probe(other_family, other, other[0], port, required=False, for_host=host)
+
+
+def _probe(family: int, address: tuple, host: str, port: int, required: bool, for_host: str = "") -> None:
+    """Bind a throw-away socket; `required` False: an address this machine lacks (no IPv6) is not an error."""
+    try:
+        probe = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        if required:
+            raise InputError(f"Cannot serve on {host}: this machine has no such network family.") from None
+        return
+    with probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             probe.bind(address)
         except OSError as err:
-            if err.errno == errno.EADDRINUSE:
+            if err.errno == errno.EADDRINUSE and required:
                 raise InputError(f"Port {port} on {host} is already in use; pass another --port.") from None
-            raise InputError(f"Cannot serve on {host}:{port} ({err.strerror}).") from None
+            if err.errno == errno.EADDRINUSE:
+                shown = f"[{host}]" if ":" in host else host
+                raise InputError(f"Port {port} is already in use on {shown}, which clients of {for_host} may reach "
+                                 "instead of this server (localhost can mean either); pass another --port.") from None
+            if required:
+                raise InputError(f"Cannot serve on {host}:{port} ({err.strerror}).") from None
 
 
 def _configure_logging() -> None:

@@ -12,7 +12,9 @@ from PIL import Image
 
 from sdedit import imaging
 from sdedit.engine import native_scale, seam
+from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
+from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
@@ -87,13 +89,26 @@ def edit(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     max_batch: int | None = None,
+    preview: Preview | None = None,
+    preview_every: int | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    guidance: float | None = None,
 ) -> EditResult:
     """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
 
-    sde None: the model's declared default sampler (model.default_sde).
-    """
+    `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
+    small uint8 RGB picture of the current clean estimate (engine/preview.py).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    sde None: the model's declared default sampler (model.default_sde)."""
     validate(t0, sde, steps, samples, seed)
     sde = sde or model.default_sde
+    validate_text(model, prompt, negative_prompt, guidance)
+    if getattr(model, "kind", "pixel") == "latent":
+        return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
+                           steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
+                           negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
+                           max_batch=max_batch)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
@@ -127,12 +142,19 @@ def edit(
     steps_per_sample = n_steps + (two_stage.refine_steps if two_stage else 0)
     total = steps_per_sample * len(chunks)
     done = 0
+    watched = EstimateWatcher(model) if preview is not None else model
+    every = preview_interval(total, preview_every)
 
     def after_step() -> None:
         nonlocal done
         done += 1
         if progress is not None:
             progress(done, total)
+        if preview is not None and done % every == 0 and done < total:
+            estimate = watched.estimate()
+            if estimate.shape[-2:] != guide.shape[-2:]:  # during stage 1 of a two-stage edit
+                estimate = native_scale.from_low(estimate, two_stage, guide.shape[-2:])
+            preview(preview_image(estimate, guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)
@@ -141,7 +163,7 @@ def edit(
 
     def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
         noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
-        return sampler(model, SamplerInput(g, m, noise, t, k), after_step)
+        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
 
     with torch.inference_mode():
         for chunk in chunks:

@@ -87,7 +87,7 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
     low_guide = _to_low(guide, p)
     low_mask = None if mask is None else _to_low(mask, p).clamp(0.0, 1.0)
     low_out = stage(low_guide, low_mask, seeds, t0, steps)
-    up = _from_low(low_out, p, guide.shape[-2:])  # one stage-2 guide per sample
+    up = from_low(low_out, p, guide.shape[-2:])  # one stage-2 guide per sample
     refined_guide = up if mask is None else mask * up + (1.0 - mask) * guide
     return stage(refined_guide, mask, refine_seeds(seeds), p.refine_t0, p.refine_steps)
 
@@ -102,8 +102,8 @@ def _to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
     return F.pad(low, (0, pw - low.shape[-1], 0, ph - low.shape[-2]), mode="replicate")
 
 
-def _from_low(x: torch.Tensor, p: TwoStagePlan, full_hw: torch.Size) -> torch.Tensor:
-    """Stage-1 result (B,3,h,w) -> the inner picture scaled back to full size (bicubic)."""
+def from_low(x: torch.Tensor, p: TwoStagePlan, full_hw: torch.Size) -> torch.Tensor:
+    """Stage-1 picture (B,3,h,w) -> the inner picture scaled back to full size (bicubic); also for previews."""
     w, h = p.low_size
     inner = x[..., p.low_pad:p.low_pad + h, p.low_pad:p.low_pad + w]
     return F.interpolate(inner, size=tuple(full_hw), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)

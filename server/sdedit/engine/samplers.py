@@ -69,8 +69,10 @@ def sample_vp(model: DiffusionModel, inp: SamplerInput, after_step: StepHook) ->
 
 
 def ve_plan(model: DiffusionModel, t0: float, steps: int) -> list[float]:
-    """Noise levels sigma(t0 n / N), n = N..0, of the VE sampler on the model's geometric schedule."""
-    return [ve_sigma(t0 * n / steps, model.sigma_min, model.sigma_max) for n in range(steps, -1, -1)]
+    """Noise levels sigma(t0 n / N), n = N..0, of the VE sampler on the model's geometric schedule, in the
+    engine's [-1, 1] units (twice the [0, 1]-scale sigma an NCSN++ network is trained on; see VEScoreModel)."""
+    sigma_min, sigma_max = model.ve_sigma_range()
+    return [ve_sigma(t0 * n / steps, sigma_min, sigma_max) for n in range(steps, -1, -1)]
 
 
 def sample_ve(model: DiffusionModel, inp: SamplerInput, after_step: StepHook) -> torch.Tensor:
@@ -113,7 +115,8 @@ def _sample_ode(model: DiffusionModel, inp: SamplerInput, after_step: StepHook, 
     a multistep correction of the data prediction D with the previous step's. Kept (mask 0) pixels follow the
     guide along the same initial noise, which is exactly their ODE trajectory.
     """
-    sigmas = ode_plan(model, inp.t0, inp.steps)
+    own_plan = None if second_order else getattr(model, "ddim_sigmas", None)  # a model's own DDIM timesteps
+    sigmas = own_plan(inp.t0, inp.steps) if own_plan else ode_plan(model, inp.t0, inp.steps)
     batch = len(inp.noise.generators)
     guide = inp.guide.expand(batch, -1, -1, -1)
     z0 = inp.noise.draw()

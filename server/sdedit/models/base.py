@@ -7,6 +7,7 @@ first natively and the second through the change of variables; a VE score networ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -23,15 +24,15 @@ class ModelInfo:
     default: bool = False
     path: str = ""
     description: str = ""
-    default_sde: str = "vp"  # the sampler a request without one gets (sdedit.json "default_sde")
-    kind: str = "pixel"  # "pixel" | "latent" (DESIGN §3)
+    kind: str = "pixel"  # "pixel" or "latent" (a VAE's latent space: Stable Diffusion)
     text: bool = False  # takes a prompt
+    default_sde: str = "vp"  # the sampler used when a request names none
     native_size: int | None = None  # the side it was trained at (see DiffusionModel.native_size)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
-                "description": self.description, "default_sde": self.default_sde, "kind": self.kind,
-                "text": self.text, "native_size": self.native_size}
+                "description": self.description, "kind": self.kind, "text": self.text,
+                "default_sde": self.default_sde, "native_size": self.native_size}
 
 
 @dataclass
@@ -56,11 +57,15 @@ class DiffusionModel:
     description: str = ""
     edge_margin: int = 0  # pixels of padding the engine adds around the canvas (artefacts at the network's
     #                       borders then fall outside the picture); sdedit.json "edge_margin"
-    default_sde: str = "vp"  # sampler for requests that name none; sdedit.json "default_sde"
     native_size: int | None = None  # side of the square it was trained at (its pixel scale): larger working
     #                                 regions are edited at this scale first, then refined at full size
     #                                 (engine/native_scale.py); None = never. sdedit.json "native_size",
     #                                 a fixed-size checkpoint's resolution, a latent model's pixel size.
+    #: the sampler for requests that name none (sdedit.json "default_sde", set by the loader; a class may
+    #: declare its own); not a dataclass field, so subclasses' class attributes are not overwritten
+    default_sde: ClassVar[str] = "vp"
+    sigma_scale: float = 1.0  # engine sigma ([-1, 1] data) per unit of sigma_min/sigma_max: 2 for networks
+    #                           trained on [0, 1] data (NCSN++), whose sigma range is on that scale
 
     def __post_init__(self) -> None:
         self.table_sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
@@ -81,6 +86,10 @@ class DiffusionModel:
 
     def _eps_at_timestep(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def ve_sigma_range(self) -> tuple[float, float]:
+        """(sigma_min, sigma_max) of the VE sampler in the engine's [-1, 1] data units."""
+        return self.sigma_scale * self.sigma_min, self.sigma_scale * self.sigma_max
 
     def _net_input(self, x: torch.Tensor) -> torch.Tensor:
         """The network's dtype, and channels_last on CUDA (the layout prepare_network gave the weights)."""
@@ -113,22 +122,36 @@ class VPEpsilonModel(DiffusionModel):
 class VEScoreModel(DiffusionModel):
     """A NCSN++-style score network on data in [0, 1], conditioned on sigma (diffusers' ScoreSdeVe layout).
 
-    diffusers' UNet2DModel with fourier time embedding already divides its output by sigma, so the network
-    returns the score of the [0, 1] data; the change to [-1, 1] halves sigma and leaves z unchanged.
+    The factor of 2. score_sde and the folder's ScoreSdeVeScheduler state sigma_min/sigma_max (0.01 and
+    348-1348) on the network's own [0, 1] data scale: y_t = y0 + s z with y = (x + 1) / 2. The engine works on
+    x in [-1, 1], where the same noise is x_t = x0 + 2 s z. So this model keeps sigma_min/sigma_max as the
+    folder gives them (the paper's values), `sigma_scale` = 2, and the VE sampler spans 2 sigma(t) in engine
+    units; here engine sigma is halved back, so the network receives exactly the paper's
+    s(t) = sigma_min (sigma_max / sigma_min)^t (t0 0.3, 0.01-348: 0.2304). z is the same in both scales.
+
+    VP on this model: x_VE = x_VP / sqrt(abar) and sigma_VE = sqrt((1 - abar) / abar) hold in [-1, 1] units, so
+    the network receives sigma_VE / 2. Levels outside the trained range are clamped to it (the smallest VP
+    steps reach sigma_VE 0.01, i.e. 0.005 on [0, 1]); the noise estimate then comes from the network's
+    denoised image at the clamped level, D = y + s_c^2 score(y, s_c), as eps = (y - D) / s.
+
+    diffusers' UNet2DModel with fourier time embedding divides its output by sigma, so the network returns the
+    score of the [0, 1] data.
     """
 
     def __init__(self, net: torch.nn.Module, **kwargs) -> None:
+        kwargs.setdefault("sigma_scale", 2.0)
         super().__init__(**kwargs)
         self.net = net
 
     @torch.inference_mode()
     def eps_ve(self, x_ve: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        sigma01 = (sigma.float() / 2.0).to(x_ve.device)
+        sigma01 = (sigma.double() / self.sigma_scale).to(x_ve.device)
+        called = sigma01.clamp(self.sigma_min, self.sigma_max)
         y = (x_ve + 1.0) / 2.0
-        score = self.net(self._net_input(y), sigma01.to(self.dtype)).sample.float()
-        return -score * sigma01.view(-1, 1, 1, 1)
+        score = self.net(self._net_input(y), called.to(self.dtype)).sample.float()
+        return -score * (called**2 / sigma01).float().view(-1, 1, 1, 1)
 
     def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:
         abar = float(self.alphas_cumprod[step])
-        sigma = min(((1.0 - abar) / abar) ** 0.5, self.sigma_max)
+        sigma = ((1.0 - abar) / abar) ** 0.5
         return self.eps_ve(x_vp / abar**0.5, torch.full((x_vp.shape[0],), sigma, device=x_vp.device))

@@ -31,6 +31,48 @@ def extract_state_dict(obj: object) -> dict[str, torch.Tensor]:
     raise InputError("This checkpoint holds no DDPM network weights (no 'conv_in.weight' key found).")
 
 
+ATTENTION_SIDE = 16  # the original DDPM configs attend at 16x16 only (attn_resolutions = (16,))
+MIN_BOTTOM_SIDE = 4  # their lowest level is 4x4 (CIFAR-10 32^2, CelebA 64^2) or 8x8 (256^2 models)
+
+
+def sidecar_path(path: Path) -> Path:
+    """NAME.json beside NAME.ckpt: {"resolution": N} for checkpoints whose structure does not tell N."""
+    return path.with_suffix(".json")
+
+
+def infer_resolution(sd: dict[str, torch.Tensor], path: Path) -> int:
+    """The image side an original DDPM network was trained at, read off its structure.
+
+    The official configs put self-attention at the 16x16 level only: CIFAR-10 32^2 has ch_mult (1,2,2,2) with
+    attention on level 1, CelebA 64^2 (DDIM) (1,2,2,2,4) on level 2, the 256^2 LSUN / CelebA-HQ models of DDPM
+    and SDEdit (1,1,2,2,4,4) on level 4; so one attention level i means 16 * 2^i. Anything else (no attention,
+    several levels, an implausibly small bottom level) does not tell, and the user is asked for the sidecar.
+    """
+    levels = sorted({int(m.group(1)) for k in sd if (m := re.match(r"down\.(\d+)\.", k))})
+    attn = sorted({int(m.group(1)) for k in sd if (m := re.match(r"down\.(\d+)\.attn\.", k))})
+    if len(attn) == 1 and levels:
+        side = ATTENTION_SIDE * 2 ** attn[0]
+        if side // 2 ** (len(levels) - 1) >= MIN_BOTTOM_SIDE:
+            return side
+    raise InputError(f"The checkpoint {path.name} does not show the image size it was trained at; write "
+                     f"{sidecar_path(path).name} beside it containing {{\"resolution\": N}} with that size "
+                     "(e.g. 256).")
+
+
+def read_state_dict(path: Path, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """The network's tensors in a .ckpt (weights-only unpickling; mmap=True to read only the structure)."""
+    try:
+        raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:
+        if mmap:  # old (non-zip) files cannot be memory-mapped
+            return read_state_dict(path)
+        # torch's own text is pages long, names the full path and advises unsafe loading
+        raise InputError(f"The checkpoint {Path(path).name} could not be read as PyTorch weights: it is damaged, "
+                         "not a checkpoint, or holds Python objects besides tensors, which are never loaded "
+                         "(for safety).") from exc
+    return extract_state_dict(raw)
+
+
 def infer_config(sd: dict[str, torch.Tensor], resolution: int = 256) -> dict:
     """The UNet2DModel config of an original DDPM state dict, read off its tensor shapes."""
     ch = sd["conv_in.weight"].shape[0]
@@ -99,16 +141,15 @@ def convert_state_dict(sd: dict[str, torch.Tensor], levels: int) -> dict[str, to
     return out
 
 
-def load_ckpt_unet(path: Path, resolution: int = 256) -> "torch.nn.Module":
-    """A diffusers UNet2DModel holding the weights of an original DDPM/SDEdit checkpoint."""
+def load_ckpt_unet(path: Path, resolution: int | None = None) -> "torch.nn.Module":
+    """A diffusers UNet2DModel holding the weights of an original DDPM/SDEdit checkpoint.
+
+    resolution None: inferred from the network's structure (infer_resolution), or a one-sentence refusal.
+    """
     from diffusers import UNet2DModel
 
-    try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"The checkpoint {path} could not be read: {exc}".rstrip(".") + ".") from exc
-    sd = extract_state_dict(raw)
-    config = infer_config(sd, resolution)
+    sd = read_state_dict(path)
+    config = infer_config(sd, resolution or infer_resolution(sd, path))
     config.pop("_ch")
     unet = UNet2DModel(**config)
     converted = convert_state_dict(sd, len(config["block_out_channels"]))

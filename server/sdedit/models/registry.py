@@ -19,6 +19,7 @@ import torch
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel, ModelInfo, VPEpsilonModel
 from sdedit.models.diffusers_folder import describe_folder, is_model_folder, load_folder
+from sdedit.models.sd_loader import describe_sd, is_sd_checkpoint, is_sd_model, load_sd
 from sdedit.models.speed import default_precision, pick_dtype, prepare_network
 
 DEFAULT_MODEL_ID = "landscape"
@@ -45,6 +46,8 @@ def discover() -> dict[str, Path]:
         for entry in sorted(directory.iterdir()):
             if entry.is_dir() and is_model_folder(entry):
                 found.setdefault(entry.name, entry)
+            elif entry.is_file() and entry.suffix == ".safetensors" and is_sd_checkpoint(entry):
+                found.setdefault(entry.stem, entry)  # A1111/ComfyUI "models/Stable-diffusion" files
             elif entry.is_file() and entry.suffix in CKPT_SUFFIXES:
                 found.setdefault(entry.stem, entry)
     return found
@@ -54,25 +57,43 @@ def default_model_ref() -> str:
     return os.environ.get("SDEDIT_DEFAULT_MODEL") or DEFAULT_MODEL_ID
 
 
-def resolve(ref: str | None) -> tuple[str, Path]:
-    """(id, path) of a model named by id or path; None means the default."""
-    ref = ref or default_model_ref()
-    path = Path(ref).expanduser()
-    if path.exists():
-        return (path.stem if path.is_file() else path.name), path.resolve()
+def resolve(ref: str | None, paths: bool = True) -> tuple[str, Path]:
+    """(id, path) of a model named by id or path; None means the default.
+
+    Known ids come first, so a stray file in the working folder named like a model (`landscape`) cannot
+    shadow it. A path is tried only when no id matches and `paths` allows it (the CLI; the HTTP API passes
+    paths=False: a client names models by id only). The default may be a path: the operator set it.
+    """
+    if ref is None:
+        ref = default_model_ref()
+        paths = True
     known = discover()
     if ref in known:
         return ref, known[ref]
+    if paths:
+        path = Path(ref).expanduser()
+        if path.exists():
+            return (path.stem if path.is_file() else path.name), path.resolve()
+    elif ref != default_model_ref():  # the default may be a folder outside the model dirs, listed by its id
+        try:
+            default_id, default_path = resolve(None)
+        except InputError:
+            default_id, default_path = None, None
+        if ref == default_id and default_path is not None:
+            return default_id, default_path
     if ref == DEFAULT_MODEL_ID:
         raise InputError("The embedded default model's weights are missing from this installation; reinstall "
                          "sdedit, or pass --model with a model folder.")
     choices = ", ".join(sorted(known)) or "none installed"
-    raise InputError(f"Unknown model '{ref}': choose one of {choices}, or give the path of a model folder or .ckpt file.")
+    where = ", or give the path of a model folder or .ckpt file" if paths else ""
+    raise InputError(f"Unknown model '{ref}': choose one of {choices}{where}.")
 
 
 def describe(model_id: str, path: Path) -> ModelInfo:
+    if is_sd_model(path):
+        return describe_sd(model_id, path)
     if path.is_file():
-        resolution = int(_ckpt_sidecar(path).get("resolution", 256))
+        resolution = ckpt_resolution(path)
         return ModelInfo(model_id, resolution, "vp", path=str(path), native_size=resolution)
     return describe_folder(path, model_id)
 
@@ -107,12 +128,14 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_model(ref: str | None = None, device: str = "auto", precision: str | None = None) -> DiffusionModel:
+def load_model(ref: str | None = None, device: str = "auto", precision: str | None = None,
+               paths: bool = True) -> DiffusionModel:
     """Load (or take from a small LRU cache) the model named by id or path onto a device.
 
     precision: auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; default $SDEDIT_PRECISION or auto.
+    paths=False: ids only (what the HTTP API asks for).
     """
-    model_id, path = resolve(ref)
+    model_id, path = resolve(ref, paths)
     dev = pick_device(device)
     dtype = pick_dtype(dev, precision or default_precision())
     key = (str(path), str(dev), str(dtype))
@@ -120,6 +143,8 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    if dev.type == "cuda" and is_sd_model(path):
+        _evict_latent_models()
     model = _load(model_id, path, dev, dtype)
     with _cache_lock:
         _cache[key] = model
@@ -128,18 +153,48 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
     return model
 
 
+def _evict_latent_models() -> None:
+    """One big (Stable Diffusion) model resident on the GPU at a time: drop the others before loading."""
+    with _cache_lock:
+        for key in [k for k, m in _cache.items() if getattr(m, "kind", "pixel") == "latent" and m.device.type == "cuda"]:
+            del _cache[key]
+    torch.cuda.empty_cache()
+
+
 def _ckpt_sidecar(path: Path) -> dict:
     side = path.with_suffix(".json")
-    return json.loads(side.read_text()) if side.is_file() else {}
+    try:
+        return json.loads(side.read_text()) if side.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side.name} beside the checkpoint could not be read ({exc}); it should hold "
+                         '{"resolution": N}.') from exc
+
+
+def _sidecar_resolution(path: Path) -> int | None:
+    value = _ckpt_sidecar(path).get("resolution")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 8:
+        raise InputError(f'{path.with_suffix(".json").name}: "resolution" must be a whole number of pixels, got {value!r}.')
+    return value
+
+
+def ckpt_resolution(path: Path) -> int:
+    """The side of an original DDPM .ckpt: its NAME.json sidecar, else read off the network's structure."""
+    from sdedit.models.ckpt_convert import infer_resolution, read_state_dict
+
+    return _sidecar_resolution(path) or infer_resolution(read_state_dict(path, mmap=True), path)
 
 
 def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
+    if is_sd_model(path):
+        return load_sd(model_id, path, device, dtype)
     if path.is_file():
         from sdedit.schedules import linear_alphas_cumprod
         from sdedit.models.ckpt_convert import load_ckpt_unet
 
-        resolution = int(_ckpt_sidecar(path).get("resolution", 256))
-        unet = prepare_network(load_ckpt_unet(path, resolution), device, dtype)
+        unet = prepare_network(load_ckpt_unet(path, _sidecar_resolution(path)), device, dtype)
+        resolution = int(unet.config.sample_size)
         abar = linear_alphas_cumprod()
         sigmas = ((1 - abar) / abar).sqrt()
         return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,

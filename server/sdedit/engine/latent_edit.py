@@ -1,0 +1,106 @@
+"""SDEdit in a VAE's latent space (DESIGN §4 "Latent models"): Stable Diffusion img2img, done the paper's way.
+
+Encode the guide, run the same samplers on the latent (the model's own beta schedule, epsilon or v), decode,
+composite in pixels. The pixel mask becomes a latent mask that covers every latent touching an edited pixel;
+the kept latents follow the guide noised to the next level, and the final pixel composite keeps mask-0 pixels
+byte-identical.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from sdedit import imaging
+from sdedit.engine.noise import NoiseSource
+from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel
+from sdedit.errors import InputError
+from sdedit.models.latent import VAE_FACTOR, LatentModel
+
+MAX_GUIDANCE = 50.0
+MAX_PROMPT_CHARS = 2000
+CPU_BATCH_LATENTS = 4 * 64 * 64  # samples per UNet batch: at most this many latent pixels (x2 with guidance)
+GPU_BATCH_LATENTS = 16 * 128 * 128
+
+
+def validate_text(model, prompt: str | None, negative_prompt: str | None, guidance: float | None) -> None:
+    """Text options only for models that take text; guidance a finite number in [0, 50]."""
+    given = [name for name, v in (("prompt", prompt), ("negative prompt", negative_prompt), ("guidance", guidance))
+             if v not in (None, "")]
+    if given and not getattr(model, "takes_text", False):
+        raise InputError(f"The model '{model.id}' takes no text, so {' and '.join(given)} cannot be used; choose a "
+                         "Stable Diffusion model (see `sdedit models`) or leave them out.")
+    for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
+        if text is not None and (not isinstance(text, str) or len(text) > MAX_PROMPT_CHARS):
+            raise InputError(f"The {name} must be text of at most {MAX_PROMPT_CHARS} characters.")
+    if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
+                                 or not math.isfinite(guidance) or not 0.0 <= guidance <= MAX_GUIDANCE):
+        raise InputError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance!r}.")
+
+
+def latent_mask(mask_work: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W) soft pixel mask -> (1, 1, H/8, W/8): each latent takes the largest value of its 8x8 pixels,
+    so every latent that touches an edited pixel is edited."""
+    return F.max_pool2d(mask_work, VAE_FACTOR, VAE_FACTOR)
+
+
+def run_latent(model: LatentModel, guide: torch.Tensor, mask_t: torch.Tensor | None, seeds: list[int], *, t0: float,
+               sde: str, steps: int, condition, per_batch: int, after_step) -> list[torch.Tensor]:
+    """The sampling part: guide (1, 3, H, W) in [-1, 1] -> one decoded (3, H, W) image per seed."""
+    z_guide = model.encode_image(guide)
+    z_mask = None if mask_t is None else latent_mask(mask_t).to(z_guide.device)
+    view = model.conditioned(condition)
+    outputs: list[torch.Tensor] = []
+    for i in range(0, len(seeds), per_batch):
+        chunk = seeds[i:i + per_batch]
+        noise = NoiseSource(chunk, tuple(z_guide.shape[1:]), model.device)
+        z = SAMPLERS[sde](view, SamplerInput(z_guide, z_mask, noise, float(t0), steps), after_step)
+        for k in range(z.shape[0]):
+            outputs.append(model.decode_latent(z[k:k + 1])[0].cpu())
+    return outputs
+
+
+def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: int, seeds: list[int],
+                prompt: str | None, negative_prompt: str | None, guidance: float | None, progress=None, cancel=None,
+                max_batch: int | None = None):
+    """The whole-picture latent edit; called by engine.edit for latent models (same inputs, same result type)."""
+    from sdedit.engine.edit import EditResult, _paste_back
+
+    started = time.perf_counter()
+    rgb, alpha = imaging.split_alpha(image)
+    mask_u8 = imaging.mask_array(mask, image.size)
+    params = {"t0": float(t0), "sde": sde, "steps": steps, "samples": len(seeds), "model": model.id,
+              "prompt": prompt or "", "negative_prompt": negative_prompt or "",
+              "guidance": model.default_guidance if guidance is None else float(guidance)}
+    region = imaging.working_region(mask_u8, square=False)
+    if region is None:
+        images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
+        return EditResult(images, seeds, steps, 0, time.perf_counter() - started, params=params)
+    if max(region.width, region.height) <= model.max_side:
+        region = imaging.grow_to_multiple(region, model.size_multiple, image.size)
+    size = imaging.working_size(region, None, model.size_multiple, model.max_side)
+    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size))
+    mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
+    mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work)
+    condition = model.encode_text(prompt or "", negative_prompt or "", guidance, size)
+
+    budget = GPU_BATCH_LATENTS if model.device.type == "cuda" else CPU_BATCH_LATENTS
+    per_batch = max_batch or max(1, budget // ((size[0] // VAE_FACTOR) * (size[1] // VAE_FACTOR)))
+    n_chunks = -(-len(seeds) // per_batch)
+    total, done = steps * n_chunks, 0
+
+    def after_step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        check_cancel(cancel)
+
+    check_cancel(cancel)
+    with torch.inference_mode():
+        outputs = run_latent(model, guide, mask_t, seeds, t0=t0, sde=sde, steps=steps, condition=condition,
+                             per_batch=per_batch, after_step=after_step)
+    images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
+    return EditResult(images, seeds, steps, steps * n_chunks, time.perf_counter() - started, size, region, params)

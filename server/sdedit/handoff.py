@@ -1,0 +1,126 @@
+"""`sdedit edit` through a running local server: its model is already loaded, so the command skips
+importing torch and loading the model, and the output files are byte for byte those of a local run.
+
+Only when the edit means exactly the same thing there: a server on this computer, a model it knows by id
+(the server never opens paths), the same device, no precision override. Otherwise, or when no server
+answers within a moment, the caller edits locally. Imports no torch (only the standard-library client).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Callable, Optional
+
+SERVER_URL_ENV = "SDEDIT_SERVER_URL"  # where `sdedit edit` looks for a server; "off" never looks
+DEFAULT_MODEL_ENV = "SDEDIT_DEFAULT_MODEL"  # the registry's override of the default model (models/registry.py)
+EMBEDDED_MODEL_ID = "landscape"
+PROBE_TIMEOUT_S = 1.0
+POLL_S = 0.1
+
+
+def server_url() -> Optional[str]:
+    """The server `sdedit edit` would hand its job to: $SDEDIT_SERVER_URL, else the default URL; None = off."""
+    from sdedit_client import DEFAULT_URL
+
+    value = os.environ.get(SERVER_URL_ENV, "").strip()
+    if value.lower() in ("off", "none", "no", "0"):
+        return None
+    return value or DEFAULT_URL
+
+
+def model_id_for_server(model: Optional[str]) -> Optional[str]:
+    """The id to ask the server for, or None when only a local run means the same model (a path)."""
+    ref = model or os.environ.get(DEFAULT_MODEL_ENV) or EMBEDDED_MODEL_ID
+    return None if Path(ref).expanduser().exists() else ref
+
+
+def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: Callable[[str], None]) -> bool:
+    """Run the edit on a local server and write `paths` with `save(image, path)`; False = edit locally.
+
+    `note` gets one line for the user (why it fell back, or what it did). Ctrl-C cancels the server's job.
+    """
+    url = server_url()
+    model = model_id_for_server(args.model)
+    if url is None or model is None or args.precision is not None:
+        return False
+    if any(getattr(args, name, None) is not None for name in ("prompt", "negative_prompt", "guidance")):
+        return False  # text options: the standard-library client does not send them (yet)
+    from sdedit_client import Client, InvalidParameter, JobCancelled, RequestRejected, SDEditError
+
+    host = urllib.parse.urlsplit(url if "://" in url else "http://" + url).hostname
+    if not _is_loopback(host):
+        return False
+    try:
+        client = Client(url, timeout=PROBE_TIMEOUT_S)
+        health = client.health()
+    except SDEditError:
+        return False  # nothing answers: the usual case, and silent
+    if not isinstance(health, dict) or model not in (health.get("models") or []):
+        return False
+    if args.device != "auto" and _device_kind(args.device) != _device_kind(str(health.get("device", ""))):
+        return False
+    try:
+        image = Path(args.input).read_bytes()
+        mask = Path(args.mask).read_bytes() if args.mask else None
+    except OSError:
+        return False  # the local path says what is wrong with the file
+    client.timeout = 60.0
+    started = time.perf_counter()
+    bar = _LazyBar(args.quiet)  # drawn from the first poll on: a refused request leaves no bar behind
+    try:
+        pngs, seeds = client.run(image, mask, t0=args.t0, sde=args.sde, steps=args.steps, samples=args.samples,
+                                 seed=args.seed, model=model, poll_interval=POLL_S, on_progress=bar.show)
+    except JobCancelled:
+        from sdedit.errors import Cancelled
+
+        raise Cancelled("The edit was cancelled on the server.") from None
+    except (InvalidParameter, RequestRejected):
+        return False  # bad input (or over the server's limits): the local path checks and reports it
+    except SDEditError as error:
+        note(f"the server at {client.base_url} could not do it ({error}); editing here instead.")
+        return False
+    finally:
+        bar.close()
+    from PIL import Image
+
+    for png, path in zip(pngs, paths):
+        save(Image.open(io.BytesIO(png)), path)
+    if not args.quiet:
+        note(f"wrote {', '.join(map(str, paths))} via the server at {client.base_url} ({args.sde or 'default sampler'}, t0={args.t0}, "
+             f"seed {', '.join(str(s) for s in seeds)}, {time.perf_counter() - started:.1f} s)")
+    return True
+
+
+def _is_loopback(host: Optional[str]) -> bool:
+    return host in ("localhost", "::1") or (host or "").startswith("127.")
+
+
+def _device_kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else device
+
+
+class _LazyBar:
+    """A tqdm percentage bar on stderr, created at the first progress report."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar = quiet, None
+
+    def show(self, fraction: float) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, desc="sdedit (server)", unit="%", file=sys.stderr, leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+        self.bar.n = round(100 * fraction)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,158 @@
+"""A Stable Diffusion checkpoint seen as one more DiffusionModel: SDEdit in a VAE's latent space.
+
+The samplers stay the same (DESIGN §4): they ask for the noise in a 4-channel latent at a VP step or a VE
+noise level, and this class answers through the text-conditioned UNet, converting v-prediction to epsilon
+and applying classifier-free guidance with the unconditional and conditional halves in one batched call.
+The engine wraps the VAE around the sampling (`encode_image`, `decode_latent`).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from sdedit.models.base import DiffusionModel
+from sdedit.models.sd_family import Family
+from sdedit.schedules import timestep_for_sigma
+
+VAE_FACTOR = 8  # pixels per latent along each side
+DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
+SNAP = 1e-4  # a fractional timestep this close to a whole step is that step (VE levels that are table knots)
+
+
+@dataclass
+class TextCondition:
+    """Encoded prompt(s) for one edit. `uncond` is None when a single (conditional) call suffices."""
+
+    cond: torch.Tensor  # (1, 77, D)
+    uncond: torch.Tensor | None
+    guidance: float
+    pooled: torch.Tensor | None = None  # SDXL: (1, 1280) pooled text embedding of the prompt
+    uncond_pooled: torch.Tensor | None = None
+    time_ids: torch.Tensor | None = None  # SDXL: (1, 6) original size, crop, target size
+
+
+class LatentModel(DiffusionModel):
+    """UNet2DConditionModel + AutoencoderKL + CLIP text encoder(s) of one Stable Diffusion checkpoint."""
+
+    def __init__(self, unet, vae, text_encoders: list, tokenizers: list, family: Family, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.unet, self.vae = unet, vae
+        self.text_encoders, self.tokenizers = text_encoders, tokenizers
+        self.family = family
+        self.prediction = family.prediction
+        self.native_resolution = family.resolution
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.default_guidance = family.guidance
+        self.steps_offset = 1
+        self.condition: TextCondition | None = None
+
+    takes_text = True
+    kind = "latent"
+    default_sde = DEFAULT_SDE
+
+    # -- text ----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_text(self, prompt: str = "", negative_prompt: str = "", guidance: float | None = None,
+                    size: tuple[int, int] | None = None) -> TextCondition:
+        """Embeddings for the prompt and the negative prompt; one UNet call per step when they coincide
+        (no prompt: the paper's unconditional edit) or when guidance is 1 (the conditional prediction)."""
+        w = self.default_guidance if guidance is None else float(guidance)
+        cond, pooled = self._embed(prompt)
+        uncond = uncond_pooled = None
+        if w != 1.0 and prompt != negative_prompt:
+            if self.family.is_xl and not negative_prompt:  # SDXL's force_zeros_for_empty_prompt
+                uncond, uncond_pooled = torch.zeros_like(cond), torch.zeros_like(pooled)
+            else:
+                uncond, uncond_pooled = self._embed(negative_prompt)
+        time_ids = None
+        if self.family.is_xl:
+            width, height = size or (self.native_resolution, self.native_resolution)
+            time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=self.dtype, device=self.device)
+        return TextCondition(cond, uncond, w, pooled, uncond_pooled, time_ids)
+
+    def _embed(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden, pooled = [], None
+        for tok, enc in zip(self.tokenizers, self.text_encoders):
+            ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids.to(self.device)
+            if self.family.is_xl:  # SDXL: penultimate layer of both encoders, pooled projection of the last
+                out = enc(ids, output_hidden_states=True)
+                hidden.append(out.hidden_states[-2])
+                pooled = out[0]
+            else:
+                hidden.append(enc(ids)[0])
+        return torch.cat(hidden, dim=-1).to(self.dtype), (None if pooled is None else pooled.to(self.dtype))
+
+    def conditioned(self, condition: TextCondition) -> "LatentModel":
+        """A view of this model (same networks) that samples with the given text condition."""
+        view = copy.copy(self)
+        view.condition = condition
+        return view
+
+    # -- the noise prediction the samplers ask for --------------------------------------------------
+    def eps_vp(self, x_vp: torch.Tensor, step: int) -> torch.Tensor:
+        abar = torch.full((x_vp.shape[0],), float(self.alphas_cumprod[step]), dtype=torch.float64)
+        return self._eps(x_vp, torch.full((x_vp.shape[0],), float(step)), abar)
+
+    def eps_ve(self, x_ve: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma = sigma.double().cpu()
+        abar = 1.0 / (1.0 + sigma**2)
+        steps = timestep_for_sigma(sigma, self.table_sigmas)
+        steps = torch.where((steps - steps.round()).abs() < SNAP, steps.round(), steps)
+        x_vp = x_ve * abar.sqrt().to(x_ve.device, x_ve.dtype).view(-1, 1, 1, 1)
+        return self._eps(x_vp, steps, abar)
+
+    @torch.inference_mode()
+    def _eps(self, x_vp: torch.Tensor, timesteps: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+        out = self.model_output(x_vp, timesteps)
+        if self.prediction == "v_prediction":  # v = sqrt(abar) eps - sqrt(1-abar) x0  =>  eps = sqrt(abar) v + sqrt(1-abar) x
+            a = abar.to(x_vp.device, torch.float32).view(-1, 1, 1, 1)
+            out = a.sqrt() * out + (1.0 - a).sqrt() * x_vp.float()
+        return out
+
+    def model_output(self, x_vp: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """The UNet's raw prediction (epsilon or v) with classifier-free guidance applied."""
+        c = self.condition or self.encode_text()
+        batch = x_vp.shape[0]
+        t = timesteps.to(x_vp.device, torch.float32)
+        if c.uncond is None:
+            return self._unet(self._net_input(x_vp), t, c.cond, c.pooled, c.time_ids, batch).float()
+        x2 = self._net_input(torch.cat([x_vp, x_vp]))
+        emb = torch.cat([c.uncond.expand(batch, -1, -1), c.cond.expand(batch, -1, -1)])
+        pooled = None if c.pooled is None else torch.cat([c.uncond_pooled.expand(batch, -1), c.pooled.expand(batch, -1)])
+        out = self._unet(x2, torch.cat([t, t]), emb, pooled, c.time_ids, 2 * batch).float()
+        uncond, cond = out.chunk(2)
+        return uncond + c.guidance * (cond - uncond)
+
+    def _unet(self, x, t, emb, pooled, time_ids, batch: int) -> torch.Tensor:
+        emb = emb.expand(batch, -1, -1) if emb.shape[0] == 1 else emb
+        added = None
+        if pooled is not None:
+            pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled
+            added = {"text_embeds": pooled, "time_ids": time_ids.expand(batch, -1)}
+        return self.unet(x, t, encoder_hidden_states=emb, added_cond_kwargs=added).sample
+
+    # -- the deterministic sampler's plan ------------------------------------------------------------
+    def ddim_sigmas(self, t0: float, steps: int) -> list[float]:
+        """Noise levels of DDIM on this model: the timesteps diffusers' img2img visits with
+        num_inference_steps = steps / t0 ("leading" spacing plus the scheduler's steps_offset), then 0."""
+        train = len(self.alphas_cumprod)
+        total = max(steps, round(steps / t0))
+        ratio = train // total
+        stamps = [min(train - 1, k * ratio + self.steps_offset) for k in range(steps - 1, -1, -1)]
+        return [float(self.table_sigmas[t]) for t in stamps] + [0.0]
+
+    # -- the VAE around the sampling -------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, 3, H, W) in [-1, 1] -> scaled latent (1, 4, H/8, W/8): the posterior's mean (deterministic)."""
+        x = image.to(self.device, self.vae.dtype)
+        return self.vae.encode(x).latent_dist.mode().float() * self.scaling_factor
+
+    @torch.inference_mode()
+    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """Scaled latent (B, 4, h, w) -> (B, 3, 8h, 8w) in [-1, 1], float32."""
+        z = (latent / self.scaling_factor).to(self.device, self.vae.dtype)
+        return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
