@@ -97,7 +97,7 @@ def thumb(img: np.ndarray, height: int = THUMB_H) -> Image.Image:
 
 def save_grid(rows: list[tuple[str, list[np.ndarray]]], t0s: list[float], path: Path) -> None:
     """One row per canvas size: guide, then the edits at each t0 (first guide), scaled to one height."""
-    label_w, pad = 90, 4
+    label_w, pad = 112, 4
     widths = [sum(thumb(im).width for im in ims) + pad * len(ims) for _, ims in rows]
     grid = Image.new("RGB", (label_w + max(widths), 18 + len(rows) * (THUMB_H + pad)), "white")
     d = ImageDraw.Draw(grid)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model.id}, native size {model.native_size}, default sampler {model.default_sde}; "
           f"{a.guides} guide(s) per size; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
-    modes = [("two-stage", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else [])
+    modes = [("default", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else [])
     rows, grid_rows = [], []
     print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'s/edit':>7}", flush=True)
     for w, h in sizes:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"size": f"{w}x{h}", "mode": mode, "t0": t0, **cell})
                 print(f"{w}x{h:<5} {mode:>10} {t0:4.1f} {cell['blur_rmse']:9.1f} {cell['detail']:7.2f} "
                       f"{cell['seconds']:7.1f}", flush=True)
-            grid_rows.append((f"{w}x{h}" + ("" if mode == "two-stage" else "\none stage"), pictures))
+            grid_rows.append((f"{w}x{h}" + ("" if mode == "default" else "\none stage"), pictures))
     seams = []
     for s in a.masked or []:
         w, h = (int(v) for v in s.split("x"))
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seam {s} guide {i}: unmasked {row['unmasked']:.2f}, masked {row['masked']:.2f} "
                   f"(ratio {row['ratio']:.2f}), masked without blending {row['masked_no_blend']:.2f}", flush=True)
             if i == a.first_guide:
-                grid_rows.append((f"{s}\nselection", [g, full, masked, hard]))
+                grid_rows.append((f"{s} selection:\nguide, whole,\nselection,\nno blending", [g, full, masked, hard]))
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,9 @@ def test_plan_kicks_in_above_native_size_and_not_below():
     assert p.refine_t0 == native_scale.REFINE_T0 and p.refine_steps == 8  # 20 steps x 0.2 / 0.5
     small = native_scale.plan(256, (1056, 800), 32, 16, 0.1, 20)
     assert small.refine_t0 == 0.1  # never more noise than the request's
+    assert p.middle == ()  # 1024 px is within 4x of the stage-1 picture: straight to full size
+    big = native_scale.plan(256, (2080, 1568), 32, 16, 0.5, 20)
+    assert big.middle == ((1024, 768),) and big.extra_steps == 16  # 2048 px: refined at half size first
     square = native_scale.plan(32, (64, 64), 2, 0, 0.5, 6, square=True)
     assert square.low_padded == (32, 32) and square.full_size == (64, 64)
 
@@ -103,3 +106,16 @@ def test_fixed_size_checkpoint_refines_at_the_regions_size(tiny_vp):
     res = edit(tiny_vp, painting(96, 96), t0=0.5, sde="ode", steps=4, seed=3)
     first, second = res.params["stages"]
     assert first["size"] == [32, 32] and second["size"] == [96, 96] and res.working_size == (96, 96)
+
+
+def test_large_canvas_refines_in_steps_and_progress_covers_every_stage(conv_model):
+    seen = []
+    img = painting(300, 200)
+    res = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2, progress=lambda d, t: seen.append((d, t)))
+    stages = res.params["stages"]
+    assert len(stages) >= 3 and [s["size"] for s in stages] == sorted((s["size"] for s in stages), key=max)
+    assert all(max(b["size"]) <= native_scale.MAX_STEP_UP * max(a["size"]) for a, b in zip(stages, stages[1:]))
+    total = sum(s["steps"] for s in stages)
+    assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]
+    again = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2)
+    assert again.images[0].tobytes() == res.images[0].tobytes() and res.images[0].size == (300, 200)

@@ -131,15 +131,14 @@ def edit(
                                   square=model.resolution is not None)
     if two_stage is not None:
         size = two_stage.full_size  # stage 1 runs at native scale inside run_two_stage
-        params["stages"] = [{"size": list(two_stage.low_padded), "t0": float(t0), "steps": n_steps},
-                            {"size": list(size), "t0": two_stage.refine_t0, "steps": two_stage.refine_steps}]
+        params["stages"] = two_stage.describe(float(t0), n_steps)
     guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
     mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
     mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
 
     per_batch = max_batch or _auto_batch(model.device, size)
     chunks = [seeds[i:i + per_batch] for i in range(0, len(seeds), per_batch)]
-    steps_per_sample = n_steps + (two_stage.refine_steps if two_stage else 0)
+    steps_per_sample = n_steps + (two_stage.extra_steps if two_stage else 0)
     total = steps_per_sample * len(chunks)
     done = 0
     watched = EstimateWatcher(model) if preview is not None else model
@@ -153,7 +152,7 @@ def edit(
         if preview is not None and done % every == 0 and done < total:
             estimate = watched.estimate()
             if estimate.shape[-2:] != guide.shape[-2:]:  # during stage 1 of a two-stage edit
-                estimate = native_scale.from_low(estimate, two_stage, guide.shape[-2:])
+                estimate = native_scale.to_full(estimate, two_stage, guide.shape[-2:])
             preview(preview_image(estimate, guide, mask_t, region, image.size))
         check_cancel(cancel)
 

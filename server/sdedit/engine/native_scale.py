@@ -28,6 +28,10 @@ THRESHOLD = 1.25
 #: picture, little enough that the network at full size cannot re-lay it out (benchmarks/canvas.py).
 REFINE_T0 = 0.2
 MIN_REFINE_STEPS = 4
+#: Each refine stage enlarges the picture at most this much (longer side): on a 2048 px canvas the 256 px
+#: stage-1 picture is refined at half size first, then at full size; one 8x jump lets the network at full
+#: size repaint the blurry upscale with its own small structures and colours (benchmarks/canvas.py).
+MAX_STEP_UP = 4.0
 _SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
 
 
@@ -38,9 +42,24 @@ class TwoStagePlan:
     low_size: tuple[int, int]  # stage 1: the picture's size at native scale (width, height), before padding
     low_pad: int  # stage 1: replicated edge added on every side (the network's border falls outside)
     low_padded: tuple[int, int]  # stage 1: what the network sees (multiples of the model's size multiple)
-    full_size: tuple[int, int]  # stage 2: the working size
+    full_size: tuple[int, int]  # the last stage: the working size
     refine_t0: float
-    refine_steps: int
+    refine_steps: int  # per refine stage
+    middle: tuple[tuple[int, int], ...] = ()  # refine stages between stage 1 and full size (smallest first)
+
+    @property
+    def refine_sizes(self) -> tuple[tuple[int, int], ...]:
+        return (*self.middle, self.full_size)
+
+    @property
+    def extra_steps(self) -> int:
+        """Steps per sample the refine stages add to stage 1's."""
+        return self.refine_steps * len(self.refine_sizes)
+
+    def describe(self, t0: float, steps: int) -> list[dict]:
+        """Every stage's network input size, t0 and steps (EditResult.params["stages"])."""
+        return [{"size": list(self.low_padded), "t0": float(t0), "steps": steps}] + [
+            {"size": list(size), "t0": self.refine_t0, "steps": self.refine_steps} for size in self.refine_sizes]
 
 
 def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edge_margin: int, t0: float,
@@ -65,16 +84,22 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     refine_t0 = min(float(t0), REFINE_T0)
     # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
     refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
-    return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps)
+    middle = []
+    size = (width, height)
+    while max(size) / max(padded) > MAX_STEP_UP:
+        size = tuple(max(multiple, _round_to(v / 2, multiple)) for v in size)
+        middle.insert(0, size)
+    return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps, tuple(middle))
 
 
 def _round_to(value: float, multiple: int) -> int:
     return int(round(value / multiple)) * multiple
 
 
-def refine_seeds(seeds: list[int]) -> list[int]:
-    """Stage 2's noise seeds, one per sample, derived from the sample's own seed (same seed, same bytes)."""
-    return [(int(s) * _SEED_MIX + 1) % 2**63 for s in seeds]
+def refine_seeds(seeds: list[int], stage: int = 1) -> list[int]:
+    """A refine stage's noise seeds, one per sample, derived from the sample's own seed (same seed, same
+    bytes) and the stage's number."""
+    return [(int(s) * _SEED_MIX + stage) % 2**63 for s in seeds]
 
 
 Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], torch.Tensor]
@@ -83,13 +108,28 @@ Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], t
 
 def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, seeds: list[int], t0: float,
                   steps: int, p: TwoStagePlan) -> torch.Tensor:
-    """Stage 1 at native scale, stage 2 at full size; `stage` runs the sampler (and reports its steps)."""
+    """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
+    reports its steps)."""
     low_guide = _to_low(guide, p)
     low_mask = None if mask is None else _to_low(mask, p).clamp(0.0, 1.0)
-    low_out = stage(low_guide, low_mask, seeds, t0, steps)
-    up = from_low(low_out, p, guide.shape[-2:])  # one stage-2 guide per sample
-    refined_guide = up if mask is None else mask * up + (1.0 - mask) * guide
-    return stage(refined_guide, mask, refine_seeds(seeds), p.refine_t0, p.refine_steps)
+    x = stage(low_guide, low_mask, seeds, t0, steps)
+    x = from_low(x, p, guide.shape[-2:] if not p.middle else (p.middle[0][1], p.middle[0][0]))
+    for k, (w, h) in enumerate(p.refine_sizes, start=1):
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+        here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
+        refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
+        x = stage(refined_guide, here_mask, refine_seeds(seeds, k), p.refine_t0, p.refine_steps)
+    return x
+
+
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A full-size guide (1,3,H,W) or mask (1,1,H,W) at a refine stage's size (the mask stays in [0, 1])."""
+    w, h = size
+    if x.shape[-2:] == (h, w):
+        return x
+    low, high = (0.0, 1.0) if x.shape[1] == 1 else (-1.0, 1.0)
+    return F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False).clamp(low, high)
 
 
 def _to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
@@ -102,8 +142,15 @@ def _to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
     return F.pad(low, (0, pw - low.shape[-1], 0, ph - low.shape[-2]), mode="replicate")
 
 
-def from_low(x: torch.Tensor, p: TwoStagePlan, full_hw: torch.Size) -> torch.Tensor:
-    """Stage-1 picture (B,3,h,w) -> the inner picture scaled back to full size (bicubic); also for previews."""
+def to_full(x: torch.Tensor, p: TwoStagePlan, full_hw: torch.Size) -> torch.Tensor:
+    """Any stage's picture (B,3,h,w) at full size, for previews."""
+    if tuple(x.shape[-2:]) == (p.low_padded[1], p.low_padded[0]):
+        return from_low(x, p, full_hw)
+    return F.interpolate(x, size=tuple(full_hw), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+
+
+def from_low(x: torch.Tensor, p: TwoStagePlan, full_hw) -> torch.Tensor:
+    """Stage-1 picture (B,3,h,w) -> the inner picture scaled to full_hw (bicubic)."""
     w, h = p.low_size
     inner = x[..., p.low_pad:p.low_pad + h, p.low_pad:p.low_pad + w]
     return F.interpolate(inner, size=tuple(full_hw), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
