@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -65,15 +66,63 @@ def load_installer(path: Path):
     return module
 
 
+# Where an installed editor shows itself: programs on PATH (flatpak exports included), application
+# folders, and the per-user settings folders it creates on first start.
+EDITOR_SIGNS = {
+    "Krita": dict(programs=("krita", "org.kde.krita"), version="5", url="https://krita.org",
+                  paths=("/Applications/krita.app", r"C:\Program Files\Krita (x64)\bin\krita.exe",
+                         "~/.var/app/org.kde.krita", "$XDG_DATA_HOME/krita", "$XDG_CONFIG_HOME/kritarc",
+                         "$APPDATA/krita", "$LOCALAPPDATA/kritarc", "~/Library/Application Support/krita")),
+    "GIMP": dict(programs=("gimp", "gimp-3.0", "gimp-console-3.0", "org.gimp.GIMP"), version="3",
+                 url="https://www.gimp.org", paths=("/Applications/GIMP.app", r"C:\Program Files\GIMP 3\bin",
+                                                   "~/.var/app/org.gimp.GIMP", "$XDG_CONFIG_HOME/GIMP",
+                                                   "$APPDATA/GIMP", "~/Library/Application Support/GIMP")),
+}
+FLATPAK_BINS = ("/var/lib/flatpak/exports/bin", "~/.local/share/flatpak/exports/bin")
+
+
+def _expand(path: str) -> str | None:
+    """A sign's path with ~ and $XDG_*/$APPDATA filled in (XDG defaults as the spec gives); None if unset."""
+    defaults = {"XDG_DATA_HOME": "~/.local/share", "XDG_CONFIG_HOME": "~/.config"}
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "APPDATA", "LOCALAPPDATA"):
+        if f"${var}" in path:
+            value = os.environ.get(var) or defaults.get(var)
+            if not value:
+                return None
+            path = path.replace(f"${var}", value)
+    return os.path.expanduser(path)
+
+
+def editor_installed(name: str) -> bool:
+    """Whether the editor seems installed: a program on PATH (or a flatpak export), or its folders."""
+    signs = EDITOR_SIGNS[name]
+    search = os.pathsep.join([os.environ.get("PATH", "")] + [os.path.expanduser(p) for p in FLATPAK_BINS])
+    if any(shutil.which(program, path=search) for program in signs["programs"]):
+        return True
+    return any((p := _expand(path)) and os.path.exists(p) for path in signs["paths"])
+
+
 def setup_plugins(uninstall: bool, krita_dir: str | None, gimp_dir: str | None) -> list[str]:
-    """Copy (or remove) both editor plugins where Krita and GIMP look for them; one line per editor."""
+    """Copy (or remove) both editor plugins where Krita and GIMP look for them; one line per editor.
+
+    An editor that is not installed still gets its plugin (ready for when it is), but the line says so
+    instead of asking the user to restart a program they don't have.
+    """
     lines = []
     for name, installer, dest in (("Krita", ROOT / "krita_plugin" / "install_krita.py", krita_dir),
                                   ("GIMP", ROOT / "gimp_plugin" / "install_gimp.py", gimp_dir)):
+        installed = uninstall or editor_installed(name)  # looked at before the installer creates folders
         try:
-            lines.append(load_installer(installer).install(dest, uninstall=uninstall))
+            line = load_installer(installer).install(dest, uninstall=uninstall)
         except (OSError, ValueError) as exc:
-            lines.append(f"{name}: {exc}")
+            line = f"{name}: {exc}"
+        else:
+            if not installed:
+                signs = EDITOR_SIGNS[name]
+                line = (f"{name} is not installed on this machine (no `{signs['programs'][0]}` program, no {name} "
+                        f"settings folder); its plugin was put in place anyway: install {name} {signs['version']} "
+                        f"({signs['url']}) and it will be there.")
+        lines.append(line)
     return lines
 
 

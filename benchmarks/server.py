@@ -10,6 +10,7 @@ interleaved (A B B A ...) so the machine's other load hits them alike; median an
   overhead vs in-process = HTTP seconds / in-process seconds - 1   (two runs: includes compute noise)
   overhead of the HTTP path = HTTP seconds / the server's own job seconds (status "seconds") - 1
                               (same run: transport, base64, PNG, queue hand-off and polling only)
+`--load` runs benchmarks/server_load.py instead (concurrent clients, bad inputs, stalled connections, memory).
 Without --model the embedded default is used; if its weights are not installed, a random-weight copy of its
 architecture (same compute) is written to a temporary folder and the header says so.
 """
@@ -144,6 +145,12 @@ def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: fl
 
 
 def main() -> None:
+    if "--load" in sys.argv[1:]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from server_load import main as load_main
+
+        load_main([arg for arg in sys.argv[1:] if arg != "--load"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model id or path (default: the embedded default)")
     ap.add_argument("--device", default="cpu")

@@ -171,11 +171,16 @@ def test_failed_start_is_one_sentence_with_the_logs_last_line(install):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen(8)
         port = squatter.getsockname()[1]
+        old_log = Path(server_log_path(port))
+        old_log.parent.mkdir(parents=True, exist_ok=True)
+        old_log.write_bytes(b"an old run\n" * 300_000)  # 3.3 MB: rotated to .1 before this start
         with pytest.raises(ServerUnavailable) as caught:
             ensure_server(f"http://127.0.0.1:{port}", timeout=180, probe_timeout=0.5)
     message = str(caught.value)
     last = [line for line in Path(server_log_path(port)).read_text().splitlines() if line.strip()][-1].strip()
     assert "already in use" in last
+    assert Path(server_log_path(port) + ".1").stat().st_size > 3_000_000
+    assert Path(server_log_path(port)).stat().st_size < 100_000
     assert message.startswith("The SDEdit server did not start") and message.endswith("'%s'." % last), message
     assert "\n" not in message and message.count(". ") == 0  # one sentence
 

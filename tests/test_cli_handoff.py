@@ -81,8 +81,9 @@ def test_handoff_writes_the_same_bytes_as_a_local_run(tmp_path, server, models_d
 
 @pytest.mark.slow
 def test_handoff_jpeg_output_and_default_model_id(tmp_path, server, models_dir, inputs):
-    """The default model named by id ($SDEDIT_DEFAULT_MODEL=tiny-vp) is handed over; JPEG files match too."""
-    common = [str(inputs["guide"]), "--steps", "3", "--seed", "5", "--sde", "ode", "--quiet"]
+    """The default model named by id ($SDEDIT_DEFAULT_MODEL=tiny-vp) and its default sampler are handed over;
+    JPEG files match too."""
+    common = [str(inputs["guide"]), "--steps", "3", "--seed", "5", "--quiet"]  # no --sde: the model's own
     before = jobs_done(server)
     env_default = {"SDEDIT_DEFAULT_MODEL": "tiny-vp"}
     os.environ.update(env_default)
@@ -124,3 +125,22 @@ def test_no_server_answering_edits_locally(tmp_path, models_dir, inputs):
     res = sdedit_edit(str(inputs["guide"]), "--model", "tiny-vp", "--steps", "2", "--seed", "1",
                       "-o", str(tmp_path / "o.png"), url=url, models_dir=models_dir)
     assert res.returncode == 0 and "wrote" in res.stderr and "via the server" not in res.stderr, res.stderr
+
+
+@pytest.mark.slow
+def test_handoff_to_a_server_with_a_token(tmp_path, models_dir, inputs):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    proc = ServerProcess(server_env(models_dir, models_dir / "tiny-vp"), logs / "token.log", token="tok-123")
+    try:
+        proc.wait_ready()
+        args = [str(inputs["guide"]), "--model", "tiny-vp", "--steps", "2", "--seed", "3"]
+        os.environ["SDEDIT_TOKEN"] = "tok-123"
+        try:
+            res = sdedit_edit(*args, "-o", str(tmp_path / "t.png"), url=proc.url, models_dir=models_dir)
+        finally:
+            os.environ.pop("SDEDIT_TOKEN")
+        assert res.returncode == 0 and "via the server" in res.stderr, res.stderr
+        assert jobs_done(proc) == 1
+    finally:
+        assert proc.stop() == 0

@@ -168,7 +168,7 @@ def test_png_speed_is_usable():
 
 
 def test_validate_params_defaults_and_ranges():
-    assert validate_params() == {"t0": 0.5, "sde": "vp", "steps": None, "samples": 1, "seed": None, "model": None}
+    assert validate_params() == {"t0": 0.5, "sde": None, "steps": None, "samples": 1, "seed": None, "model": None}
     ok = validate_params(t0="0.3", sde="VE", steps=0, samples="2", seed="42", model=" tiny ")
     assert ok == {"t0": 0.3, "sde": "ve", "steps": None, "samples": 2, "seed": 42, "model": "tiny"}
     for bad in (dict(t0=0), dict(t0=1.5), dict(t0="x"), dict(sde="ode2"), dict(steps=-1), dict(steps=1001),
@@ -360,8 +360,8 @@ def test_server_down_says_how_to_start_it():
         port = sock.getsockname()[1]
     with pytest.raises(ServerUnavailable) as info:
         Client("http://127.0.0.1:%d" % port).health()
-    assert str(info.value) == ("Cannot reach the SDEdit server at http://127.0.0.1:%d — start it with "
-                               "`sdedit serve` (or run install.py)." % port)
+    assert str(info.value) == ("Cannot reach the SDEdit server at http://127.0.0.1:%d — start it by running "
+                               "sdedit serve." % port)
 
 
 def test_silent_server_times_out():

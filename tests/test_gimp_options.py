@@ -24,7 +24,8 @@ def config(**overrides):
 def test_defaults_make_the_papers_default_request():
     request = request_from_config(config())
     assert request.server_url == DEFAULT_URL
-    assert request.params == {"t0": 0.5, "sde": "vp", "steps": None, "samples": 1, "seed": None, "model": None}
+    assert request.params == {"t0": 0.5, "sde": None, "steps": None, "samples": 1, "seed": None, "model": None}
+    assert request.text == {"prompt": "", "negative_prompt": "", "guidance": 7.5} and request.full_copy is False
 
 
 def test_zero_steps_random_seed_and_empty_model_mean_defaults():
@@ -53,11 +54,13 @@ def test_out_of_range_values_raise_one_sentence(bad):
 def test_every_default_is_inside_its_range_and_names_are_unique():
     names = [arg.name for arg in ARGUMENTS]
     assert len(names) == len(set(names))
-    assert set(names) == {"t0", "sde", "samples", "steps", "seed", "model", "server-url"}
+    # the old arguments keep their order; new ones only at the end (positional scripts keep working)
+    assert names == ["t0", "sde", "samples", "steps", "seed", "model", "server-url",
+                     "prompt", "negative-prompt", "guidance", "full-copy"]
     for arg in ARGUMENTS:
         if arg.minimum is not None:
             assert arg.minimum <= arg.default <= arg.maximum, arg.name
-    assert default_of("sde") == "vp" and default_of("nope") is None
+    assert default_of("sde") == "default" and default_of("nope") is None
 
 
 def test_progress_text():
@@ -65,7 +68,24 @@ def test_progress_text():
     assert progress_text(2.0, 3) == "SDEdit: 100% of 3 samples"
 
 
-def test_sampler_choice_offers_exactly_what_the_client_accepts():
-    assert tuple(nick for nick, _ in SDE_CHOICES) == tuple(SDES)
-    for nick, _ in SDE_CHOICES:
+def test_sampler_choice_offers_the_model_default_first_then_what_the_client_accepts():
+    assert SDE_CHOICES[0] == ("default", "Model default")
+    assert tuple(nick for nick, _ in SDE_CHOICES[1:]) == tuple(SDES)
+    assert request_from_config(config(sde="default")).params["sde"] is None  # no "sde" field is sent
+    for nick, _ in SDE_CHOICES[1:]:
         assert request_from_config(config(sde=nick)).params["sde"] == nick
+
+
+def test_text_arguments_and_full_copy():
+    request = request_from_config(config(prompt=" a lake ", negative_prompt="fog", guidance=3.0, full_copy=True))
+    assert request.text == {"prompt": "a lake", "negative_prompt": "fog", "guidance": 3.0}
+    assert request.full_copy is True
+    assert "prompt" not in request.params  # added only when the server says the model takes text
+    with pytest.raises(InvalidParameter):
+        request_from_config(config(guidance=99.0))
+
+
+def test_indexed_images_are_accepted():
+    from sdedit_gimp.options import IMAGE_TYPES
+
+    assert "INDEXED*" in IMAGE_TYPES and "RGB*" in IMAGE_TYPES and "GRAY*" in IMAGE_TYPES

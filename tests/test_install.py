@@ -9,8 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_install(*args: str, home: Path) -> subprocess.CompletedProcess:
+def run_install(*args: str, home: Path, path: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"))
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run([sys.executable, str(ROOT / "install.py"), *args], capture_output=True, text=True,
                           env=env, timeout=120)
 
@@ -37,3 +39,23 @@ def test_installer_is_standard_library_only():
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert names <= set(sys.stdlib_module_names) | {"__future__"}, names
+
+
+def test_missing_editors_are_named_instead_of_restart_advice(tmp_path):
+    """No krita/gimp program and no settings folders: say the editor is not installed, not 'restart Krita'."""
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    dirs = ["--krita-dir", str(tmp_path / "pykrita"), "--gimp-dir", str(tmp_path / "gimp-plug-ins")]
+    res = run_install("--plugins-only", *dirs, home=home, path=str(bin_dir))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 2 and "restart" not in res.stdout, res.stdout
+    assert "Krita is not installed" in lines[0] and "GIMP is not installed" in lines[1]
+    assert (tmp_path / "pykrita" / "sdedit.desktop").is_file()  # ready for when the editor comes
+    for program in ("krita", "gimp-3.0"):  # now both editors are on PATH
+        exe = bin_dir / program
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    res = run_install("--plugins-only", *dirs, home=tmp_path / "home2", path=str(bin_dir))
+    assert "restart Krita" in res.stdout and "restart GIMP" in res.stdout and "not installed" not in res.stdout

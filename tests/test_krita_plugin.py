@@ -155,3 +155,11 @@ def test_client_uses_only_the_standard_library():
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, "%s imports %s" % (path.name, name)
+
+
+def test_node_kinds_in_words_for_messages():
+    assert pixels.node_kind_words("grouplayer") == "a group"
+    assert pixels.node_kind_words("vectorlayer") == "a vector layer"
+    assert pixels.node_kind_words("transparencymask") == "a transparency mask"
+    assert pixels.node_kind_words("newfancylayer") == "a newfancy layer"
+    assert pixels.node_kind_words(None) == "nothing"

@@ -115,3 +115,37 @@ def test_preview_endpoint_404_then_changing_pngs(embedded_server):
             assert img.format == "PNG" and img.size == (256, 192)
         assert client.preview(first) == previews[-1]  # the client hands the PNG bytes over as served
         http.delete(f"/v1/jobs/{second}")
+
+
+def test_latent_model_previews_without_the_decoder(tmp_path):
+    """A Stable Diffusion (latent) model: previews come from the latent estimate through the per-job linear
+    latent-to-RGB fit, not the VAE decoder; the result is the same with or without them."""
+    from tiny_sd import make_sd_folder
+    from sdedit.models.sd_loader import load_sd
+
+    folder = make_sd_folder(tmp_path / "tiny-sd1", "sd1")
+    model = load_sd("tiny-sd1", folder, torch.device("cpu"), torch.float32)
+    decodes = []
+    decode = model.decode_latent
+    model.decode_latent = lambda z: decodes.append(z.shape) or decode(z)
+    image = sketch(96, 80)
+    seen = []
+    plain = edit(model, image, t0=0.6, sde="ddim", steps=10, seed=2)
+    decodes.clear()
+    watched = edit(model, image, t0=0.6, sde="ddim", steps=10, seed=2, preview=seen.append)
+    assert np.array_equal(np.asarray(plain.images[0]), np.asarray(watched.images[0]))
+    assert len(decodes) == 1  # the result's own decode only
+    assert len(seen) == 9 and all(p.shape == (80, 96, 3) and p.dtype == np.uint8 for p in seen)
+    assert len({p.tobytes() for p in seen}) > 1
+
+
+def test_latent_rgb_map_recovers_a_linear_encoding():
+    """If the latent is an affine image of the colours, the fitted map inverts it exactly."""
+    from sdedit.engine.preview import latent_rgb_map
+
+    rgb = torch.rand(1, 3, 64, 64) * 2 - 1
+    small = torch.nn.functional.interpolate(rgb, size=(8, 8), mode="area")
+    mix = torch.tensor([[0.5, -0.2, 0.1], [0.3, 0.8, -0.4], [0.0, 0.1, 0.9], [0.2, 0.2, 0.2]])
+    latent = torch.einsum("dc,bchw->bdhw", mix, small) + 0.3
+    to_rgb = latent_rgb_map(latent, rgb)
+    assert torch.allclose(to_rgb(latent), small, atol=1e-4)

@@ -102,10 +102,38 @@ def test_diffusers_folder_loads_offline(sd_files, family, no_network):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_folder_with_only_the_fp16_variant_loads(tmp_path, no_network):
+    from diffusers import StableDiffusionPipeline
+
+    from sdedit.models.sd_loader import is_sd_model
+
+    folder = make_sd_folder(tmp_path / "plain", "sd1", seed=3)
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), local_files_only=True, safety_checker=None)
+    pipe.save_pretrained(tmp_path / "half", variant="fp16")
+    assert not list((tmp_path / "half" / "unet").glob("diffusion_pytorch_model.safetensors"))
+    assert is_sd_model(tmp_path / "half")
+    a, b = load(folder).unet.state_dict(), load(tmp_path / "half").unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ckpt_pickle_loads_with_weights_only(sd_files, no_network):
     root, _ = sd_files
     model = load(root / "pickled" / "tiny-sd1-ckpt.ckpt")
     assert model.family.name == "sd1"
+
+
+def test_legacy_format_ckpt_loads(tmp_path, no_network):
+    """Older SD 1.x .ckpt files predate torch's zip format (no memory map): still read with weights_only."""
+    from tiny_sd import write_configs
+
+    components = tiny_components("sd1", seed=4)
+    path = tmp_path / "old-sd1.ckpt"
+    torch.save({"state_dict": original_state_dict(components, "sd1")}, str(path), _use_new_zipfile_serialization=False)
+    write_configs(tmp_path / "cfg", "sd1")
+    path.with_suffix(".json").write_text(json.dumps({"config": "cfg"}))
+    model = load(path)
+    a, b = components["unet"].state_dict(), model.unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_ckpt_that_needs_code_is_refused(tmp_path):

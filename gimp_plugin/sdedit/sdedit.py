@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """SDEdit for GIMP 3: Filters > Generic > SDEdit… turns rough strokes on a layer into a realistic image.
 
-The plug-in only moves pixels: it sends the active layer (and the selection as the mask) to a running
-SDEdit server (`sdedit serve`), shows GIMP's progress bar while the server works, and adds each result as
-a new layer above the source, as one undo step. Scripts call the PDB procedure "plug-in-sdedit" with
+The plug-in only moves pixels: it sends the active layer (and the selection as the mask) to the SDEdit
+server (started here when the URL is local and nothing answers), shows GIMP's progress bar while the server
+works, and adds each result as a new layer above the source, as one undo step. Scripts call the PDB procedure "plug-in-sdedit" with
 run-mode NONINTERACTIVE and the arguments listed in sdedit_gimp/options.py.
 """
 
@@ -26,7 +26,8 @@ gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 from sdedit_gimp.options import (  # noqa: E402
-    ARGUMENTS, IMAGE_TYPES, MENU_LABEL, MENU_PATH, PROCEDURE_NAME, SDE_CHOICES, request_from_config)
+    ARGUMENTS, IMAGE_TYPES, MENU_LABEL, MENU_PATH, PROCEDURE_NAME, SDE_CHOICES, TEXT_ARGUMENTS,
+    request_from_config)
 
 
 def _fail(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
@@ -42,10 +43,29 @@ def _dialog(procedure, config):
     GimpUi.init(PROCEDURE_NAME)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "SDEdit")
     dialog.fill(None)
+    takes_text = _model_takes_text(config)
+    if takes_text is not None:  # unknown (no server yet): leave them on; a run drops them if unused
+        for name in TEXT_ARGUMENTS:
+            dialog.set_sensitive(name, takes_text, None, None, False)
     try:
         return bool(dialog.run())
     finally:
         dialog.destroy()
+
+
+def _model_takes_text(config):
+    """Whether the configured model takes a prompt, asked from the server (None when it cannot say now)."""
+    try:
+        from sdedit_client import Client, SDEditError
+        from sdedit_client.settings import model_takes_text
+    except ImportError:
+        return None
+    try:
+        client = Client(config.get_property("server-url"), token=os.environ.get("SDEDIT_TOKEN") or None,
+                        timeout=3.0)
+        return model_takes_text(client.models(), config.get_property("model"))
+    except (SDEditError, ValueError):
+        return None
 
 
 def run(procedure, run_mode, image, drawables, config, data):
@@ -65,9 +85,13 @@ def run(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
+    window = None
     try:
         request = request_from_config(config.get_property)
-        run_edit(image, layer, request)
+        if run_mode != Gimp.RunMode.NONINTERACTIVE:  # a person is watching: show the live preview
+            from sdedit_gimp.preview_window import open_window
+            window = open_window(PROCEDURE_NAME)
+        run_edit(image, layer, request, window)
     except JobCancelled as error:
         return _fail(procedure, str(error), Gimp.PDBStatusType.CANCEL)
     except SDEditError as error:
@@ -77,6 +101,9 @@ def run(procedure, run_mode, image, drawables, config, data):
             import traceback
             traceback.print_exc()
         return _fail(procedure, "SDEdit failed unexpectedly: %s" % (str(error) or type(error).__name__))
+    finally:
+        if window is not None:
+            window.close()
     Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
@@ -98,8 +125,11 @@ class SDEditPlugIn(Gimp.PlugIn):
         procedure.add_menu_path(MENU_PATH)
         procedure.set_documentation(
             "Turn rough strokes into a realistic image (SDEdit)",
-            "Sends the active layer, and the selection as the area to edit, to an SDEdit server and adds "
-            "each result as a new layer above it. Start the server with `sdedit serve`.",
+            "Sends the active layer, and the selection as the area to edit, to the SDEdit server and adds "
+            "each result as a new layer above it: with a selection, only the edited selection (transparent "
+            "outside) unless full-copy is set. A local server is started when none answers. An indexed "
+            "image is converted to RGB together with the results (one undo step), so they keep their "
+            "colours.",
             name)
         procedure.set_attribution("SDEdit for painters", "SDEdit for painters", "2026")
         flags = GObject.ParamFlags.READWRITE
@@ -110,6 +140,8 @@ class SDEditPlugIn(Gimp.PlugIn):
             elif arg.kind == "int":
                 procedure.add_int_argument(arg.name, arg.label, arg.blurb, arg.minimum, arg.maximum,
                                            arg.default, flags)
+            elif arg.kind == "bool":
+                procedure.add_boolean_argument(arg.name, arg.label, arg.blurb, arg.default, flags)
             elif arg.kind == "string":
                 procedure.add_string_argument(arg.name, arg.label, arg.blurb, arg.default, flags)
             elif arg.kind == "choice":

@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
-    ed.add_argument("--sde", default=None, help="sampler: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim (default: the model's, see `sdedit models`; ode for the embedded model)")
-    ed.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    ed.add_argument("--sde", default=None, type=str.lower,
+                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
+                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
+    ed.add_argument("--steps", type=int, default=None,
+                    help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
+                         "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
     ed.add_argument("--samples", type=int, default=1, help="number of results K (default 1)")
     ed.add_argument("--seed", type=int, default=None, help="random seed; sample k uses seed + k (default random)")
     ed.add_argument("--model", default=None, help="model id (see `sdedit models`) or path to a model folder / .ckpt")
@@ -108,25 +112,40 @@ def edit_via_server(args: argparse.Namespace) -> bool:
     return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
 
 
-def cmd_edit(args: argparse.Namespace) -> int:
-    if edit_via_server(args):
-        return 0
-    from tqdm import tqdm
+def check_edit_request(args: argparse.Namespace):
+    """Every check that needs no torch: parameters, output folder, input and mask files.
 
-    from sdedit.engine import edit
+    Runs before torch or diffusers are imported, so bad input is refused in a fraction of a second.
+    Returns (output paths, image, mask).
+    """
     from sdedit.imaging import load_image
-    from sdedit.models import load_model
-
-    from sdedit.engine import validate
-    from sdedit.engine.latent_edit import validate_text
+    from sdedit.params import check_device, check_precision, validate
 
     validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
+    check_device(args.device)
+    check_precision(args.precision)
     paths = output_paths(args.output, args.samples)
     image = load_image(args.input, "input image")
     mask = load_image(args.mask, "mask") if args.mask else None
     if mask is not None and mask.size != image.size:
         raise InputError(f"The mask is {mask.width}x{mask.height} but the input is {image.width}x{image.height}; "
                          "they must be the same size.")
+    return paths, image, mask
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    paths, image, mask = check_edit_request(args)
+    if edit_via_server(args):
+        return 0
+    from sdedit.models.registry import resolve
+
+    resolve(args.model)  # an unknown id or a missing path, still before torch
+    from tqdm import tqdm
+
+    from sdedit.engine import edit  # torch and the engine: only now that the edit will run here
+    from sdedit.engine.latent_edit import validate_text
+    from sdedit.models import load_model
+
     model = load_model(args.model, args.device, args.precision)
     args.sde = args.sde or getattr(model, "default_sde", "vp")
     validate_text(model, args.prompt, args.negative_prompt, args.guidance)

@@ -35,7 +35,11 @@ def server_url() -> Optional[str]:
 
 def model_id_for_server(model: Optional[str]) -> Optional[str]:
     """The id to ask the server for, or None when only a local run means the same model (a path)."""
+    from sdedit.models.registry import discover  # torch-free
+
     ref = model or os.environ.get(DEFAULT_MODEL_ENV) or EMBEDDED_MODEL_ID
+    if ref in discover():  # known ids first: a stray file named like one in the cwd is not the model
+        return ref
     return None if Path(ref).expanduser().exists() else ref
 
 
@@ -56,7 +60,7 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     if not _is_loopback(host):
         return False
     try:
-        client = Client(url, timeout=PROBE_TIMEOUT_S)
+        client = Client(url, token=os.environ.get("SDEDIT_TOKEN"), timeout=PROBE_TIMEOUT_S)
         health = client.health()
     except SDEditError:
         return False  # nothing answers: the usual case, and silent

@@ -9,12 +9,15 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from sdedit.errors import InputError
+
+if TYPE_CHECKING:  # decoding and checking files must not wait for torch; only the tensor helpers need it
+    import torch
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_PIXELS = 64_000_000  # larger images are refused before decoding (decompression bombs)
@@ -58,6 +61,56 @@ def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     return rgba[..., :3].copy(), (rgba[..., 3].copy() if has_alpha else None)
+
+
+def fill_transparent(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """RGB whose fully transparent pixels take the colour of their nearest painted neighbours.
+
+    The hidden colour under alpha 0 (usually black) is not paint: edited as if it were, it bleeds a dark band
+    into every transparency edge. Pull-push fill: a pyramid of paint-weighted means, each level blurring the
+    one below with the overlapping kernel (1, 3, 3, 1) / 8 and halving it, built until every cell holds some
+    paint; going back up, each empty cell takes the bilinear upsampling of the level above. O(pixels),
+    uint16 at full size (about 1 s for 4000x4000 on this CPU); pixels with alpha > 0 keep their colour.
+    """
+    if alpha is None:
+        return rgb
+    hidden = alpha == 0
+    if not hidden.any() or hidden.all():
+        return rgb
+    painted = ~hidden
+    colour = _down(_down(rgb * painted[..., None], np.uint16), np.uint16)  # 64 x 255 fits uint16
+    weight = _down(_down(painted, np.uint16), np.uint16)
+    levels = [(colour.astype(np.float32), weight.astype(np.float32))]
+    while levels[-1][1].min() == 0 and levels[-1][1].size > 1:
+        c, w = levels[-1]
+        levels.append((_down(_down(c, np.float32), np.float32), _down(_down(w, np.float32), np.float32)))
+    c, w = levels.pop()
+    mean = c / w[..., None]  # the top level has paint in every cell
+    for c, w in reversed(levels):
+        up = _up(_up(mean, w.shape[0]).swapaxes(0, 1), w.shape[1]).swapaxes(0, 1)
+        mean = np.where((w > 0)[..., None], c / np.maximum(w, 1e-6)[..., None], up)
+    mean8 = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+    fill = np.repeat(np.repeat(mean8, 2, axis=0), 2, axis=1)[:rgb.shape[0], :rgb.shape[1]]  # nearest: 2 px
+    return np.where(hidden[..., None], fill, rgb)
+
+
+def _down(a: np.ndarray, dtype: type) -> np.ndarray:
+    """Blur by (1, 3, 3, 1) along axis 0 and keep every other row (zero outside), then swap axes 0 and 1,
+    so two calls halve both sides. Coarse row i covers fine rows 2i-1 .. 2i+2."""
+    n = (a.shape[0] + 1) // 2
+    p = np.zeros((2 * n + 2,) + a.shape[1:], dtype)
+    p[1:a.shape[0] + 1] = a
+    out = p[0:2 * n:2] + 3 * p[1:2 * n + 1:2] + 3 * p[2:2 * n + 2:2] + p[3:2 * n + 3:2]
+    return out.swapaxes(0, 1)
+
+
+def _up(m: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear 2x upsampling along axis 0 (the transpose of _down's kernel), cut to `size` rows."""
+    prev = np.concatenate([m[:1], m[:-1]])
+    nxt = np.concatenate([m[1:], m[-1:]])
+    out = np.empty((2 * m.shape[0],) + m.shape[1:], m.dtype)
+    out[0::2], out[1::2] = 0.75 * m + 0.25 * prev, 0.75 * m + 0.25 * nxt
+    return out[:size]
 
 
 def mask_array(mask: Image.Image | None, size: tuple[int, int]) -> np.ndarray:
@@ -176,11 +229,15 @@ def resize_float(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1]."""
+    import torch
+
     return torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) -> float (1, 1, H, W) in [0, 1]."""
+    import torch
+
     return torch.tensor(mask).float().div(255.0)[None, None]
 
 

@@ -33,6 +33,7 @@ WAITING = "Waiting for the SDEdit server another editor is starting…"
 READY = "The SDEdit server is ready."
 EXPECTED_START_S = 30.0  # progress-bar guess for the very first start; later starts use the last one's time
 POLL_S = 0.25
+LOG_ROTATE_BYTES = 2 * 1024 * 1024
 # Variables an editor sets for its own embedded Python that would break the server's virtual environment.
 _EDITOR_PYTHON_VARS = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
 
@@ -194,6 +195,7 @@ def _spawn(python: str, host: str, port: int, extra_env: dict, log_path: str) ->
     env.update(extra_env)
     env["PYTHONUNBUFFERED"] = "1"
     command = [python, "-m", "sdedit", "serve", "--host", host, "--port", str(port)]
+    _rotate(log_path)
     with open(log_path, "ab") as log:
         log.write(("\n--- %s: %s (started by process %d)\n" % (
             time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(command), os.getpid())).encode("utf-8"))
@@ -210,6 +212,15 @@ def _spawn(python: str, host: str, port: int, extra_env: dict, log_path: str) ->
         except OSError as error:
             raise ServerUnavailable("Cannot run the recorded Python %s (%s); run install.py again."
                                     % (python, error.strerror or error))
+
+
+def _rotate(log_path: str) -> None:
+    """Keep one older log (``.1``) once the log passes LOG_ROTATE_BYTES, so it never grows without bound."""
+    try:
+        if os.path.getsize(log_path) > LOG_ROTATE_BYTES:
+            os.replace(log_path, log_path + ".1")
+    except OSError:
+        pass
 
 
 def _end(process: subprocess.Popen) -> None:

@@ -22,10 +22,10 @@ from .errors import (
     SDEditError,
     ServerUnavailable,
 )
-from .params import validate_params
+from .params import validate_params, validate_text
 from .settings import DEFAULT_URL
 
-START_HINT = "start it with `sdedit serve` (or run install.py)"
+START_HINT = "start it by running sdedit serve"
 FINAL_STATES = ("done", "failed", "cancelled")
 
 
@@ -76,13 +76,19 @@ class Client:
             raise self._not_sdedit("the model list is not a list")
         return answer
 
-    def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5, sde: str = "vp",
-               steps: Optional[int] = None, samples: int = 1, seed: Optional[int] = None,
-               model: Optional[str] = None) -> str:
-        """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id."""
+    def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5,
+               sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
+               seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
+               negative_prompt: Optional[str] = None, guidance: Optional[float] = None) -> str:
+        """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
+
+        ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
+        given (for models that take a prompt).
+        """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
         params = validate_params(t0=t0, sde=sde, steps=steps, samples=samples, seed=seed, model=model)
+        params.update(validate_text(prompt=prompt, negative_prompt=negative_prompt, guidance=guidance))
         body: Dict[str, Any] = {"image": base64.b64encode(bytes(image_png)).decode("ascii")}
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")

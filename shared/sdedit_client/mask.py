@@ -59,3 +59,42 @@ def mask_png(mask: Optional[bytes], width: int, height: int) -> Optional[bytes]:
     if not mask_needed(mask, width, height):
         return None
     return encode_png(width, height, mask, channels=1)
+
+
+def _soft_positions(mask: bytes):
+    """Indices of the grey (0 < m < 255) mask bytes: the selection's soft edge, usually a thin band."""
+    flags = mask.translate(_SOFT_TABLE)
+    position = flags.find(1)
+    while position >= 0:
+        yield position
+        position = flags.find(1, position + 1)
+
+
+_SOFT_TABLE = bytes([0] + [1] * 254 + [0])
+
+
+def cut_to_selection(result: bytes, mask: bytes, source: Optional[bytes] = None) -> bytes:
+    """The result as a layer that holds only the edited selection: alpha × selection, transparent outside.
+
+    ``result`` and ``source`` are 4-byte pixels with alpha last (RGBA or Krita's BGRA), ``mask`` one byte per
+    pixel (255 = edited). Where the selection is soft the server returned ``m·edit + (1−m)·source``; given
+    ``source``, the edit's own colour is recovered there, so the layer over the source shows exactly that
+    blend again instead of fading the edge twice. Hard selections take a fast path (whole-buffer AND).
+    """
+    count = len(mask)
+    if len(result) != 4 * count or (source is not None and len(source) != len(result)):
+        raise InvalidParameter("The result has %d bytes, expected %d for a %d-pixel selection."
+                               % (len(result), 4 * count, count))
+    out = bytearray(result)
+    alpha = result[3::4]
+    # m in {0, 255}: alpha & m is alpha or 0, exactly; the grey pixels are fixed one by one below.
+    hard = (int.from_bytes(alpha, "little") & int.from_bytes(mask, "little")).to_bytes(count, "little")
+    out[3::4] = hard
+    for i in _soft_positions(mask):
+        m = mask[i]
+        out[4 * i + 3] = (alpha[i] * m + 127) // 255
+        if source is not None:
+            for c in range(3):
+                mixed, kept = result[4 * i + c], source[4 * i + c]
+                out[4 * i + c] = max(0, min(255, (mixed * 255 - (255 - m) * kept + m // 2) // m))
+    return bytes(out)

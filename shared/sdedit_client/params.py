@@ -9,14 +9,20 @@ from typing import Any, Dict, Optional
 from .errors import InvalidParameter
 
 SDES = ("vp", "ve", "ode", "ddim")  # the server's samplers: the two SDEs and two fast deterministic ones
+#: Names that mean "no sde field: the model's declared default sampler" (DESIGN §3).
+MODEL_DEFAULT_SDE = ("", "default", "auto", "model default")
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1  # the server engine's limit
 
-#: The dialog's starting values (the paper's defaults: t0 0.5 with the VP SDE, one sample).
+MAX_PROMPT_CHARS = 2000
+MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 50.0
+DEFAULT_GUIDANCE = 7.5
+
+#: The dialog's starting values (the paper's t0 0.5, the model's own default sampler, one sample).
 DEFAULTS = {
     "t0": 0.5,
-    "sde": "vp",
+    "sde": None,  # None = no "sde" field: the server uses the model's declared default sampler
     "steps": None,  # None (shown as 0 / "auto") = the model's default
     "samples": 1,
     "seed": None,  # None = a random seed per run
@@ -30,7 +36,7 @@ class EditParams(dict):
 
 def validate_params(
     t0: Any = 0.5,
-    sde: Any = "vp",
+    sde: Any = None,
     steps: Any = None,
     samples: Any = 1,
     seed: Any = None,
@@ -38,8 +44,9 @@ def validate_params(
 ) -> EditParams:
     """Check and normalise request parameters; raise :class:`InvalidParameter` with one sentence.
 
-    ``steps`` 0 or None means "the model's default"; ``seed`` None means random on the server;
-    ``model`` None or "" means the server's default model.
+    ``sde`` None (or "", "default") means the model's declared default sampler; ``steps`` 0 or None
+    means "the model's default"; ``seed`` None means random on the server; ``model`` None or "" means
+    the server's default model.
     """
     try:
         t0 = float(t0)
@@ -47,9 +54,12 @@ def validate_params(
         raise InvalidParameter("t0 must be a number between 0 and 1 (for example 0.5), not %r." % (t0,))
     if not (0.0 < t0 <= 1.0):
         raise InvalidParameter("t0 must be above 0 and at most 1 (0.3-0.6 suits rough strokes), not %g." % t0)
-    sde_name = None if sde is None else str(sde).strip().lower()  # None: the model's own default sampler
-    if sde_name is not None and sde_name not in SDES:
-        raise InvalidParameter("The SDE must be one of %s, not %r." % (", ".join(SDES), sde))
+    sde_name = None if sde is None else str(sde).strip().lower()
+    if sde_name is None or sde_name in MODEL_DEFAULT_SDE:
+        sde_name = None
+    elif sde_name not in SDES:
+        raise InvalidParameter("The SDE must be one of %s (or empty for the model's default), not %r."
+                               % (", ".join(SDES), sde))
     steps = _optional_int(steps, "steps")
     if steps == 0:
         steps = None
@@ -65,6 +75,33 @@ def validate_params(
         raise InvalidParameter("The seed must be between 0 and %d, or empty for a random one." % MAX_SEED)
     model_id = None if model is None or str(model).strip() == "" else str(model).strip()
     return EditParams(t0=t0, sde=sde_name, steps=steps, samples=samples_n, seed=seed, model=model_id)
+
+
+def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any = None) -> Dict[str, Any]:
+    """The text fields of a request for a model that takes a prompt (DESIGN §3), checked.
+
+    Returns only the fields to send: ``prompt`` and ``negative_prompt`` as given ("" = the paper's
+    unconditional edit), ``guidance`` when not None. Raises :class:`InvalidParameter` with one sentence.
+    """
+    out: Dict[str, Any] = {}
+    for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if value is None:
+            continue
+        text = " ".join(str(value).split())  # one line: a prompt field is not a document
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InvalidParameter("The %s is %d characters long: shorten it to at most %d."
+                                   % (name.replace("_", " "), len(text), MAX_PROMPT_CHARS))
+        out[name] = text
+    if guidance is not None and not (isinstance(guidance, str) and not guidance.strip()):
+        try:
+            scale = float(guidance)
+        except (TypeError, ValueError):
+            raise InvalidParameter("The guidance must be a number (7.5 is usual), not %r." % (guidance,))
+        if not (MIN_GUIDANCE <= scale <= MAX_GUIDANCE):
+            raise InvalidParameter("The guidance must be between %g and %g (7.5 is usual), not %g."
+                                   % (MIN_GUIDANCE, MAX_GUIDANCE, scale))
+        out["guidance"] = scale
+    return out
 
 
 def _optional_int(value: Any, name: str) -> Optional[int]:
@@ -99,21 +136,47 @@ def t0_words(t0: float) -> str:
     return "very realistic: keeps little of your strokes"
 
 
-def layer_name(t0: float, sde: str, index: int, seed: Optional[int] = None) -> str:
-    """Name of the ``index``-th result layer (1-based), e.g. ``SDEdit t0=0.50 VP #2 seed=1234``."""
-    name = "SDEdit t0=%.2f %s #%d" % (float(t0), str(sde).upper(), int(index))
+def short_prompt(prompt: Optional[str], limit: int = 24) -> str:
+    """The first words of a prompt for a layer name (cut at a word, with an ellipsis), "" for none."""
+    text = " ".join(str(prompt or "").split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(",.;:") + "\u2026"
+
+
+def _head(t0: float, sde: Optional[str], prompt: Optional[str]) -> str:
+    head = "SDEdit t0=%.2f" % float(t0)
+    if sde:
+        head += " " + str(sde).upper()
+    words = short_prompt(prompt)
+    if words:
+        head += " \u201c%s\u201d" % words
+    return head
+
+
+def layer_name(t0: float, sde: Optional[str], index: int, seed: Optional[int] = None,
+               prompt: Optional[str] = None) -> str:
+    """Name of the ``index``-th result layer (1-based), e.g. ``SDEdit t0=0.50 VP “a lake” #2 seed=1234``.
+
+    ``sde`` None (the model's default sampler) leaves the sampler out; a prompt adds its first words.
+    """
+    name = "%s #%d" % (_head(t0, sde, prompt), int(index))
     if seed is not None:
         name += " seed=%d" % int(seed)
     return name
 
 
-def group_name(t0: float, sde: str, samples: int) -> str:
+def group_name(t0: float, sde: Optional[str], samples: int, prompt: Optional[str] = None) -> str:
     """Name of the group holding the K result layers of one edit, e.g. ``SDEdit t0=0.50 VP x3``."""
-    return "SDEdit t0=%.2f %s x%d" % (float(t0), str(sde).upper(), int(samples))
+    return "%s x%d" % (_head(t0, sde, prompt), int(samples))
 
 
 def summary(params: Dict[str, Any]) -> str:
     """One line describing a parameter set, for progress dialogs."""
     steps = params.get("steps") or "auto"
-    return "t0=%.2f %s, %s sample(s), steps %s" % (
-        params["t0"], str(params["sde"]).upper(), params["samples"], steps)
+    sde = str(params["sde"]).upper() if params.get("sde") else "model's sampler"
+    text = ""
+    if params.get("prompt"):
+        text = ", \u201c%s\u201d" % short_prompt(params["prompt"], 40)
+    return "t0=%.2f %s, %s sample(s), steps %s%s" % (params["t0"], sde, params["samples"], steps, text)

@@ -4,10 +4,10 @@ The plugins read and write plain strings; this module turns them into typed valu
 back to the defaults for anything missing or damaged, so a broken config never breaks the dialog.
 """
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Optional
 
 from .errors import InvalidParameter
-from .params import DEFAULTS, validate_params
+from .params import DEFAULT_GUIDANCE, DEFAULTS, validate_params, validate_text
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -15,13 +15,20 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 DEFAULT_SETTINGS = {
     "server_url": DEFAULT_URL,
     "t0": DEFAULTS["t0"],
-    "sde": DEFAULTS["sde"],
+    "sde": "",  # "" = the model's declared default sampler (no "sde" field is sent)
     "steps": 0,  # 0 = model default
     "samples": DEFAULTS["samples"],
     "seed_mode": "random",  # "random" | "fixed"
     "seed": 0,
     "model": "",  # "" = server default
+    "prompt": "",  # sent only to a model that takes text (GET /v1/models "text": true)
+    "negative_prompt": "",
+    "guidance": DEFAULT_GUIDANCE,
+    "result_layer": "selection",  # with a selection: "selection" = only the edited area, "full" = a full copy
 }
+
+#: Values of "result_layer".
+RESULT_LAYER_MODES = ("selection", "full")
 
 
 def load_settings(read: Callable[[str, str], str]) -> Dict[str, Any]:
@@ -41,6 +48,17 @@ def load_settings(read: Callable[[str, str], str]) -> Dict[str, Any]:
     if raw["seed_mode"] in ("random", "fixed"):
         out["seed_mode"] = raw["seed_mode"]
     out["model"] = (raw.get("model") or "").strip()
+    for key in ("prompt", "negative_prompt"):
+        try:
+            out[key] = validate_text(**{key: raw.get(key) or ""})[key]
+        except InvalidParameter:
+            pass
+    try:
+        out["guidance"] = validate_text(guidance=raw.get("guidance")).get("guidance", DEFAULT_GUIDANCE)
+    except InvalidParameter:
+        pass
+    if raw.get("result_layer") in RESULT_LAYER_MODES:
+        out["result_layer"] = raw["result_layer"]
     return out
 
 
@@ -59,8 +77,60 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
-def request_params(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """The validated request parameters a settings dict asks for (seed None when random)."""
+def request_params(settings: Dict[str, Any], takes_text: bool = False) -> Dict[str, Any]:
+    """The validated request parameters a settings dict asks for (seed None when random).
+
+    The prompt, negative prompt and guidance go in only when ``takes_text``: the chosen model takes a
+    prompt (``model_takes_text`` on GET /v1/models). A model without text would refuse them.
+    """
     seed = settings.get("seed") if settings.get("seed_mode") == "fixed" else None
-    return validate_params(t0=settings["t0"], sde=settings["sde"], steps=settings.get("steps") or None,
-                           samples=settings["samples"], seed=seed, model=settings.get("model") or None)
+    params = validate_params(t0=settings["t0"], sde=settings.get("sde") or None,
+                             steps=settings.get("steps") or None, samples=settings["samples"], seed=seed,
+                             model=settings.get("model") or None)
+    if takes_text:
+        params.update(text_params(settings))
+    return params
+
+
+def text_params(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The checked prompt, negative prompt and guidance of a settings dict (all three, for text models)."""
+    return validate_text(prompt=settings.get("prompt") or "", negative_prompt=settings.get("negative_prompt") or "",
+                         guidance=settings.get("guidance", DEFAULT_GUIDANCE))
+
+
+def model_takes_text(models: List[Dict[str, Any]], model_id: Optional[str]) -> bool:
+    """Whether the model ``model_id`` ("" or None = the server's default) takes a prompt, per GET /v1/models.
+
+    A server that does not say (older than DESIGN §3's ``text`` field) takes none.
+    """
+    wanted = (model_id or "").strip()
+    for model in models or []:
+        if not isinstance(model, dict):
+            continue
+        if (wanted and str(model.get("id")) == wanted) or (not wanted and model.get("default")):
+            return bool(model.get("text"))
+    return False
+
+
+def remembered_summary(settings: Dict[str, Any]) -> str:
+    """What the dialog reuses from the last run, in one line, so nothing is reused silently."""
+    steps = int(settings.get("steps") or 0)
+    parts = ["%d steps" % steps if steps else "steps auto"]
+    if settings.get("seed_mode") == "fixed":
+        parts.append("fixed seed %d" % int(settings.get("seed") or 0))
+    else:
+        parts.append("a new random seed each run")
+    parts.append("%d sample%s" % (int(settings.get("samples") or 1), "" if settings.get("samples") == 1 else "s"))
+    parts.append(str(settings["sde"]).upper() if settings.get("sde") else "the model's sampler")
+    if settings.get("model"):
+        parts.append("model %s" % settings["model"])
+    return "Remembered from your last run: %s." % ", ".join(parts)
+
+
+def default_values(current: Dict[str, Any]) -> Dict[str, Any]:
+    """What the dialogs' "Defaults" button sets: every default, but the server URL and prompts stay."""
+    out = dict(DEFAULT_SETTINGS)
+    for key in ("server_url", "prompt", "negative_prompt"):
+        if current.get(key):
+            out[key] = current[key]
+    return out

@@ -10,8 +10,10 @@ from gi.repository import Gimp  # noqa: E402
 
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
-from sdedit_client.mask import mask_png  # noqa: E402
+from sdedit_client.autostart import ensure_server  # noqa: E402
+from sdedit_client.mask import cut_to_selection, mask_needed, mask_png  # noqa: E402
 from sdedit_client.png import encode_png  # noqa: E402
+from sdedit_client.settings import model_takes_text  # noqa: E402
 
 from . import pixels, watchdog  # noqa: E402
 from .pngcodec import decode_rgba  # noqa: E402
@@ -26,9 +28,10 @@ class WatchedClient(Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.watchdog: Optional[watchdog.Watchdog] = None
+        self.job_id: Optional[str] = None
 
     def submit(self, *args: Any, **kwargs: Any) -> str:
-        job_id = super().submit(*args, **kwargs)
+        job_id = self.job_id = super().submit(*args, **kwargs)
         self.watchdog = watchdog.start(self.base_url, job_id, CLIENT_DIR, self.token)
         return job_id
 
@@ -38,23 +41,51 @@ class WatchedClient(Client):
             self.watchdog = None
 
 
-def _progress(samples: int) -> Callable[[float], None]:
-    last = [-1]
+def _progress(samples: int, client: WatchedClient, window=None) -> Callable[[float], None]:
+    """Status bar text and fraction; with a preview window, the job's preview too (when it changed)."""
+    last = [-1, None]
 
     def update(fraction: float) -> None:
         percent = int(fraction * 100)
+        text = progress_text(fraction, samples)
         if percent != last[0]:
             last[0] = percent
-            Gimp.progress_set_text(progress_text(fraction, samples))
+            Gimp.progress_set_text(text)
         Gimp.progress_update(min(1.0, max(0.0, fraction)))
+        if window is not None:
+            png = None
+            if client.job_id is not None and fraction < 1.0:
+                try:
+                    png = client.preview(client.job_id)
+                except SDEditError:  # a preview is a courtesy: the job goes on without it
+                    png = None
+                if png == last[1]:
+                    png = None
+                else:
+                    last[1] = png
+            window.update(fraction, text, png)
 
     return update
 
 
-def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List[Gimp.Layer]:
+def _server_status(window=None) -> Callable[[str, float], None]:
+    """"Starting the SDEdit server…" with progress while a local server starts."""
+
+    def update(text: str, fraction: float) -> None:
+        Gimp.progress_set_text(text)
+        Gimp.progress_update(min(1.0, max(0.0, fraction)))
+        if window is not None:
+            window.update(fraction, text)
+
+    return update
+
+
+def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=None) -> List[Gimp.Layer]:
     """Edit ``layer`` (inside the selection, if any) and add the results above it; return the new layers.
 
-    Raises ``SDEditError`` (one-sentence message) for anything the user can fix.
+    A local server that does not answer is started first. ``window`` (interactive runs) shows the live
+    preview and has a Cancel button. Raises ``SDEditError`` (one-sentence message) for anything the user
+    can fix.
     """
     rect = pixels.drawable_rect(layer)
     width, height = rect[2], rect[3]
@@ -64,12 +95,21 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List
     samples = int(params.get("samples") or 1)
 
     Gimp.progress_init("SDEdit: sending the layer to the server…")
-    image_png = encode_png(width, height, pixels.read_rgba(layer), channels=4)
-    mask = mask_png(pixels.read_selection(image, rect), width, height)
+    source_rgba = pixels.read_rgba(layer)
+    image_png = encode_png(width, height, source_rgba, channels=4)
+    selection = pixels.read_selection(image, rect)
+    mask = mask_png(selection, width, height)
+    only_selection = not request.full_copy and mask_needed(selection, width, height)
 
     client = WatchedClient(request.server_url, token=os.environ.get("SDEDIT_TOKEN") or None)
+    cancelled = (lambda: window.cancelled) if window is not None else None
     try:
-        images, seeds = client.run(image_png, mask, on_progress=_progress(samples), **params)
+        ensure_server(client.base_url, on_status=_server_status(window), cancel=cancelled)
+        if request.text and model_takes_text(client.models(), params.get("model")):
+            params = dict(params, **request.text)
+        images, seeds = client.run(image_png, mask, on_progress=_progress(samples, client, window),
+                                   should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1,
+                                   **params)
     finally:
         client.release()
 
@@ -81,7 +121,9 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest) -> List
             raise SDEditError("The server returned a %dx%d image for a %dx%d layer; update the server."
                               % (w, h, width, height))
         seed = seeds[index] if index < len(seeds) else None
-        results.append((layer_name(params["t0"], params["sde"], index + 1, seed), rgba))
+        if only_selection:
+            rgba = cut_to_selection(rgba, selection, source_rgba)
+        results.append((layer_name(params["t0"], params.get("sde"), index + 1, seed, params.get("prompt")), rgba))
     if not results:
         raise SDEditError("The server returned no images; try again or check the server's log.")
     added = pixels.add_layers(image, layer, results)

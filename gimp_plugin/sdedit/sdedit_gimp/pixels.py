@@ -13,6 +13,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
+from sdedit_client import SDEditError  # noqa: E402
 from sdedit_client.mask import place_mask  # noqa: E402
 
 Rect = Tuple[int, int, int, int]  # x, y, width, height in image coordinates
@@ -64,7 +65,9 @@ def add_layers(image: Gimp.Image, source: Gimp.Layer, results: Sequence[Tuple[st
     """Insert one layer per ``(name, rgba)`` directly above ``source`` at its offsets, as one undo step.
 
     The first result ends up on top, the others below it in order. If anything fails, the layers already
-    added are removed again, so the image is never left half-written.
+    added are removed again, so the image is never left half-written. An indexed image is converted to
+    RGB first, in the same undo step: layers of an indexed image can only hold its palette, which would
+    band the results.
     """
     x, y, width, height = drawable_rect(source)
     expected = width * height * 4
@@ -73,10 +76,13 @@ def add_layers(image: Gimp.Image, source: Gimp.Layer, results: Sequence[Tuple[st
             raise ValueError("The result %r has %d bytes, expected %d for a %dx%d layer."
                              % (name, len(rgba), expected, width, height))
     parent = source.get_parent()
-    layer_type = new_layer_type(image)
     added: List[Gimp.Layer] = []
     image.undo_group_start()
     try:
+        if image.get_base_type() == Gimp.ImageBaseType.INDEXED and not image.convert_rgb():
+            raise SDEditError("GIMP could not convert the indexed image to RGB: use Image > Mode > RGB, "
+                             "then run SDEdit again.")
+        layer_type = new_layer_type(image)
         for name, rgba in results:
             position = image.get_item_position(source)  # just above the source, below earlier results
             layer = Gimp.Layer.new(image, name, width, height, layer_type, 100.0, Gimp.LayerMode.NORMAL)

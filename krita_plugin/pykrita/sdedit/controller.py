@@ -4,52 +4,68 @@ Interactive runs report problems in a message box; non-interactive runs (scripts
 only emit ``finished`` with a report dict, so nothing waits for a click.
 """
 
-import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from krita import Krita
 from PyQt5.QtCore import QObject, Qt, pyqtSignal
 from PyQt5.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
-from sdedit_client import Client, SDEditError
+from sdedit_client import SDEditError
 from sdedit_client.mask import mask_needed
 from sdedit_client.params import group_name, layer_name, summary
-from sdedit_client.settings import request_params
+from sdedit_client.settings import request_params, text_params
 
-from .layer_io import Source, insert_results
-from .worker import EditWorker, keep_alive
+from .layer_io import Source, insert_results, selection_only
+from .worker import EditWorker, keep_alive, make_client
 
 TITLE = "SDEdit"
 
 
 class EditController(QObject):
-    """Drives one edit; emits ``finished(report)`` with keys ok, kind, message, layers, seeds."""
+    """Drives one edit; emits ``finished(report)`` with keys ok, kind, message, layers, seeds, params.
+
+    The menu action shows a progress dialog and inserts the layers (``docker=False``). The docker shows
+    progress and previews itself (``progressed``, ``status``, ``previewed``) and applies results later:
+    with ``docker=True`` the report carries the result pixels ("images", Krita's BGRA) instead.
+    """
 
     finished = pyqtSignal(dict)
+    progressed = pyqtSignal(float)
+    status = pyqtSignal(str)
+    previewed = pyqtSignal(object)  # PNG bytes
 
     def __init__(self, source: Source, settings: Dict[str, Any], interactive: bool = True,
-                 parent_widget: Optional[QWidget] = None) -> None:
+                 parent_widget: Optional[QWidget] = None, docker: bool = False) -> None:
         super().__init__(parent_widget)
+        self.docker = docker
         self.source = source
         self.settings = dict(settings)
         self.params = request_params(self.settings)
+        self.text = text_params(self.settings)  # checked now; sent only if the model takes text
         self.interactive = interactive
         self._parent_widget = parent_widget
         self._progress = None  # type: Optional[QProgressDialog]
+        self._starting = False
         self._worker = None  # type: Optional[EditWorker]
         self.report = None  # type: Optional[Dict[str, Any]]
         mask_needed(source.mask, *source.size)  # an empty selection fails here, before anything is sent
 
     def start(self) -> None:
-        """Start the job in a background thread and show a progress dialog with Cancel."""
-        client = Client(self.settings["server_url"], token=os.environ.get("SDEDIT_TOKEN") or None)
+        """Start the job in a background thread (and, from the menu, show a progress dialog with Cancel)."""
+        client = make_client(self.settings["server_url"])
         width, height = self.source.size
-        worker = EditWorker(client, width, height, self.source.bgra, self.source.mask, self.params)
+        worker = EditWorker(client, width, height, self.source.bgra, self.source.mask, self.params, self.text,
+                            previews=self.docker)
         worker.progressed.connect(self._on_progress)
+        worker.status.connect(self._on_status)
+        worker.previewed.connect(self.previewed.emit)
         worker.succeeded.connect(self._on_success)
         worker.failed.connect(self._on_failure)
         self._worker = worker
         keep_alive(worker)
+        if self.docker:
+            worker.start()
+            return
         progress = QProgressDialog("SDEdit: %s on %dx%d pixels…" % (summary(self.params), width, height),
                                    "Cancel", 0, 1000, self._parent_widget)
         progress.setObjectName("sdedit_progress")
@@ -71,19 +87,36 @@ class EditController(QObject):
             self._progress.setLabelText("Cancelling…")
 
     def _on_progress(self, fraction: float) -> None:
+        self.progressed.emit(fraction)
         if self._progress is not None and not self._progress.wasCanceled():
+            if self._starting:
+                self._starting = False
+                width, height = self.source.size
+                self._progress.setLabelText("SDEdit: %s on %dx%d pixels…" % (summary(self.params), width, height))
             self._progress.setValue(int(round(fraction * 1000)))
 
-    def _on_success(self, images, seeds) -> None:
+    def _on_status(self, text: str, fraction: float) -> None:
+        """The server is being started: say so, with the expected-time fraction on the bar."""
+        self._starting = True
+        self.status.emit(text)
+        if self._progress is not None and not self._progress.wasCanceled():
+            self._progress.setLabelText(text)
+            self._progress.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
+
+    def _on_success(self, images, seeds, params) -> None:
         if not _is_open(self.source.document):
             self._finish({"ok": False, "kind": "error", "message": "The image was closed before SDEdit finished, "
                           "so the results were not added."})
             return
-        t0, sde = self.params["t0"], self.params["sde"]
         seeds = list(seeds) + [None] * (len(images) - len(seeds))
-        names = [layer_name(t0, sde, i + 1, seed=seeds[i]) for i in range(len(images))]
+        if self.docker:  # the docker shows them as thumbnails and applies them when asked
+            self._finish({"ok": True, "kind": "done", "message": "%d result(s) ready." % len(images),
+                          "images": images, "seeds": seeds, "params": dict(params)})
+            return
+        names, group = result_names(params, seeds)
         try:
-            inserted = insert_results(self.source, images, names, group_name(t0, sde, len(images)))
+            inserted = insert_results(self.source, images, names, group,
+                                      selection_only(self.source, self.settings.get("result_layer", "selection")))
         except SDEditError as error:
             self._finish({"ok": False, "kind": "error", "message": str(error)})
             return
@@ -92,7 +125,7 @@ class EditController(QObject):
                           "message": "SDEdit could not add the result layers (%s): was the image closed?" % error})
             return
         self._finish({"ok": True, "kind": "done", "message": "Added %d layer(s)." % len(inserted),
-                      "layers": inserted, "seeds": seeds})
+                      "layers": inserted, "seeds": seeds, "params": dict(params)})
 
     def _on_failure(self, kind: str, message: str) -> None:
         self._finish({"ok": False, "kind": kind, "message": message})
@@ -111,6 +144,13 @@ class EditController(QObject):
             else:
                 QMessageBox.warning(self._parent_widget, TITLE, report["message"])
         self.finished.emit(report)
+
+
+def result_names(params: Dict[str, Any], seeds: List[Optional[int]]) -> Tuple[List[str], str]:
+    """The layer names of K results (sampler, seed and the first words of the prompt) and their group's."""
+    t0, sde, prompt = params["t0"], params.get("sde"), params.get("prompt")
+    names = [layer_name(t0, sde, i + 1, seed=seeds[i], prompt=prompt) for i in range(len(seeds))]
+    return names, group_name(t0, sde, len(seeds), prompt)
 
 
 def _is_open(document) -> bool:

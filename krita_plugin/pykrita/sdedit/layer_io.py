@@ -10,8 +10,9 @@ from typing import List, Optional, Tuple
 from krita import Krita
 
 from sdedit_client import SDEditError
+from sdedit_client.mask import cut_to_selection, mask_needed
 
-from .pixels import SRGB8, Rect, intersect, is_native_srgb8
+from .pixels import SRGB8, Rect, intersect, is_native_srgb8, node_kind_words
 
 ColorSpace = Tuple[str, str, str]
 
@@ -36,11 +37,14 @@ def active_paint_layer(document):
     """The active node when it is a paint layer; else a one-sentence SDEditError."""
     if document is None:
         raise SDEditError("Open or create an image first, then run Filters → SDEdit… on a paint layer.")
-    node = document.activeNode()
+    return require_paint_layer(document.activeNode())
+
+
+def require_paint_layer(node):
+    """``node`` when it is a paint layer; else a one-sentence SDEditError naming what it is ("a group")."""
     if node is None or node.type() != "paintlayer":
-        kind = node.type() if node is not None else "nothing"
-        raise SDEditError("SDEdit works on a paint layer, but the active layer is a %s: "
-                          "select a paint layer in the Layers docker." % kind)
+        raise SDEditError("SDEdit works on a paint layer, but the active layer is %s: "
+                          "select a paint layer in the Layers docker." % node_kind_words(node.type() if node else None))
     return node
 
 
@@ -84,12 +88,19 @@ def convert_pixels(raw: bytes, width: int, height: int, src: ColorSpace, dst: Co
     return out
 
 
-def insert_results(source: Source, images_bgra: List[bytes], names: List[str], group: str) -> List[str]:
+def selection_only(source: Source, result_layer: str) -> bool:
+    """Whether result layers hold only the edited selection: a partial selection and not "full" copies."""
+    return result_layer != "full" and source.mask is not None and mask_needed(source.mask, *source.size)
+
+
+def insert_results(source: Source, images_bgra: List[bytes], names: List[str], group: str,
+                   only_selection: bool = False) -> List[str]:
     """Add the results above the source layer in one step (one undo step); returns the new layer names.
 
     Every layer is fully written before anything is added to the document, so a failure never leaves a
     half-written layer. One result becomes one paint layer; several go into one group, because Krita's
-    scripting API records each added node as its own undo step.
+    scripting API records each added node as its own undo step. ``only_selection``: each layer holds the
+    edited selection only (transparent outside, the selection's soft edge as alpha).
     """
     document, node = source.document, source.node
     width, height = source.size
@@ -97,6 +108,8 @@ def insert_results(source: Source, images_bgra: List[bytes], names: List[str], g
     for bgra, name in zip(images_bgra, names):
         if len(bgra) != width * height * 4:
             raise SDEditError("The server returned a result of the wrong size: update the SDEdit server.")
+        if only_selection:
+            bgra = cut_to_selection(bgra, source.mask, source.bgra)
         raw = bgra if is_native_srgb8(*source.space) else convert_pixels(bgra, width, height, SRGB8, source.space)
         layer = document.createNode(name, "paintlayer")
         if (layer.colorModel(), layer.colorDepth(), layer.colorProfile()) != source.space:

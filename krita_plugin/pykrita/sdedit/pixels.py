@@ -35,6 +35,30 @@ def is_native_srgb8(model: str, depth: str, profile: str) -> bool:
     return (model, depth) == ("RGBA", "U8") and ("srgb" in profile.lower() and "g10" not in profile.lower())
 
 
+#: Krita's node types in words, for "the active layer is …" messages.
+_NODE_KIND_WORDS = {
+    "grouplayer": "a group",
+    "paintlayer": "a paint layer",
+    "vectorlayer": "a vector layer",
+    "filelayer": "a file layer",
+    "filterlayer": "a filter layer",
+    "filllayer": "a fill layer",
+    "clonelayer": "a clone layer",
+    "transparencymask": "a transparency mask",
+    "filtermask": "a filter mask",
+    "transformmask": "a transform mask",
+    "selectionmask": "a selection mask",
+    "colorizemask": "a colorize mask",
+}
+
+
+def node_kind_words(node_type: Optional[str]) -> str:
+    """``"a group"`` for "grouplayer" and so on; "nothing" when no layer is active."""
+    if not node_type:
+        return "nothing"
+    return _NODE_KIND_WORDS.get(node_type, "a %s" % node_type.replace("layer", " layer").replace("mask", " mask").strip())
+
+
 def changed_fraction(before: bytes, after: bytes, mask: Optional[bytes] = None) -> float:
     """Fraction of 4-byte pixels that differ (within ``mask`` > 0 when given); for checks and reports."""
     n = len(before) // 4

@@ -11,8 +11,11 @@ from typing import Any, Dict, Optional
 
 from PyQt5.QtCore import QThread, pyqtSignal
 
-from sdedit_client import Client, JobCancelled, SDEditError
+from sdedit_client import Client, JobCancelled, SDEditError, ServerUnavailable
+from sdedit_client.client import _is_loopback, normalize_url
+from sdedit_client.autostart import ensure_server
 from sdedit_client.mask import mask_needed
+from sdedit_client.settings import model_takes_text
 
 from .qt_png import decode_to_bgra, encode_bgra, encode_gray
 
@@ -26,21 +29,46 @@ def keep_alive(thread: QThread) -> None:
     thread.finished.connect(lambda: _LIVE_THREADS.discard(thread))
 
 
+class _JobClient(Client):
+    """A client that remembers the id of the job it submitted, so previews can be asked for it."""
+
+    job_id = None  # type: Optional[str]
+
+    def submit(self, *args: Any, **kwargs: Any) -> str:
+        self.job_id = super().submit(*args, **kwargs)
+        return self.job_id
+
+
+def make_client(url: str, timeout: float = 10.0) -> Client:
+    return _JobClient(url, token=os.environ.get("SDEDIT_TOKEN") or None, timeout=timeout)
+
+
 class EditWorker(QThread):
-    """Runs ``Client.run`` off the GUI thread; emits progress (0..1), then succeeded or failed."""
+    """Runs ``Client.run`` off the GUI thread; emits progress (0..1), then succeeded or failed.
+
+    ``text`` holds the prompt fields; they are sent only when the server says the chosen model takes text.
+    A local server that does not answer is started first (``status`` says so); with ``previews`` the
+    running job's small preview PNG is emitted whenever it changes.
+    """
 
     progressed = pyqtSignal(float)
-    succeeded = pyqtSignal(object, object)  # list of BGRA bytes (Krita's order), list of seeds
+    status = pyqtSignal(str, float)  # "Starting the SDEdit server…", fraction of the expected start time
+    previewed = pyqtSignal(object)  # PNG bytes of the running job's current estimate
+    succeeded = pyqtSignal(object, object, object)  # BGRA bytes per result (Krita's order), seeds, params sent
     failed = pyqtSignal(str, str)  # kind ("cancelled" | "error"), one-sentence message
 
     def __init__(self, client: Client, width: int, height: int, bgra: bytes, mask: Optional[bytes],
-                 params: Dict[str, Any], parent=None) -> None:
+                 params: Dict[str, Any], text: Optional[Dict[str, Any]] = None, previews: bool = False,
+                 parent=None) -> None:
         super().__init__(parent)
         self._client = client
+        self._previews = previews
+        self._last_preview = None  # type: Optional[bytes]
         self._size = (width, height)
         self._bgra = bgra
         self._mask = mask
         self._params = dict(params)
+        self._text = dict(text or {})
         self._cancel = threading.Event()
 
     def request_cancel(self) -> None:
@@ -54,8 +82,13 @@ class EditWorker(QThread):
             mask = None
             if mask_needed(self._mask, width, height):  # all selected = edit everything, no mask
                 mask = encode_gray(width, height, self._mask)
-            pngs, seeds = self._client.run(image, mask, on_progress=self.progressed.emit,
-                                           should_cancel=self._cancel.is_set, **self._params)
+            ensure_server(self._client.base_url, on_status=self.status.emit, cancel=self._cancel.is_set)
+            params = dict(self._params)
+            if self._text and model_takes_text(self._client.models(), params.get("model")):
+                params.update(self._text)
+            pngs, seeds = self._client.run(image, mask, on_progress=self._on_progress,
+                                           should_cancel=self._cancel.is_set,
+                                           poll_interval=0.1 if self._previews else 0.25, **params)
             images = []
             for png in pngs:
                 w, h, bgra = decode_to_bgra(png)
@@ -65,7 +98,7 @@ class EditWorker(QThread):
                 images.append(bgra)
             if self._cancel.is_set():
                 raise JobCancelled("The edit was cancelled.")
-            self.succeeded.emit(images, seeds)
+            self.succeeded.emit(images, seeds, params)
         except JobCancelled as error:
             self.failed.emit("cancelled", str(error))
         except SDEditError as error:
@@ -73,6 +106,30 @@ class EditWorker(QThread):
         except Exception as error:  # never a traceback in the painter's face; keep it in Krita's log
             traceback.print_exc(file=sys.stderr)
             self.failed.emit("error", "SDEdit failed unexpectedly (%s): see Krita's log for details." % error)
+
+
+    def _on_progress(self, fraction: float) -> None:
+        self.progressed.emit(fraction)
+        job_id = getattr(self._client, "job_id", None)
+        if not self._previews or job_id is None or fraction >= 1.0:
+            return
+        try:
+            png = self._client.preview(job_id)
+        except SDEditError:  # a preview is a courtesy: the job goes on without it
+            return
+        if png and png != self._last_preview:
+            self._last_preview = png
+            self.previewed.emit(png)
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url`` names this computer (where a missing server is started by the plugin)."""
+    import urllib.parse
+
+    try:
+        return _is_loopback(urllib.parse.urlsplit(normalize_url(url)).hostname)
+    except SDEditError:
+        return False
 
 
 class ServerInfoWorker(QThread):
@@ -89,6 +146,12 @@ class ServerInfoWorker(QThread):
         try:
             client = Client(self._url, token=os.environ.get("SDEDIT_TOKEN") or None, timeout=5.0)
             self.loaded.emit(client.health(), client.models())
+        except ServerUnavailable as error:
+            if is_local(self._url):  # the edit starts it: say that, not "start it yourself"
+                self.failed.emit("No SDEdit server answers at %s yet: it is started when the edit begins."
+                                 % client.base_url)
+            else:
+                self.failed.emit(str(error))
         except SDEditError as error:
             self.failed.emit(str(error))
         except Exception as error:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from typing import Any, List, Optional, Sequence
@@ -17,12 +16,14 @@ from ..errors import InputError
 from .auth import BearerAuth
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .budget import Budget, check_request
 from .errortext import body_parse_problem, shown_value
 from .hostguard import HostGuard
 from .images import TooLarge, b64_to_bytes, check_image_bytes
 from .jobs import Job, JobQueue, QueueFull
 from .limits import Limits
 from .preview import preview_png
+from .stream import result_response
 from .schemas import (
     ErrorMessage,
     Health,
@@ -65,6 +66,8 @@ def create_app(
     addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
+    if getattr(backend, "budget", False) is None:
+        backend.budget = Budget(backend.device, limits.max_work, limits.max_job_s)
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
 
     @contextlib.asynccontextmanager
@@ -85,7 +88,7 @@ def create_app(
     app.state.queue = queue
     app.state.backend = backend
     app.state.limits = limits
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
     app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
@@ -125,12 +128,11 @@ def create_app(
         return _status(queue, job)
 
     @private.get("/jobs/{job_id}/result", response_model=JobResult, responses={c: _ERRORS[c] for c in (404, 409)})
-    def result(job_id: str) -> JobResult:  # a thread, not the event loop: big results take a while to encode
+    def result(job_id: str) -> Any:  # the generator's pieces are encoded in a thread, not on the event loop
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
-        return JobResult(images=[base64.b64encode(png).decode("ascii") for png in job.output.pngs],
-                         seeds=list(job.output.seeds))
+        return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},
@@ -162,7 +164,8 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     """Decode and check everything a job needs, so that bad input is a 4xx now and not a failed job later."""
     try:
         backend.check_model(request.model)
-        sde = request.sde or backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        model_sde = backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        sde = request.sde if "sde" in request.model_fields_set else model_sde
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
         mask_bytes = None
@@ -172,6 +175,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
             if mask_size != (width, height):
                 raise InputError(f"The mask is {mask_size[0]}x{mask_size[1]} but the image is {width}x{height}; "
                                  "send a mask of the image's size.")
+        check_request(backend, request, sde, width, height)  # the job budget, before any pixel is decoded
         image = backend.decode(image_bytes)
         mask = backend.decode(mask_bytes, "mask") if mask_bytes is not None else None
     except TooLarge as err:

@@ -48,6 +48,7 @@ class EngineBackend:
         self._models_lock = threading.Lock()
         self._models: list = []
         self._models_at = -1e9
+        self.budget = None  # a budget.Budget, set by create_app: learns each model's speed from its jobs
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list:
@@ -106,9 +107,15 @@ class EngineBackend:
         from ..models.speed import compile_requested
 
         model = load_model(None, device=self.device)
+        if self.budget is not None:
+            self.budget.learn_model(model)
+            self.budget.calibrate(model)
         if compile_requested():
             side = model.resolution or 256
             side = -(-side // model.size_multiple) * model.size_multiple
+            if getattr(model, "kind", "pixel") == "latent":  # Stable Diffusion: a 4-channel latent, 1/8 the side
+                model.eps_vp(torch.zeros(1, 4, side // 8, side // 8, device=model.device), 500)
+                return
             model.eps_vp(torch.zeros(1, 3, side, side, device=model.device), 500)
 
     # -- one job ----------------------------------------------------------------------------------------
@@ -125,5 +132,10 @@ class EngineBackend:
                       seed=p.seed, progress=progress, cancel=cancel, prompt=p.prompt,
                       negative_prompt=p.negative_prompt, guidance=p.guidance,
                       preview=lambda rgb: store_preview(job, rgb))
+        if self.budget is not None and result.working_size:
+            from .budget import Work
+
+            self.budget.learn_model(model)
+            self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])

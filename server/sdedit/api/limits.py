@@ -1,7 +1,8 @@
 """Server limits in one place: request size, pixels, queue length, how long results are kept.
 
 Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
-SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB).
+SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB, SDEDIT_HEADER_TIMEOUT_S,
+SDEDIT_BODY_TIMEOUT_S, SDEDIT_MAX_CONNECTIONS, SDEDIT_MAX_LARGE_BODIES, SDEDIT_MAX_WORK, SDEDIT_MAX_JOB_S).
 Loaded models are cached (LRU) by sdedit.models.load_model itself.
 The ranges of t0, steps, samples and seed are the engine's, enforced by the request schema (schemas.py).
 """
@@ -24,6 +25,12 @@ class Limits:
     result_ttl_s: float = 900.0
     max_results: int = 64
     max_result_bytes: int = 1024 * 1024 * 1024
+    header_timeout_s: float = 10.0  # a request's headers must be complete this long after its first byte
+    body_timeout_s: float = 30.0  # at most this long between two chunks of a body the server waits for
+    max_connections: int = 128  # open connections at once (lowered to fit the open-file limit)
+    max_large_bodies: int = 2  # bodies over 8 MiB (or of unknown size) read and decoded at once
+    max_work: Optional[int] = None  # pixel-steps one job may ask for; None = max_job_s on this device
+    max_job_s: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
@@ -37,6 +44,12 @@ class Limits:
             result_ttl_s=_number(env, "SDEDIT_RESULT_TTL_S", base.result_ttl_s),
             max_results=int(_number(env, "SDEDIT_MAX_RESULTS", base.max_results)),
             max_result_bytes=int(_number(env, "SDEDIT_MAX_RESULT_MB", base.max_result_bytes / 2**20) * 2**20),
+            header_timeout_s=_number(env, "SDEDIT_HEADER_TIMEOUT_S", base.header_timeout_s),
+            body_timeout_s=_number(env, "SDEDIT_BODY_TIMEOUT_S", base.body_timeout_s),
+            max_connections=int(_number(env, "SDEDIT_MAX_CONNECTIONS", base.max_connections)),
+            max_large_bodies=int(_number(env, "SDEDIT_MAX_LARGE_BODIES", base.max_large_bodies)),
+            max_work=int(_number(env, "SDEDIT_MAX_WORK", 1)) if env.get("SDEDIT_MAX_WORK", "").strip() else None,
+            max_job_s=_number(env, "SDEDIT_MAX_JOB_S", base.max_job_s),
         )
 
 

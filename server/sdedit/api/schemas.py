@@ -36,8 +36,8 @@ class JobRequest(BaseModel):
         None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
     )
     t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
-    sde: Optional[SdeName] = Field(None, description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
-                                   + " ('vp' = DDPM, 've' = NCSN); null = the model's default_sde.")
+    sde: SdeName = Field("vp", description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
+                         + " ('vp' = DDPM, 've' = NCSN); left out = the model's default_sde (GET /v1/models).")
     steps: Optional[int] = Field(
         None, ge=0, le=MAX_STEPS, description="Sampler steps; null or 0 = the model's default."
     )

@@ -39,16 +39,21 @@ def run_server(
     import uvicorn
 
     from .app import create_app
+    from .connections import connection_cap, guarded_protocol
     from .limits import Limits
 
     _configure_logging()
-    app = create_app(token=token, device=device, limits=Limits.from_env(), bind_host=host, allow_hosts=allow_hosts)
+    limits = Limits.from_env()
+    app = create_app(token=token, device=device, limits=limits, bind_host=host, allow_hosts=allow_hosts)
+    cap = connection_cap(limits.max_connections)
     shown = f"[{host}]" if ":" in host else host
-    logging.getLogger("sdedit.api").info(
-        "SDEdit server at http://%s:%d (%s)", shown, int(port),
-        "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
-    uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False,
-                timeout_graceful_shutdown=10)
+    logger = logging.getLogger("sdedit.api")
+    logger.info("SDEdit server at http://%s:%d (%s)", shown, int(port),
+                "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
+    logger.info("at most %d connections; request headers within %g s, body chunks at most %g s apart",
+                cap, limits.header_timeout_s, limits.body_timeout_s)
+    uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False, timeout_graceful_shutdown=10,
+                http=guarded_protocol(limits.header_timeout_s, limits.body_timeout_s, cap))
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -103,3 +108,7 @@ def _configure_logging() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    from .connections import RepeatFilter
+
+    for name in ("uvicorn.error", "asyncio"):  # per-connection warnings: one line per message per minute
+        logging.getLogger(name).addFilter(RepeatFilter())

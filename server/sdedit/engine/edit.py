@@ -18,10 +18,8 @@ from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, previ
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
+from sdedit.params import MAX_SAMPLES, MAX_SEED, MAX_STEPS, validate  # noqa: F401  (re-exported)
 
-MAX_SAMPLES = 16
-MAX_STEPS = 1000
-MAX_SEED = 2**63 - 1
 CPU_BATCH_PIXELS = 4 * 256 * 256  # samples per batch on the CPU: at most this many pixels
 GPU_BATCH_PIXELS = 32 * 256 * 256
 
@@ -41,20 +39,6 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
-
-
-def validate(t0: float, sde: str | None, steps: int | None, samples: int, seed: int | None) -> None:
-    """Range checks with messages that name the parameter and its allowed values (sde None: the model's)."""
-    if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (0.0 < float(t0) <= 1.0):
-        raise InputError(f"t0 must be a number in (0, 1], got {t0!r}.")
-    if sde is not None and sde not in SAMPLERS:
-        raise InputError(f"Unknown SDE '{sde}': choose one of {', '.join(SAMPLERS)}.")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS):
-        raise InputError(f"steps must be a whole number from 1 to {MAX_STEPS} (0 or none for the model's default), got {steps!r}.")
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
-        raise InputError(f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise InputError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}.")
 
 
 def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
@@ -101,14 +85,14 @@ def edit(
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
     prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
     sde None: the model's declared default sampler (model.default_sde)."""
-    validate(t0, sde, steps, samples, seed)
     sde = sde or model.default_sde
+    validate(t0, sde, steps, samples, seed)
     validate_text(model, prompt, negative_prompt, guidance)
     if getattr(model, "kind", "pixel") == "latent":
         return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=make_seeds(seed, samples),
                            steps=resolve_steps(model, sde, float(t0), steps or None), prompt=prompt,
                            negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
-                           max_batch=max_batch)
+                           max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
     mask_u8 = imaging.mask_array(mask, image.size)
@@ -132,7 +116,10 @@ def edit(
     if two_stage is not None:
         size = two_stage.full_size  # stage 1 runs at native scale inside run_two_stage
         params["stages"] = two_stage.describe(float(t0), n_steps)
-    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size)).to(model.device)
+    crop = imaging.crop_padded(rgb, region)
+    if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in
+        crop = imaging.fill_transparent(crop, imaging.crop_padded(alpha, region))
+    guide = imaging.to_tensor(imaging.resize_array(crop, size)).to(model.device)
     mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
     mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work).to(model.device)
 
@@ -150,7 +137,7 @@ def edit(
         if progress is not None:
             progress(done, total)
         if preview is not None and done % every == 0 and done < total:
-            estimate = watched.estimate()
+            estimate = watched.estimate(first=1)
             if estimate.shape[-2:] != guide.shape[-2:]:  # during stage 1 of a two-stage edit
                 estimate = native_scale.to_full(estimate, two_stage, guide.shape[-2:])
             preview(preview_image(estimate, guide, mask_t, region, image.size))
@@ -193,4 +180,7 @@ def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, ma
     x1, y1 = min(w, region.x1), min(h, region.y1)
     canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
     canvas, blend_mask = seam.blend(rgb, canvas, mask_u8)  # a hard selection's edge blends in (inside it)
-    return imaging.rebuild_image(imaging.composite(rgb, canvas, blend_mask), alpha, like)
+    out = imaging.composite(rgb, canvas, blend_mask)
+    if alpha is not None:  # fully transparent pixels come back exactly as they were (colour unseen)
+        out = np.where((alpha == 0)[..., None], rgb, out)
+    return imaging.rebuild_image(out, alpha, like)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from sdedit import imaging
 from sdedit.engine.noise import NoiseSource
+from sdedit.engine.preview import EstimateWatcher, latent_rgb_map, preview_image, preview_interval
 from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel
 from sdedit.errors import InputError
 from sdedit.models.latent import VAE_FACTOR, LatentModel
@@ -47,11 +48,17 @@ def latent_mask(mask_work: torch.Tensor) -> torch.Tensor:
 
 
 def run_latent(model: LatentModel, guide: torch.Tensor, mask_t: torch.Tensor | None, seeds: list[int], *, t0: float,
-               sde: str, steps: int, condition, per_batch: int, after_step) -> list[torch.Tensor]:
-    """The sampling part: guide (1, 3, H, W) in [-1, 1] -> one decoded (3, H, W) image per seed."""
+               sde: str, steps: int, condition, per_batch: int, after_step, on_estimate=None,
+               every: int = 1) -> list[torch.Tensor]:
+    """The sampling part: guide (1, 3, H, W) in [-1, 1] -> one decoded (3, H, W) image per seed.
+
+    `on_estimate(rgb)`, when given, gets the RGB estimate (B, 3, h, w) every `every` steps (live preview)."""
     z_guide = model.encode_image(guide)
     z_mask = None if mask_t is None else latent_mask(mask_t).to(z_guide.device)
     view = model.conditioned(condition)
+    if on_estimate is not None:
+        view = EstimateWatcher(view, to_rgb=latent_rgb_map(z_guide, guide))
+        after_step = _with_previews(after_step, view, on_estimate, every, steps * -(-len(seeds) // per_batch))
     outputs: list[torch.Tensor] = []
     for i in range(0, len(seeds), per_batch):
         chunk = seeds[i:i + per_batch]
@@ -62,9 +69,22 @@ def run_latent(model: LatentModel, guide: torch.Tensor, mask_t: torch.Tensor | N
     return outputs
 
 
+def _with_previews(after_step, watcher: EstimateWatcher, on_estimate, every: int, total: int):
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if done % every == 0 and done < total:
+            on_estimate(watcher.estimate(first=1))
+        after_step()
+
+    return step
+
+
 def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: int, seeds: list[int],
                 prompt: str | None, negative_prompt: str | None, guidance: float | None, progress=None, cancel=None,
-                max_batch: int | None = None):
+                max_batch: int | None = None, preview=None, preview_every: int | None = None):
     """The whole-picture latent edit; called by engine.edit for latent models (same inputs, same result type)."""
     from sdedit.engine.edit import EditResult, _paste_back
 
@@ -101,6 +121,8 @@ def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: 
     check_cancel(cancel)
     with torch.inference_mode():
         outputs = run_latent(model, guide, mask_t, seeds, t0=t0, sde=sde, steps=steps, condition=condition,
-                             per_batch=per_batch, after_step=after_step)
+                             per_batch=per_batch, after_step=after_step, every=preview_interval(total, preview_every),
+                             on_estimate=None if preview is None else
+                             lambda est: preview(preview_image(est, guide, mask_t, region, image.size)))
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
     return EditResult(images, seeds, steps, steps * n_chunks, time.perf_counter() - started, size, region, params)

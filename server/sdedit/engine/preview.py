@@ -3,8 +3,8 @@
 The samplers stay untouched: `EstimateWatcher` stands in for the model and remembers the last network
 call, from which x̂₀ follows in closed form (VP: (x − √(1−ᾱ)·ε̂)/√ᾱ; VE and the ODE samplers: x − σ·ε̂).
 It is computed only when a preview is due, so a job without a preview callback pays nothing.
-A model whose sampling space is not RGB (a latent model) may define `preview_rgb(x0) -> (B, 3, h, w)` in
-[-1, 1]; the watcher applies it to the estimate.
+In a latent model's space the estimate is a latent: `latent_rgb_map` fits, once per job, a linear map from
+latent channels to RGB on the guide and its own encoding, so a preview never runs the VAE decoder.
 """
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def preview_interval(total_steps: int, every: int | None = None) -> int:
 class EstimateWatcher:
     """The model, as the samplers see it, plus the clean estimate of its last call."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, to_rgb: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self._model = model
+        self._to_rgb = to_rgb
         self._last: tuple | None = None
 
     def __getattr__(self, name: str) -> Any:  # everything but the two network views is the model's own
@@ -51,17 +52,37 @@ class EstimateWatcher:
         self._last = ("ve", x, eps, sigma)
         return eps
 
-    def estimate(self) -> torch.Tensor | None:
-        """x̂₀ of the batch at the last network call, (B, 3, h, w) in about [-1, 1]; None before any call."""
+    def estimate(self, first: int | None = None) -> torch.Tensor | None:
+        """x̂₀ at the last network call, (B, 3, h, w) in about [-1, 1] (only the `first` samples of the batch
+        when given: a preview needs one); None before any call."""
         if self._last is None:
             return None
         kind, x, eps, level = self._last
+        if first is not None:
+            x, eps = x[:first], eps[:first]
+            level = level if kind == "vp" else level[:first]
         if kind == "vp":
             x0 = (x - (1.0 - level) ** 0.5 * eps) / level**0.5
         else:
             x0 = x - level.to(x.device, x.dtype).view(-1, 1, 1, 1) * eps
-        to_rgb = getattr(self._model, "preview_rgb", None)
-        return to_rgb(x0) if to_rgb is not None else x0
+        return self._to_rgb(x0) if self._to_rgb is not None else x0
+
+
+def latent_rgb_map(latent: torch.Tensor, rgb: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A least-squares affine map latent (B, C, h, w) -> RGB (B, 3, h, w), fitted on the guide's own latent
+    (1, C, h, w) and the guide (1, 3, H, W) shrunk to the latent grid. Good enough to watch an edit take
+    shape; the decoder would cost as much as several sampler steps."""
+    channels = latent.shape[1]
+    target = F.interpolate(rgb.float().cpu(), size=tuple(latent.shape[-2:]), mode="area")
+    inputs = latent[0].float().cpu().reshape(channels, -1).T
+    design = torch.cat([inputs, torch.ones(inputs.shape[0], 1)], dim=1)
+    weights = torch.linalg.lstsq(design, target[0].reshape(3, -1).T).solution  # (C + 1, 3)
+
+    def to_rgb(x0: torch.Tensor) -> torch.Tensor:
+        w = weights.to(x0.device, torch.float32)
+        return torch.einsum("bchw,cd->bdhw", x0.float(), w[:channels]) + w[channels].view(1, 3, 1, 1)
+
+    return to_rgb
 
 
 def preview_image(x0: torch.Tensor, guide: torch.Tensor, mask: torch.Tensor | None, region: imaging.Region,
@@ -69,8 +90,10 @@ def preview_image(x0: torch.Tensor, guide: torch.Tensor, mask: torch.Tensor | No
     """The first sample's estimate as the painter will see it: kept pixels from the guide, the padding
     outside the picture cut off, shrunk to at most `max_side` a side; uint8 (h, w, 3)."""
     est = x0[:1].float()
+    if est.shape[-2:] != guide.shape[-2:]:  # a latent model's estimate: on the latent grid
+        est = F.interpolate(est, size=tuple(guide.shape[-2:]), mode="bilinear", align_corners=False)
     if mask is not None:
-        est = mask * est + (1.0 - mask) * guide
+        est = mask.to(est.device) * est + (1.0 - mask.to(est.device)) * guide.to(est.device)
     height, width = est.shape[-2:]
     sx, sy = width / region.width, height / region.height
     x_lo, x_hi = max(0, region.x0) - region.x0, min(image_size[0], region.x1) - region.x0

@@ -11,28 +11,8 @@ from typing import ClassVar
 
 import torch
 
+from sdedit.models.info import ModelInfo  # noqa: F401  (re-exported: ModelInfo lived here)
 from sdedit.schedules import linear_alphas_cumprod, sigmas_from_alphas_cumprod, timestep_for_sigma
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a client needs to know about a model before loading it."""
-
-    id: str
-    resolution: int | None  # fixed square working size; None = fully convolutional, any size
-    sde: str  # the SDE it was trained with: "vp" or "ve"
-    default: bool = False
-    path: str = ""
-    description: str = ""
-    kind: str = "pixel"  # "pixel" or "latent" (a VAE's latent space: Stable Diffusion)
-    text: bool = False  # takes a prompt
-    default_sde: str = "vp"  # the sampler used when a request names none
-    native_size: int | None = None  # the side it was trained at (see DiffusionModel.native_size)
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
-                "description": self.description, "kind": self.kind, "text": self.text,
-                "default_sde": self.default_sde, "native_size": self.native_size}
 
 
 @dataclass

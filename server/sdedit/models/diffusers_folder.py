@@ -6,52 +6,18 @@ works on a pixel-unshuffled image).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from sdedit.schedules import cosine_alphas_cumprod, linear_alphas_cumprod, scaled_linear_alphas_cumprod
 from sdedit.errors import InputError
-from sdedit.models.base import DiffusionModel, ModelInfo, VEScoreModel, VPEpsilonModel
+from sdedit.models.base import DiffusionModel, VEScoreModel, VPEpsilonModel
+from sdedit.models.layout import (  # noqa: F401  (re-exported: they lived here)
+    SCHEDULER_CONFIG, SDEDIT_CONFIG, UNET_CONFIG, describe_folder, is_model_folder, scheduler_config, sde_of,
+    sdedit_config, unet_dir, _read_json, _sample_size, default_sde_of, native_size_of,
+)
 from sdedit.models.speed import prepare_network
-
-UNET_CONFIG = "config.json"
-SCHEDULER_CONFIG = "scheduler_config.json"
-SDEDIT_CONFIG = "sdedit.json"
-
-
-def unet_dir(folder: Path) -> Path:
-    """The folder holding the UNet's config.json and weights."""
-    return folder / "unet" if (folder / "unet" / UNET_CONFIG).is_file() else folder
-
-
-def is_model_folder(folder: Path) -> bool:
-    return (unet_dir(folder) / UNET_CONFIG).is_file()
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"The model file {path} could not be read ({exc}).") from exc
-
-
-def scheduler_config(folder: Path) -> dict:
-    """The scheduler's config from `scheduler/`, the folder itself, or a DDPM default when missing."""
-    for candidate in (folder / "scheduler" / SCHEDULER_CONFIG, folder / SCHEDULER_CONFIG):
-        if candidate.is_file():
-            return _read_json(candidate)
-    return {"_class_name": "DDPMScheduler"}
-
-
-def sdedit_config(folder: Path) -> dict:
-    path = folder / SDEDIT_CONFIG
-    return _read_json(path) if path.is_file() else {}
-
-
-def sde_of(sched: dict) -> str:
-    return "ve" if "ScoreSdeVe" in sched.get("_class_name", "") else "vp"
 
 
 def alphas_cumprod_from(sched: dict) -> torch.Tensor:
@@ -68,45 +34,8 @@ def alphas_cumprod_from(sched: dict) -> torch.Tensor:
     raise InputError(f"The model's beta schedule '{kind}' is not supported; use linear, scaled_linear or squaredcos_cap_v2.")
 
 
-def describe_folder(folder: Path, model_id: str) -> ModelInfo:
-    """Read a folder's configs (not its weights) to list it."""
-    extra = sdedit_config(folder)
-    sched = scheduler_config(folder)
-    unet_cfg = _read_json(unet_dir(folder) / UNET_CONFIG)
-    resolution = None if extra else _sample_size(unet_cfg)
-    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""),
-                     default_sde=default_sde_of(extra, folder), native_size=native_size_of(extra, resolution))
-
-
-def default_sde_of(extra: dict, folder: Path) -> str:
-    """sdedit.json "default_sde" (the sampler the model's benchmark shows best), else the paper's `vp`."""
-    from sdedit.engine.samplers import SAMPLERS
-
-    sde = extra.get("default_sde", "vp")
-    if sde not in SAMPLERS:
-        raise InputError(f"The model at {folder} declares default_sde '{sde}'; use one of {', '.join(SAMPLERS)}.")
-    return sde
-
-
-def native_size_of(extra: dict, resolution: int | None) -> int | None:
-    """sdedit.json "native_size", else a fixed-size checkpoint's own resolution (None: no native-scale stage)."""
-    size = extra.get("native_size", resolution)
-    return int(size) if size else None
-
-
-def _sample_size(unet_cfg: dict) -> int | None:
-    size = unet_cfg.get("sample_size")
-    if isinstance(size, (list, tuple)):
-        size = size[0]
-    return int(size) if size else None
-
-
 def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.dtype = torch.float32) -> DiffusionModel:
     """Load a diffusers-layout folder (or the embedded format) onto `device`."""
-    from diffusers import UNet2DModel
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.set_verbosity_error()  # keep its install hints out of the user's terminal
     extra = sdedit_config(folder)
     sched = scheduler_config(folder)
     sde = sde_of(sched)
@@ -120,6 +49,10 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
             net = UnshuffleEpsNet.from_folder(folder)
             resolution, multiple = None, int(net.size_multiple)
         else:
+            from diffusers import UNet2DModel
+            from diffusers.utils import logging as diffusers_logging
+
+            diffusers_logging.set_verbosity_error()  # keep its install hints out of the user's terminal
             net = UNet2DModel.from_pretrained(str(unet_dir(folder)))
             resolution = _sample_size(dict(net.config))
             multiple = 2 ** (len(net.config.block_out_channels) - 1)

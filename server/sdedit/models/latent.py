@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from sdedit.models.base import DiffusionModel
-from sdedit.models.sd_family import Family
+from sdedit.models.sd_family import DEFAULT_SDE, Family  # noqa: F401  (DEFAULT_SDE re-exported)
 from sdedit.schedules import timestep_for_sigma
 
 VAE_FACTOR = 8  # pixels per latent along each side
-DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
 SNAP = 1e-4  # a fractional timestep this close to a whole step is that step (VE levels that are table knots)
 
 

@@ -13,14 +13,17 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sdedit.errors import InputError
-from sdedit.models.base import DiffusionModel, ModelInfo, VPEpsilonModel
-from sdedit.models.diffusers_folder import describe_folder, is_model_folder, load_folder
-from sdedit.models.sd_loader import describe_sd, is_sd_checkpoint, is_sd_model, load_sd
-from sdedit.models.speed import default_precision, pick_dtype, prepare_network
+from sdedit.models.info import ModelInfo
+from sdedit.models.layout import describe_folder, is_model_folder
+from sdedit.models.sd_lookup import describe_sd, is_sd_checkpoint, is_sd_model
+
+if TYPE_CHECKING:  # torch and the loaders are imported when a model is loaded, not to look one up
+    import torch
+
+    from sdedit.models.base import DiffusionModel
 
 DEFAULT_MODEL_ID = "landscape"
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -119,6 +122,8 @@ def list_models() -> list[ModelInfo]:
 
 def pick_device(device: str = "auto") -> torch.device:
     """'auto' takes CUDA when there is a GPU; asking for CUDA without one is a user error."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -135,6 +140,8 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
     precision: auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, bf16 or fp16; default $SDEDIT_PRECISION or auto.
     paths=False: ids only (what the HTTP API asks for).
     """
+    from sdedit.models.speed import default_precision, pick_dtype
+
     model_id, path = resolve(ref, paths)
     dev = pick_device(device)
     dtype = pick_dtype(dev, precision or default_precision())
@@ -158,6 +165,8 @@ def _evict_latent_models() -> None:
     with _cache_lock:
         for key in [k for k, m in _cache.items() if getattr(m, "kind", "pixel") == "latent" and m.device.type == "cuda"]:
             del _cache[key]
+    import torch
+
     torch.cuda.empty_cache()
 
 
@@ -187,11 +196,17 @@ def ckpt_resolution(path: Path) -> int:
 
 
 def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
+    from sdedit.models.diffusers_folder import load_folder
+
     if is_sd_model(path):
+        from sdedit.models.sd_loader import load_sd
+
         return load_sd(model_id, path, device, dtype)
     if path.is_file():
-        from sdedit.schedules import linear_alphas_cumprod
+        from sdedit.models.base import VPEpsilonModel
         from sdedit.models.ckpt_convert import load_ckpt_unet
+        from sdedit.models.speed import prepare_network
+        from sdedit.schedules import linear_alphas_cumprod
 
         unet = prepare_network(load_ckpt_unet(path, _sidecar_resolution(path)), device, dtype)
         resolution = int(unet.config.sample_size)

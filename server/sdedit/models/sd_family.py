@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sdedit.errors import InputError
 
+DEFAULT_SDE = "ode"  # DPM-Solver++(2M), 20 steps: what SD front-ends default to, and the fastest here
+
 CONFIG_ROOT = Path(__file__).resolve().parent / "sd_configs"
 UNET_PREFIX = "model.diffusion_model."
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -89,12 +91,25 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         import torch
 
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        state = _load_pickle(path)
     except Exception as exc:  # corrupt, truncated, or a pickle that needs code to run
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}); it may be "
                          "damaged or a pickle that is not plain weights.") from exc
     state = unwrap_state_dict(state)
     return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+
+
+def _load_pickle(path: Path) -> object:
+    """torch.load with weights_only=True: memory-mapped (lazy) for zip-format files, read whole for the
+    legacy format older SD 1.x .ckpt files use."""
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "zipfile" not in str(exc) and "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def unwrap_state_dict(state: object) -> dict:

@@ -14,43 +14,13 @@ from pathlib import Path
 import torch
 
 from sdedit.errors import InputError
-from sdedit.models.base import ModelInfo
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.latent import DEFAULT_SDE
-from sdedit.models.sd_family import (
-    SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar, tensor_shapes,
-    unwrap_state_dict,
-)
+from sdedit.models.sd_family import Family, unwrap_state_dict
+from sdedit.models.sd_lookup import describe_sd, family_of, is_sd_checkpoint, is_sd_model  # noqa: F401 (re-exported)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
 DEFAULT_STEPS = {"vp": 50, "ve": 50, "ode": 20, "ddim": 20}
-
-
-def is_sd_checkpoint(path: Path) -> bool:
-    """Whether a file is a single-file Stable Diffusion checkpoint (reads names, not tensors)."""
-    if path.suffix not in SINGLE_FILE_SUFFIXES or not path.is_file():
-        return False
-    try:
-        return any(k.startswith("model.diffusion_model.") for k in tensor_shapes(path))
-    except InputError:
-        return False
-
-
-def is_sd_model(path: Path) -> bool:
-    return is_sd_folder(path) if path.is_dir() else is_sd_checkpoint(path)
-
-
-def family_of(path: Path) -> Family:
-    return family_for_folder(path) if path.is_dir() else family_for_file(path)
-
-
-def describe_sd(model_id: str, path: Path) -> ModelInfo:
-    """The listing of a checkpoint, from its configs or tensor names only."""
-    family = family_of(path)
-    description = (sidecar(path).get("description") if path.is_file() else None) or family.title
-    return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=DEFAULT_SDE)
 
 
 def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype):
@@ -136,14 +106,23 @@ def _load_folder(folder: Path, family: Family) -> dict:
     if missing:
         raise InputError(f"The model folder {folder} lacks {', '.join(missing)}; a Stable Diffusion pipeline "
                          "folder needs unet/, vae/ and its text encoder(s).")
+    def load(cls, sub: str):
+        return cls.from_pretrained(str(folder / sub), local_files_only=True, variant=_variant(folder / sub))
+
     return {
-        "unet": UNet2DConditionModel.from_pretrained(str(folder / "unet"), local_files_only=True),
-        "vae": AutoencoderKL.from_pretrained(str(folder / "vae"), local_files_only=True),
-        "text_encoders": [cls.from_pretrained(str(folder / n), local_files_only=True)
-                          for cls, n in zip(_encoder_classes(family), names)],
+        "unet": load(UNet2DConditionModel, "unet"),
+        "vae": load(AutoencoderKL, "vae"),
+        "text_encoders": [load(cls, n) for cls, n in zip(_encoder_classes(family), names)],
         "tokenizers": _tokenizers(folder, family),
         "scheduler": _read_scheduler(folder),
     }
+
+
+def _variant(sub: Path) -> str | None:
+    """'fp16' when a component folder only has the half-precision variant (`*.fp16.safetensors`)."""
+    weights = [p.name for p in sub.iterdir() if p.suffix in (".safetensors", ".bin")]
+    plain = [n for n in weights if n.count(".") == 1]
+    return "fp16" if not plain and any(".fp16." in n for n in weights) else None
 
 
 def read_state_dict(path: Path) -> dict:
@@ -153,7 +132,9 @@ def read_state_dict(path: Path) -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        from sdedit.models.sd_family import _load_pickle
+
+        state = _load_pickle(path)
     except Exception as exc:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}).") from exc
     return unwrap_state_dict(state)

@@ -11,8 +11,7 @@ import os
 import torch
 
 from sdedit.errors import InputError
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from sdedit.params import PRECISIONS
 
 
 def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:

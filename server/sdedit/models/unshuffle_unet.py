@@ -1,5 +1,8 @@
 """The embedded default network: a diffusers UNet2DModel working on a 4x pixel-unshuffled image.
 
+Inference loads the UNet as plain_unet.PlainUNet2D (same layers and weights, no diffusers import); training
+and saving use diffusers' UNet2DModel.
+
 Space-to-depth (factor 4) turns a (B,3,H,W) image into (B,48,H/4,W/4), so the UNet does its work at a
 sixteenth of the pixels: that is what makes 512x512 edits take seconds on a CPU. Fully convolutional, so
 any H, W that are multiples of `size_multiple` work.
@@ -16,9 +19,13 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+
+if TYPE_CHECKING:  # inference runs on plain_unet; diffusers only for training and saving
+    from diffusers import DDPMScheduler, UNet2DModel
 
 UNSHUFFLE = 4
 
@@ -43,7 +50,14 @@ EDGE_MARGIN = 16
 
 def make_scheduler() -> DDPMScheduler:
     """The VP schedule the model is trained with (DDPM linear betas)."""
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, num_train_timesteps=1000)
+
+
+def linear_alphas_cumprod_f32(beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000) -> torch.Tensor:
+    """make_scheduler().alphas_cumprod computed as DDPMScheduler does (float32), without importing diffusers."""
+    return torch.cumprod(1.0 - torch.linspace(beta_start, beta_end, steps, dtype=torch.float32), dim=0)
 
 
 class UnshuffleEpsNet(torch.nn.Module):
@@ -63,11 +77,13 @@ class UnshuffleEpsNet(torch.nn.Module):
         self.eps_skip = float(eps_skip) if eps_skip else None
         n_down = len(unet.config.block_out_channels) - 1
         self.size_multiple = unshuffle * 2**n_down
-        self.register_buffer("alphas_cumprod", make_scheduler().alphas_cumprod.float(), persistent=False)
+        self.register_buffer("alphas_cumprod", linear_alphas_cumprod_f32(), persistent=False)
 
     @classmethod
     def new(cls, eps_skip: float | None = None, **overrides: Any) -> "UnshuffleEpsNet":
         """A freshly initialised network (for training)."""
+        from diffusers import UNet2DModel
+
         cfg = {**DEFAULT_UNET_CONFIG, **overrides}
         return cls(UNet2DModel(**cfg), eps_skip=eps_skip)
 
@@ -103,18 +119,27 @@ class UnshuffleEpsNet(torch.nn.Module):
     @classmethod
     def from_folder(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "UnshuffleEpsNet":
         path = Path(path)
+        from sdedit.models.plain_unet import load_plain_unet
+
         meta = read_meta(path)
-        unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=dtype)
+        unet = load_plain_unet(path / "unet", dtype)  # plain torch: no diffusers import for the embedded model
+        if unet is None:
+            from diffusers import UNet2DModel
+
+            unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=dtype)
         net = cls(unet, unshuffle=int(meta.get("unshuffle", UNSHUFFLE)), eps_skip=meta.get("eps_skip_sigma_data"))
         return net.eval()
 
     def save_folder(self, path: str | Path, extra: Optional[dict] = None, dtype: torch.dtype = torch.float16) -> None:
         """Write unet/ (safetensors, `dtype`), scheduler/ and sdedit.json."""
+        from diffusers import UNet2DModel
+
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         unet = self.unet
-        if dtype != next(unet.parameters()).dtype:
-            unet = UNet2DModel.from_config(unet.config)
+        if dtype != next(unet.parameters()).dtype or not isinstance(unet, UNet2DModel):  # plain_unet: to diffusers
+            config = unet.config if isinstance(unet, UNet2DModel) else dict(vars(unet.config))
+            unet = UNet2DModel.from_config(config)
             unet.load_state_dict(self.unet.state_dict())
             for p in unet.parameters():  # plain cast (module.to() warns about keep-in-fp32 modules; none here)
                 p.data = p.data.to(dtype)

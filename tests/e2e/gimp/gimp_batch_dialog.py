@@ -29,13 +29,13 @@ def run(image, layer, mode, **args):
 
 report = {"ok": False}
 try:
-    image = Gimp.Image.new(48, 40, Gimp.ImageBaseType.RGB)
-    layer = Gimp.Layer.new(image, "strokes", 48, 40, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image = Gimp.Image.new(192, 144, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "strokes", 192, 144, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, None, 0)
     layer.fill(Gimp.FillType.WHITE)
     # The dialog opens with these values; the test changes t0 in it before pressing OK.
     report["runs"] = [
-        run(image, layer, Gimp.RunMode.INTERACTIVE, server_url=PARAMS["server_url"], steps=4, seed=11),
+        run(image, layer, Gimp.RunMode.INTERACTIVE, server_url=PARAMS["server_url"], steps=40, seed=11),
         run(image, layer, Gimp.RunMode.WITH_LAST_VALS),
     ]
     report["ok"] = True

@@ -109,6 +109,23 @@ def all_layers(image):
     return out
 
 
+def chunks(data):
+    return [data[i:i + 4] for i in range(0, len(data), 4)]
+
+
+def alpha_against_selection(image, source, results):
+    """How each result's alpha matches the selection over the source layer: soft pixels and worst error."""
+    mask = selection_over(image, source)
+    out = []
+    for layer in results:
+        alpha = read(layer)[3::4]
+        out.append({"outside_opaque": sum(1 for a, m in zip(alpha, mask) if m == 0 and a != 0),
+                    "inside_not_opaque": sum(1 for a, m in zip(alpha, mask) if m == 255 and a != 255),
+                    "soft": sum(1 for m in mask if 0 < m < 255),
+                    "soft_max_error": max([abs(a - m) for a, m in zip(alpha, mask) if 0 < m < 255] or [0])})
+    return out
+
+
 def run_case(name, image, source, **args):
     before = {l.get_id() for l in all_layers(image)}
     status, error = call_sdedit(image, source, **args)
@@ -143,10 +160,40 @@ def main():
     fill(layer, strokes)
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
     cases.append(run_case("selection", image, layer, t0=0.6, sde="vp", samples=2, steps=8, seed=123,
-                          server_url=url))
+                          server_url=url, full_copy=True))
+
+    # The default result layer with a feathered selection: only the selection, its soft edge as alpha.
+    # No sampler given (the model's default) and a prompt the tiny model cannot take (not sent).
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 16, 40, 28)
+    Gimp.Selection.feather(image, 8.0)
+    case = run_case("selection-only", image, layer, t0=0.5, samples=1, steps=6, seed=31, prompt="a lake",
+                    server_url=url)
+    case["alpha"] = alpha_against_selection(image, layer, [l for l in all_layers(image)
+                                                           if l.get_name().startswith("SDEdit t0=0.50 #1")])
+    cases.append(case)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
 
     # The same image against a server that is not there: one clear error, nothing added.
     cases.append(run_case("no-server", image, layer, samples=1, steps=4, server_url=PARAMS["dead_url"]))
+
+    # An indexed image (a 32-colour palette): converted to RGB with the results, which keep their colours.
+    indexed = Gimp.Image.new(40, 30, Gimp.ImageBaseType.RGB)
+    indexed_layer = Gimp.Layer.new(indexed, "indexed strokes", 40, 30, Gimp.ImageType.RGB_IMAGE, 100.0,
+                                   Gimp.LayerMode.NORMAL)
+    indexed.insert_layer(indexed_layer, None, 0)
+    fill(indexed_layer, strokes)
+    indexed.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 32, False, False, "")
+    before_mode = indexed.get_base_type().value_nick
+    indexed_source = read(indexed_layer)
+    case = run_case("indexed", indexed, indexed_layer, t0=0.7, sde="ddim", samples=1, steps=6, seed=4,
+                    server_url=url)
+    case["mode_before"] = before_mode
+    case["mode_after"] = indexed.get_base_type().value_nick
+    case["source_kept"] = read(indexed_layer) == indexed_source
+    news = [l for l in all_layers(indexed) if l.get_name().startswith("SDEdit")]
+    case["result_colours"] = len({bytes(p) for p in chunks(read(news[0]))}) if news else 0
+    case["source_colours"] = len({bytes(p) for p in chunks(indexed_source)})
+    cases.append(case)
 
     # A 16-bit image, no selection: the whole layer is edited, the result keeps the image's precision.
     image16 = Gimp.Image.new_with_precision(40, 30, Gimp.ImageBaseType.RGB, Gimp.Precision.U16_NON_LINEAR)

@@ -88,12 +88,15 @@ def test_selection_edit_keeps_outside_and_changes_inside(gimp_report):
         assert stats["inside_abs_diff"] / stats["inside"] > 10  # mean |diff| summed over RGB, 0..765
 
 
-def test_no_server_gives_one_clear_error_and_no_layers(gimp_report):
+def test_no_local_server_and_no_installation_gives_one_clear_error_and_no_layers(gimp_report):
     case = gimp_report["no-server"]
     assert case["status"] == "execution-error"
     assert case["new_layers"] == []
     error = case["error"] or ""
-    assert "Cannot reach the SDEdit server" in error and "sdedit serve" in error
+    # a local URL: the plug-in tries to start the server; nothing is recorded in this GIMP profile, so it says
+    # what to do in one sentence
+    assert error.startswith("Cannot start the SDEdit server: no installation is recorded in "), error
+    assert error.endswith("start the server yourself with: sdedit serve.") and "`" not in error
     assert "Traceback" not in error and "\n" not in error.strip()
 
 
@@ -143,3 +146,24 @@ def test_layer_mask_as_target_is_refused(gimp_report):
     assert case["status"] == "calling-error"
     assert case["error"] == "Select exactly one layer (not a mask or channel) for SDEdit."
     assert case["new_layers"] == []
+
+
+def test_selection_only_result_has_the_soft_selection_as_alpha(gimp_report):
+    """Default result layer: only the selection (transparent outside, the feathered edge as alpha); the
+    model's default sampler (no sampler in the name) and no prompt for a model that takes none."""
+    case = gimp_report["selection-only"]
+    assert case["status"] == "success", case["error"]
+    assert [layer["name"] for layer in case["new_layers"]] == ["SDEdit t0=0.50 #1 seed=31"]
+    (alpha,) = case["alpha"]
+    assert alpha["soft"] > 200, alpha  # the feather made a real soft edge
+    assert alpha["outside_opaque"] == 0 and alpha["inside_not_opaque"] == 0, alpha
+    assert alpha["soft_max_error"] <= 1, alpha
+
+
+def test_indexed_image_is_converted_to_rgb_with_the_results(gimp_report):
+    case = gimp_report["indexed"]
+    assert case["status"] == "success", case["error"]
+    assert case["mode_before"] == "indexed" and case["mode_after"] == "rgb"
+    assert case["new_layer_types"] == ["rgba-image"]
+    assert case["source_kept"], "the source layer's pixels changed in the conversion"
+    assert case["source_colours"] <= 32 < case["result_colours"], case

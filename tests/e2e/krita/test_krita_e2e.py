@@ -7,10 +7,14 @@ docs/krita-dialog.png from the screenshot the harness takes.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from krita_runner import ROOT, krita_missing_reason, run_krita  # noqa: E402
 from sdedit_server_process import ServerProcess, free_port  # noqa: E402
 
 from sdedit_client.png import decode_png  # noqa: E402
+from sdedit_client.server_record import write_record  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -38,19 +43,62 @@ def krita_run(request, tmp_path_factory):
     if work.exists() and os.environ.get("SDEDIT_E2E_OUT"):
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(tiny_vp_dir, work / "server.log").start()
+    # the models folder: the tiny pixel model and a tiny Stable Diffusion 1.x pipeline folder (takes text)
+    models = tmp_path_factory.mktemp("krita-e2e-models")
+    (models / tiny_vp_dir.name).symlink_to(tiny_vp_dir, target_is_directory=True)
+    from tiny_sd import make_sd_folder
+
+    make_sd_folder(models / "tiny-sd1", "sd1")
+    # the default named by id: the registry flags a default given as a path only when its listed path is the
+    # same, and the listed one here is the symlink
+    server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
+        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name}).start()
+    # The installation the plugin may start a server from (as install.py records it), with the tiny model.
+    record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
+        "SDEDIT_DEFAULT_MODEL": str(tiny_vp_dir), "SDEDIT_MODELS_DIR": str(tiny_vp_dir.parent),
+        "OMP_NUM_THREADS": "1"})
+    autostart_port = free_port()
+    started = {}
     try:
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
-                  "out_dir": str(work / "out"), "timeout_s": 400}
-        report, log, seconds = run_krita(work / "home", config, timeout=460)
+                  "out_dir": str(work / "out"), "timeout_s": 520, "record": record,
+                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1"}
+        if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
+            config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
+        report, log, seconds = run_krita(work / "home", config, timeout=580)
     finally:
         server.stop()
+        started = stop_autostarted(work / "home", autostart_port)
     print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
         "%s %.1f s" % (name, case.get("seconds", -1)) for name, case in report.get("cases", {}).items())))
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
     report["server_log"] = server.log_tail(200000)
+    report["autostarted"] = started
     return report, Path(config["out_dir"]), server.url
+
+
+def stop_autostarted(home: Path, port: int) -> dict:
+    """End the server the plugin started (its state file names the pid); what was found, for the tests."""
+    state = home / ".cache" / "sdedit" / ("server-%d.json" % port)
+    if not state.exists():
+        return {}
+    found = json.loads(state.read_text())
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/v1/health" % port, timeout=5) as answer:
+            found["health"] = json.load(answer).get("status")
+    except OSError as error:
+        found["health"] = str(error)
+    try:
+        os.kill(int(found["pid"]), signal.SIGTERM)
+        for _ in range(100):
+            os.kill(int(found["pid"]), 0)
+            time.sleep(0.1)
+        os.kill(int(found["pid"]), signal.SIGKILL)
+    except (OSError, ValueError, KeyError):
+        pass
+    return found
 
 
 def _case(krita_run, name):
@@ -167,12 +215,13 @@ def test_closing_the_image_during_a_job_is_reported_not_a_crash(krita_run):
     assert case["report"]["layers"] == []
 
 
-def test_server_down_is_one_sentence_that_says_how_to_start_it(krita_run):
+def test_local_server_down_without_installation_is_one_sentence_that_says_how_to_start_it(krita_run):
     case, _, _ = _case(krita_run, "server_down")
     message = case["report"]["message"]
     assert case["report"]["kind"] == "error" and "\n" not in message and "Traceback" not in message
-    assert message.startswith("Cannot reach the SDEdit server at http://127.0.0.1:")
-    assert "start it with `sdedit serve`" in message
+    # a local URL: the plugin tries to start the server, and with no installation recorded says what to do
+    assert message.startswith("Cannot start the SDEdit server: no installation is recorded in "), message
+    assert message.endswith("start the server yourself with: sdedit serve.") and "`" not in message
     assert not any(name.startswith("SDEdit") for name in case["layers_after"])
 
 
@@ -185,6 +234,10 @@ def test_dialog_from_the_menu_action_remembers_values_and_runs(krita_run):
     assert dialog["server_label"].startswith("Connected: ")
     assert any("tiny" in text for text in dialog["models"][1:])
     assert not dialog.get("message_boxes"), dialog.get("message_boxes")
+    # what is reused is said, the sampler offers the model's default first, no prompt for a model without text
+    assert dialog["remembered"] == "Remembered from your last run: 4 steps, fixed seed 21, 1 sample, VP."
+    assert dialog["sde_items"][0] == "Model default" and len(dialog["sde_items"]) == 5
+    assert dialog["prompt_enabled"] is False and dialog["result_full_copy"] is False
     assert case["report"]["ok"], case["report"]
     assert "SDEdit t0=0.45 VP #1 seed=21" in case["layers_after"]
     width, height, _ = decode_png((out / "krita-dialog.png").read_bytes())
@@ -196,9 +249,115 @@ def test_dialog_from_the_menu_action_remembers_values_and_runs(krita_run):
 def test_interactive_run_without_server_shows_one_sentence_in_a_message_box(krita_run):
     case, _, _ = _case(krita_run, "dialog_server_down")
     dialog = case["dialog"]
-    assert dialog["server_label"].startswith("Cannot reach the SDEdit server at ")
+    # the dialog says the local server is started when the edit begins; the run says why it could not be
+    assert dialog["server_label"] == "No SDEdit server answers at %s yet: it is started when the edit begins." \
+        % dialog["values"]["server_url"]
     boxes = dialog.get("message_boxes")
     assert boxes and len(boxes) == 1, boxes
-    assert boxes[0] == dialog["server_label"]  # the same sentence: where, and how to start it
-    assert boxes[0].endswith("start it with `sdedit serve` (or run install.py).")
+    assert boxes[0].startswith("Cannot start the SDEdit server: no installation is recorded in ")
     assert not any(name.startswith("SDEdit") for name in case["layers_after"])
+
+
+def test_defaults_button_resets_remembered_steps_and_seed(krita_run):
+    case, _, _ = _case(krita_run, "dialog_server_down")
+    dialog = case["dialog"]
+    assert dialog["remembered"] == "Remembered from your last run: 4 steps, fixed seed 5, 2 samples, VE."
+    after = dialog["after_defaults"]
+    assert (after["steps"], after["seed_mode"], after["samples"], after["sde"], after["t0"]) == (0, "random", 1, "", 0.5)
+    assert after["server_url"] == dialog["values"]["server_url"]  # the server address is kept
+    assert dialog["remembered_after_defaults"].startswith("Defaults:")
+
+
+def test_selection_only_result_layer_has_the_selection_as_alpha(krita_run):
+    """Default result layer: transparent outside the selection, the soft edge as alpha, and over the source
+    it shows what the server composited; the model's default sampler and no prompt (no text model)."""
+    case, out, _ = _case(krita_run, "selection_only")
+    assert case["report"]["ok"], case["report"]
+    names = [n["name"] for n in case["tree"]]
+    # no sampler in the name (model default), no prompt (the tiny model takes no text)
+    assert names[names.index("Background") + 1] == "SDEdit t0=0.50 #1 seed=11"
+    assert "prompt" not in case["report"]["params"] and case["report"]["params"]["sde"] is None
+    w, h, source = _png(out, "selonly-source.png")
+    mask = _png(out, "selonly-mask.png")[2][0::4]
+    _, _, result = _png(out, "selonly-result.png")
+    _, _, projection = _png(out, "selonly-projection.png")
+    soft = [i for i in range(w * h) if 0 < mask[i] < 255]
+    assert len(soft) > 500 and sum(1 for m in mask if m == 255) == 40 * 32
+    alpha = result[3::4]
+    assert all(alpha[i] == 0 for i in range(w * h) if mask[i] == 0)
+    assert all(alpha[i] == 255 for i in range(w * h) if mask[i] == 255)
+    assert max(abs(alpha[i] - mask[i]) for i in soft) <= 1
+    src, proj = _pixels(source), _pixels(projection)
+    assert all(src[i] == proj[i] for i in range(w * h) if mask[i] == 0)
+    inside_changed = sum(1 for i in range(w * h) if mask[i] == 255 and src[i] != proj[i])
+    assert inside_changed > 0.5 * 40 * 32
+
+
+def test_group_as_active_layer_is_called_a_group(krita_run):
+    case, _, _ = _case(krita_run, "group_active")
+    assert case["node_type"] == "grouplayer", case
+    assert case["message"] == ("SDEdit works on a paint layer, but the active layer is a group: select a paint "
+                               "layer in the Layers docker.")
+
+
+def test_docker_is_in_settings_dockers_and_previews_live(krita_run):
+    case, out, _ = _case(krita_run, "docker")
+    assert case["dockers"] == 1 and case["title"] == "SDEdit"
+    assert case["started"] and case["report"]["ok"], case["report"]
+    # the preview changed at least twice while the 20-step job ran (three different pictures)
+    assert len(case["preview_keys"]) >= 3, case["preview_keys"]
+    assert case["results"] == ["#1 seed 17", "#2 seed 18"]
+    assert len(case["history"]) == 1 and "t0=0.60 default sampler, 20 step(s), seeds 17-18" in case["history"][0]
+    for name in ("krita-docker-running.png", "krita-docker-done.png"):
+        width, height, _ = decode_png((out / name).read_bytes())
+        assert width >= 200 and height >= 300, name
+    if os.environ.get("SDEDIT_UPDATE_DOCS") == "1":
+        for name in ("krita-docker-running", "krita-docker-done"):
+            shutil.copy2(out / (name + "-window.png"), ROOT / "docs" / (name + ".png"))
+
+
+def test_docker_apply_is_one_layer_and_one_undo_step_apply_all_is_a_group(krita_run):
+    case, out, _ = _case(krita_run, "docker")
+    layers = lambda names: [n for n in names if n != "Selection Mask"]  # the global selection is a node too
+    before = layers(case["layers_before"])
+    assert case["applied"] == ["SDEdit t0=0.60 #2 seed=18"]
+    assert layers(case["after_apply"]) == before + ["SDEdit t0=0.60 #2 seed=18"]
+    assert layers(case["after_undo"]) == before
+    top = [n for n in case["tree_after_all"] if n["name"] != "Selection Mask"]
+    group = top[-1]
+    assert group["name"] == "SDEdit t0=0.60 x2" and group["type"] == "grouplayer"
+    assert sorted(c["name"] for c in group["children"]) == ["SDEdit t0=0.60 #1 seed=17", "SDEdit t0=0.60 #2 seed=18"]
+    # the applied layer holds only the selection (the default result layer)
+    w, h, rgba = _png(out, "docker-applied.png")
+    alpha = rgba[3::4]
+    inside = [alpha[y * w + x] for y in range(32, 160) for x in range(48, 208)]
+    assert set(inside) == {255} and sum(alpha) == 255 * len(inside)
+
+
+def test_docker_run_again_reproduces_the_pixels(krita_run):
+    case, _, _ = _case(krita_run, "docker")
+    assert case["run_again_started"] and case["again_is_new_entry"]
+    assert case["again_seeds"] == case["first_seeds"] == [17, 18]
+    assert case["again_identical"], case["again_bytes"]
+    assert len(case["history_after"]) == 2
+
+
+def test_local_server_is_started_when_none_runs(krita_run):
+    case, _, _ = _case(krita_run, "autostart")
+    assert case["statuses"] and case["statuses"][0] == "Starting the SDEdit server…", case["statuses"]
+    assert case["report"]["ok"], case["report"]
+    assert "SDEdit t0=0.50 #1 seed=9" in case["layers_after"]
+    started = krita_run[0]["autostarted"]
+    assert started.get("health") == "ok" and started.get("url", "").endswith(":%s" % started["url"].rsplit(":", 1)[1])
+
+
+def test_prompt_fields_follow_the_model_and_the_prompt_goes_with_the_job(krita_run):
+    case, _, _ = _case(krita_run, "prompt")
+    assert case["enabled_default_model"] is False and case["enabled_text_model"] == [True, True, True]
+    first, second = case["reports"]
+    assert first["ok"] and second["ok"], (first, second)
+    assert first["params"]["prompt"] == "a lake at dusk" and first["params"]["negative_prompt"] == "blurry"
+    assert first["params"]["guidance"] == 5.0 and first["params"]["model"] == "tiny-sd1"
+    assert first["layers"] == ["SDEdit t0=0.60 \u201ca lake at dusk\u201d #1 seed=5"]
+    assert second["layers"] == ["SDEdit t0=0.60 \u201ca red barn in snow\u201d #1 seed=5"]
+    assert case["results_differ"], "another prompt with the same seed gave the same pixels"

@@ -164,7 +164,8 @@ def case_masked_two_samples(case):
     case["source"] = dump_png("masked-source.png", width, height, rgba_of(node, rect))
     case["mask"] = dump_png("masked-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 2,
-                                  "steps": 6, "seed_mode": "fixed", "seed": 7, "model": ""}, document=document)
+                                  "steps": 6, "seed_mode": "fixed", "seed": 7, "model": "",
+                                  "result_layer": "full"}, document=document)
     report = wait_report(controller)
     case["report"] = report
     case["tree"] = tree(document.rootNode())
@@ -184,6 +185,234 @@ def case_masked_two_samples(case):
     wait(0.5)
     document.waitForDone()
     case["after_redo"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def soft_selection(width, height, box, band):
+    """A selection mask (1 byte per pixel): 255 inside ``box``, falling off linearly over ``band`` pixels."""
+    x0, y0, x1, y1 = box
+    data = bytearray(width * height)
+    for y in range(height):
+        for x in range(width):
+            dx = max(x0 - x, 0, x - (x1 - 1))
+            dy = max(y0 - y, 0, y - (y1 - 1))
+            d = max(dx, dy)
+            data[y * width + x] = 255 if d == 0 else max(0, 255 - (255 * d) // (band + 1))
+    return bytes(data)
+
+
+def case_selection_only(case):
+    """Default result layer with a soft selection: only the selection, its soft edge as alpha; no prompt,
+    the model's default sampler (no "sde" sent)."""
+    import sdedit
+
+    width, height = 96, 64
+    document = new_document("sdedit-e2e-selection-only", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    selection = Selection()
+    selection.setPixelData(soft_selection(width, height, (28, 16, 68, 48), 6), 0, 0, width, height)
+    document.setSelection(selection)
+    wait(0.3)
+    rect = (0, 0, width, height)
+    case["source"] = dump_png("selonly-source.png", width, height, rgba_of(node, rect))
+    case["mask"] = dump_png("selonly-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "sde": "", "samples": 1,
+                                  "steps": 6, "seed_mode": "fixed", "seed": 11, "model": "",
+                                  "prompt": "a lake", "result_layer": "selection"}, document=document)
+    case["report"] = wait_report(controller)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result"] = dump_png("selonly-result.png", width, height, rgba_of(child, rect))
+    document.refreshProjection()
+    document.waitForDone()
+    case["projection"] = dump_png("selonly-projection.png", width, height,
+                                  swap_bgra(bytes(document.pixelData(*rect))))
+
+
+def swap_bgra(data):
+    from sdedit.pixels import swap_red_blue
+
+    return swap_red_blue(data)
+
+
+def case_group_active(case):
+    """A group as the active layer: the message names it "a group"."""
+    from sdedit.layer_io import require_paint_layer
+    from sdedit_client import SDEditError
+
+    document = new_document("sdedit-e2e-group", 32, 32)
+    # Layer → Quick Group (Ctrl+G), as a painter does. Krita 5.1 keeps the grouped layer active (and
+    # Document.setActiveNode on a node added from Python trips a SAFE ASSERT), so the check that run_edit
+    # makes on the active node is made on the real group node.
+    Krita.instance().action("create_quick_group").trigger()
+    wait(3, lambda: document.rootNode().childNodes()[0].type() == "grouplayer")
+    group = document.rootNode().childNodes()[0]
+    case["tree"] = tree(document.rootNode())
+    case["node_type"] = group.type()
+    try:
+        require_paint_layer(group)
+        case["message"] = None
+    except SDEditError as error:
+        case["message"] = str(error)
+
+
+def image_key(pixmap):
+    """A digest of what a QPixmap shows (None for no picture)."""
+    import hashlib
+
+    from PyQt5.QtGui import QImage
+
+    if pixmap is None or pixmap.isNull():
+        return None
+    image = pixmap.toImage().convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    return hashlib.sha1(bytes(bits)).hexdigest()
+
+
+def screenshot_window(name):
+    """The whole (virtual) screen: Krita's window with the floating docker, as a painter sees it."""
+    QApplication.primaryScreen().grabWindow(0).save(os.path.join(CONFIG["out_dir"], name))
+
+
+def case_docker(case):
+    """Settings → Dockers → SDEdit: Generate a 20-step K=2 job with live preview, Apply one (one undo step),
+    Apply all, and Run again (identical pixels)."""
+    from sdedit.docker import SDEditDocker
+
+    dockers = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)]
+    case["dockers"] = len(dockers)
+    docker = dockers[0]
+    case["title"] = docker.windowTitle()
+    window = Krita.instance().activeWindow().qwindow()
+    window.move(0, 0)
+    window.resize(1600, 1000)
+    docker.show()
+    docker.setFloating(True)  # floated beside the canvas at a readable size, for the screenshots
+    docker.resize(470, 980)
+    docker.move(1125, 10)
+    docker.raise_()
+    width, height = 256, 192
+    document = new_document("sdedit-e2e-docker", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    selection = Selection()
+    selection.select(48, 32, 160, 128, 255)
+    document.setSelection(selection)
+    wait(0.5)
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 2, "steps": 20,
+                            "seed_mode": "fixed", "seed": 17, "model": "", "result_layer": "selection"})
+    wait(5, lambda: not docker.form.server_info_pending())
+    keys = []
+    case["started"] = docker.generate()
+
+    def watch():
+        if docker.running():
+            key = image_key(docker.preview_label.pixmap())
+            if key is not None and (not keys or keys[-1] != key):
+                keys.append(key)
+                if len(keys) == 2:
+                    docker.grab().save(os.path.join(CONFIG["out_dir"], "krita-docker-running.png"))
+                    screenshot_window("krita-docker-running-window.png")
+        return not docker.running()
+
+    end = time.time() + 300
+    while time.time() < end and not watch():
+        loop = QEventLoop()
+        QTimer.singleShot(20, loop.quit)
+        loop.exec_()
+    case["preview_keys"] = keys
+    case["previews_shown"] = docker.previews_shown
+    report = dict(docker.last_report)
+    report.pop("images", None)
+    case["report"] = report
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+    case["results"] = [docker.results_list.item(i).text() for i in range(docker.results_list.count())]
+    wait(0.5)
+    docker.grab().save(os.path.join(CONFIG["out_dir"], "krita-docker-done.png"))
+    screenshot_window("krita-docker-done-window.png")
+    before = [c.name() for c in document.rootNode().childNodes()]
+    case["applied"] = docker.apply_selected(1)
+    document.waitForDone()
+    wait(0.5)
+    case["after_apply"] = [c.name() for c in document.rootNode().childNodes()]
+    for child in document.rootNode().childNodes():
+        if case["applied"] and child.name() == case["applied"][0]:
+            case["applied_png"] = dump_png("docker-applied.png", width, height, rgba_of(child, (0, 0, width, height)))
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+    case["layers_before"] = before
+    case["applied_all"] = docker.apply_all()
+    document.waitForDone()
+    wait(0.5)
+    case["tree_after_all"] = tree(document.rootNode())
+    first = docker.history[-1]
+    case["first_seeds"] = first.seeds
+    case["run_again_started"] = docker.run_again(first)
+    wait(300, lambda: not docker.running())
+    again = docker.history[-1]
+    case["again_seeds"] = again.seeds
+    case["again_is_new_entry"] = again is not first
+    case["again_identical"] = again.images == first.images
+    case["again_bytes"] = [len(i) for i in again.images]
+    case["history_after"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+
+
+def case_autostart(case):
+    """No server at a local URL: the plugin starts the recorded installation's server and runs the edit."""
+    import sdedit
+
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    document = new_document("sdedit-e2e-autostart", 48, 40)
+    paint(document, document.activeNode(), stroke_image(48, 40), (0, 0, 48, 40))
+    statuses = []
+    controller = sdedit.run_edit({"server_url": CONFIG["autostart_url"], "t0": 0.5, "sde": "", "samples": 1,
+                                  "steps": 4, "seed_mode": "fixed", "seed": 9}, document=document)
+    controller.status.connect(statuses.append)
+    case["report"] = wait_report(controller, 240)
+    case["statuses"] = statuses
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def case_prompt(case):
+    """A text model (tiny Stable Diffusion): the form enables the prompt fields for it only; the prompt goes
+    with the job and into the layer name; another prompt with the same seed gives other pixels."""
+    import sdedit
+    from sdedit.settings_form import SettingsForm
+
+    form = SettingsForm({"server_url": CONFIG["server_url"], "model": ""})
+    form.refresh_server_info()
+    wait(30, lambda: not form.server_info_pending())
+    wait(0.5)
+    case["enabled_default_model"] = form.prompt_edit.isEnabled()
+    form.set_values({"model": CONFIG["text_model"]})
+    case["enabled_text_model"] = [w.isEnabled() for w in (form.prompt_edit, form.negative_edit, form.guidance_spin)]
+    form.detach()
+    form.deleteLater()
+
+    width, height = 64, 64
+    document = new_document("sdedit-e2e-prompt", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    runs = []
+    for prompt in ("a lake at dusk", "a red barn in snow"):
+        controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "model": CONFIG["text_model"],
+                                      "t0": 0.6, "sde": "", "samples": 1, "steps": 3, "seed_mode": "fixed",
+                                      "seed": 5, "prompt": prompt, "negative_prompt": "blurry", "guidance": 5.0,
+                                      "result_layer": "full"}, document=document)
+        report = wait_report(controller, 240)
+        runs.append(report)
+    case["reports"] = runs
+    case["layers"] = [c.name() for c in document.rootNode().childNodes()]
+    pixels = [bytes(c.pixelData(0, 0, width, height)) for c in document.rootNode().childNodes()
+              if c.name().startswith("SDEdit")]
+    case["results_differ"] = len(pixels) == 2 and pixels[0] != pixels[1]
+
+
+def no_install_record():
+    """Down-server cases: nothing is recorded, so the plugin cannot start a server and says so."""
+    os.environ["SDEDIT_SERVER_RECORD"] = os.path.join(CONFIG["out_dir"], "no-such-record.json")
 
 
 def case_16bit_offset_layer(case):
@@ -245,7 +474,8 @@ def case_f32_linear(case):
     case["source"] = dump_png("f32-source.png", width, height, rgba_of(node, rect))
     case["mask"] = dump_png("f32-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "sde": "vp", "samples": 1,
-                                  "steps": 4, "seed_mode": "fixed", "seed": 5}, document=document)
+                                  "steps": 4, "seed_mode": "fixed", "seed": 5, "result_layer": "full"},
+                                 document=document)
     case["report"] = wait_report(controller)
     case["tree"] = tree(document.rootNode())
     for child in document.rootNode().childNodes():
@@ -295,6 +525,7 @@ def case_server_down(case):
     """No server at the URL: a one-sentence error saying how to start it, and no layer."""
     import sdedit
 
+    no_install_record()
     document = new_document("sdedit-e2e-down", 32, 32)
     paint(document, document.activeNode(), stroke_image(32, 32), (0, 0, 32, 32))
     controller = sdedit.run_edit({"server_url": CONFIG["down_url"]}, document=document)
@@ -302,7 +533,7 @@ def case_server_down(case):
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
 
 
-def trigger_action_with_dialog(screenshot=False):
+def trigger_action_with_dialog(screenshot=False, press_defaults=False):
     """Trigger Filters → SDEdit…, let the dialog ask the server, optionally screenshot it, press OK.
 
     Message boxes the interactive run shows are recorded and closed. Returns what was seen.
@@ -324,6 +555,16 @@ def trigger_action_with_dialog(screenshot=False):
         seen["values"] = dialog.values()
         seen["server_label"] = dialog.server_label.text()
         seen["models"] = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
+        form = dialog.form
+        seen["remembered"] = form.remembered_label.text()
+        seen["sde_items"] = [form.sde_combo.itemText(i) for i in range(form.sde_combo.count())]
+        seen["prompt_enabled"] = form.prompt_edit.isEnabled()
+        seen["result_full_copy"] = form.full_copy.isChecked()
+        if press_defaults:
+            form.defaults_button.click()
+            QApplication.processEvents()
+            seen["after_defaults"] = dialog.values()
+            seen["remembered_after_defaults"] = form.remembered_label.text()
         if screenshot:
             dialog.grab().save(os.path.join(CONFIG["out_dir"], "krita-dialog-only.png"))
             # the whole (virtual) screen: Krita's window with the dialog over it, as a painter sees it
@@ -352,10 +593,12 @@ def case_dialog_server_down(case):
     """The interactive path with no server: the dialog says so, and OK ends in a one-sentence message box."""
     from sdedit import extension
 
-    extension.remember({"server_url": CONFIG["down_url"], "samples": 1, "steps": 4})
+    no_install_record()
+    extension.remember({"server_url": CONFIG["down_url"], "samples": 2, "steps": 4, "seed_mode": "fixed",
+                        "seed": 5, "sde": "ve"})
     document = new_document("sdedit-e2e-dialog-down", 64, 48)
     paint(document, document.activeNode(), stroke_image(64, 48), (0, 0, 64, 48))
-    seen = trigger_action_with_dialog()
+    seen = trigger_action_with_dialog(press_defaults=True)
     wait(30, lambda: seen.get("message_boxes"))
     seen["stop_sweeping"] = True
     case["dialog"] = seen
@@ -390,6 +633,8 @@ def case_dialog(case):
 
 
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
+         ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
+         ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
 

@@ -1,0 +1,387 @@
+"""The server under load and attack: concurrent clients, bad inputs, stalled connections, memory (issue 12).
+
+    .venv/bin/python benchmarks/server_load.py [--reference SRC_TREE] [--clients 20] [--stalled 150]
+    .venv/bin/python benchmarks/server.py --load ...        (the same)
+
+Starts a real `sdedit serve` on a free loopback port for this source tree and, with --reference, one for
+another tree (e.g. `git archive <old commit> | tar -x -C /tmp/ref`), side by side in the same run, both with
+a tiny random model (tests/tiny_models.py) as default, one torch thread, and at most 128 open files (as on
+the machine where the issue was found). For each server:
+  concurrent clients  N threads each submit a small edit, wait (long poll) and fetch it: done / failed, seconds
+  bad inputs          each of a list of hostile or broken requests: answered 4xx with one short sentence?
+  stalled connections S connections send half a request and stop; /v1/health latency while they are held,
+                      how many the server closed after 4 s, log lines written meanwhile
+  memory              peak RSS growth (Linux VmHWM, reset before each) with 6 large bodies posted at once,
+                      and with 8 clients fetching a large result at once
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER_TIMEOUT_S = 3  # the server's default is 10 s; shorter here to keep the run short
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """`sdedit serve` from source tree `src` with the tiny model, its log in a temporary file."""
+
+    def __init__(self, name: str, src: Path, models: Path) -> None:
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(tempfile.mkstemp(prefix=f"sdedit-load-{name}-", suffix=".log")[1])
+        env = dict(os.environ, PYTHONPATH=f"{src / 'server'}{os.pathsep}{src / 'shared'}", OMP_NUM_THREADS="1",
+                   SDEDIT_MODELS_DIR=str(models), SDEDIT_DEFAULT_MODEL=str(models / "tiny-vp"),
+                   SDEDIT_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S), PYTHONUNBUFFERED="1")
+        env.pop("SDEDIT_TOKEN", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sdedit", "serve", "--port", str(self.port), "--device", "cpu"], env=env,
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, cwd=str(src),
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+
+    def wait(self) -> "Served":
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"{self.name}: the server exited; its log: {self.log_path}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=2, trust_env=False).status_code == 200:
+                    return self._warm()
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        sys.exit(f"{self.name}: not ready; its log: {self.log_path}")
+
+    def _warm(self) -> "Served":
+        """One small job to the end: the model is loaded before anything is measured."""
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=300) as client:
+            job = client.post("/v1/jobs", json={"image": b64(png_bytes(16, 0, 6)), "steps": 1}).json()["id"]
+            while client.get(f"/v1/jobs/{job}", params={"wait": 30}).json()["state"] not in ("done", "failed"):
+                pass
+        return self
+
+    def log_lines(self) -> int:
+        return len(self.log_path.read_bytes().splitlines())
+
+    def status_kb(self, field: str) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def peak_growth(self, action: Callable[[], None]) -> float:
+        """MiB the peak RSS grows over the current RSS while `action` runs."""
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        before = self.status_kb("VmRSS")
+        action()
+        return (self.status_kb("VmHWM") - before) / 1024
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def png_bytes(side: int, seed: int, level: int = 0) -> bytes:
+    arr = np.random.RandomState(seed).randint(0, 256, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- the four measures ----------------------------------------------------------------------------------------
+def concurrent_clients(server: Served, n: int) -> Dict[str, float]:
+    outcomes: List[str] = []
+
+    def one(i: int) -> None:
+        try:
+            with httpx.Client(base_url=server.url, trust_env=False, timeout=300) as client:
+                job = client.post("/v1/jobs", json={"image": b64(png_bytes(24 + i, i, 6)), "steps": 3, "seed": i})
+                job.raise_for_status()
+                job_id = job.json()["id"]
+                while (state := client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()["state"]) not in (
+                        "done", "failed", "cancelled"):
+                    pass
+                if state == "done":
+                    client.get(f"/v1/jobs/{job_id}/result").raise_for_status()
+                outcomes.append(state)
+        except Exception as err:  # noqa: BLE001 - counted, not fatal
+            outcomes.append(type(err).__name__)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"done": outcomes.count("done"), "not done": n - outcomes.count("done"),
+            "seconds": time.monotonic() - started}
+
+
+def bad_inputs(server: Served) -> Dict[str, object]:
+    good = b64(png_bytes(20, 0, 6))
+    flat = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (90, 120, 200)).save(flat, "PNG")  # a real 4096x4096 picture, 50 kB
+    huge = b64(flat.getvalue())
+    json_ct = {"Content-Type": "application/json"}
+    cases = [
+        ("Host rebinding", "GET", "/v1/models", None, {"Host": "evil.example"}),
+        ("Origin of another site", "POST", "/v1/jobs", {"image": good, "steps": 1}, {"Origin": "http://evil.example"}),
+        ("JSON as text/plain", "POST", "/v1/jobs", ('{"image": "%s"}' % good).encode(), {"Content-Type": "text/plain"}),
+        ("JSON without Content-Type", "POST", "/v1/jobs", ('{"image": "%s"}' % good).encode(), {}),
+        ("4300-digit seed", "POST", "/v1/jobs", ('{"image": "%s", "seed": %s}' % (good, "9" * 4300)).encode(), json_ct),
+        ("4302-digit number", "POST", "/v1/jobs", ('{"image": "%s", "seed": %s}' % (good, "9" * 4302)).encode(), json_ct),
+        ("JSON 100000 deep", "POST", "/v1/jobs", ("[" * 100000 + "]" * 100000).encode(), json_ct),
+        ("not base64", "POST", "/v1/jobs", {"image": "not base64!"}, {}),
+        ("GIF image", "POST", "/v1/jobs", {"image": b64(_gif())}, {}),
+        ("pixel bomb 30000^2", "POST", "/v1/jobs", {"image": b64(_png_header_only(30000, 30000))}, {}),
+        ("days of work (4096^2 x16 x1000)", "POST", "/v1/jobs",
+         {"image": huge, "t0": 1.0, "steps": 1000, "samples": 16, "model": "landscape"}, {}),
+        ("t0 out of range", "POST", "/v1/jobs", {"image": good, "t0": 2}, {}),
+        ("unknown model / a path", "POST", "/v1/jobs", {"image": good, "model": "/etc/passwd"}, {}),
+        ("body over the size limit", "POST", "/v1/jobs", b"{" + b" " * (97 * 2**20) + b"}", json_ct),
+        ("invalid UTF-8", "POST", "/v1/jobs", b"\xff\xfe", json_ct),
+        ("unknown job", "GET", "/v1/jobs/nope/result", None, {}),
+    ]
+    rows = []
+    for name, method, path, body, headers in cases:
+        started = time.monotonic()
+        try:
+            kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+            answer = httpx.request(method, server.url + path, headers=headers, timeout=30, trust_env=False, **kwargs)
+            if answer.status_code == 202:  # accepted what it should have refused: do not leave it running
+                httpx.delete(f"{server.url}/v1/jobs/{answer.json()['id']}", timeout=30, trust_env=False)
+            detail = _detail(answer)
+            good_refusal = 400 <= answer.status_code < 500 and _one_sentence(detail)
+            rows.append((name, answer.status_code, good_refusal, time.monotonic() - started, detail))
+        except httpx.HTTPError as err:
+            rows.append((name, type(err).__name__, False, time.monotonic() - started, ""))
+    job_error = _bad_checkpoint_job(server, good)
+    rows.append(("job on a bad .ckpt", "failed", _one_sentence(job_error) and "/" not in job_error, 0.0, job_error))
+    return {"rows": rows, "refused well": sum(1 for r in rows if r[2]), "tried": len(rows)}
+
+
+def stalled_connections(server: Served, count: int) -> Dict[str, object]:
+    lines_before = server.log_lines()
+    socks = []
+    for _ in range(count):
+        try:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=3)
+            sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(sock)
+        except OSError:
+            break
+    latencies = []
+    for _ in range(5):
+        started = time.monotonic()
+        try:
+            ok = httpx.get(server.url + "/v1/health", timeout=3, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        latencies.append(time.monotonic() - started if ok else float("inf"))
+        time.sleep(0.2)
+    time.sleep(HEADER_TIMEOUT_S + 1.0)
+    still_open = sum(1 for sock in socks if not _closed(sock))
+    for sock in socks:
+        sock.close()
+    time.sleep(0.5)
+    return {"held": len(socks), "health answered": sum(1 for x in latencies if x != float("inf")),
+            "health max s": max(latencies), "still open after 4 s": still_open,
+            "log lines": server.log_lines() - lines_before}
+
+
+def memory(server: Served, big_png: bytes) -> Dict[str, float]:
+    truncated = big_png[:-4096]  # every check and the full decode run, then 422: nothing is queued
+    body = ('{"image": "%s", "steps": 1}' % b64(truncated)).encode()
+
+    def post_six() -> None:
+        _together(6, lambda: httpx.post(server.url + "/v1/jobs", content=body, timeout=300, trust_env=False,
+                                        headers={"Content-Type": "application/json"}))
+
+    bodies = server.peak_growth(post_six)
+    # one large result (a 3000x3000 noise picture, a 64x64 corner edited), fetched by 8 clients at once
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=600) as client:
+        side = Image.open(io.BytesIO(big_png)).width
+        mask = Image.new("L", (side, side), 0)
+        mask.paste(255, (0, 0, 64, 64))  # a small edit: the kept noise makes the result PNG as big as the input
+        mask_buf = io.BytesIO()
+        mask.save(mask_buf, "PNG")
+        job = client.post("/v1/jobs", json={"image": b64(big_png), "mask": b64(mask_buf.getvalue()), "steps": 1,
+                                            "seed": 1}).json()["id"]
+        while client.get(f"/v1/jobs/{job}", params={"wait": 30}).json()["state"] not in ("done", "failed"):
+            pass
+        sizes: List[int] = []
+
+        def fetch() -> None:
+            with httpx.stream("GET", f"{server.url}/v1/jobs/{job}/result", timeout=600, trust_env=False) as answer:
+                sizes.append(sum(len(chunk) for chunk in answer.iter_bytes()))
+
+        results = server.peak_growth(lambda: _together(8, fetch))
+    return {"body MiB": len(body) / 2**20, "6 bodies: peak growth MiB": bodies,
+            "result MiB": (sizes[0] if sizes else 0) / 2**20, "8 result fetches: peak growth MiB": results}
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+def _together(n: int, action: Callable[[], object]) -> None:
+    threads = [threading.Thread(target=lambda: _quiet(action)) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _quiet(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - what the server did is measured, not the client's luck
+        pass
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(0.05)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        detail = answer.json().get("detail", "")
+        return detail if isinstance(detail, str) else json.dumps(detail)
+    except (ValueError, AttributeError):
+        return answer.text[:300]
+
+
+def _one_sentence(text: str) -> bool:
+    return bool(text) and "\n" not in text and len(text) <= 300 and "Traceback" not in text \
+        and "weights_only" not in text
+
+
+def _bad_checkpoint_job(server: Served, good: str) -> str:
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=60) as client:
+        job = client.post("/v1/jobs", json={"image": good, "model": "bad", "steps": 1})
+        if job.status_code != 202:
+            return _detail(job)
+        job_id = job.json()["id"]
+        while (status := client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json())["state"] not in (
+                "done", "failed"):
+            pass
+        return status.get("error") or ""
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "GIF")
+    return buf.getvalue()
+
+
+def make_models(folder: Path) -> Path:
+    import pickle
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import make_vp_folder
+
+    make_vp_folder(folder / "tiny-vp")
+    (folder / "bad.ckpt").write_bytes(pickle.dumps({"state_dict": os.system}))
+    (folder / "bad.json").write_text('{"resolution": 32}')
+    return folder
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", type=Path, default=None, help="another source tree to run side by side")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--stalled", type=int, default=150)
+    ap.add_argument("--big", type=int, default=3000, help="side of the large image (noise PNG, level 0)")
+    a = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = make_models(Path(tmp))
+        trees = {"this tree": ROOT, **({"reference": a.reference.resolve()} if a.reference else {})}
+        servers = {name: Served(name.replace(" ", "-"), src, models) for name, src in trees.items()}
+        big_png = png_bytes(a.big, 7)
+        results: Dict[str, Dict[str, object]] = {}
+        try:
+            for name, server in servers.items():
+                server.wait()
+            for name, server in servers.items():
+                results[name] = {}
+                results[name].update({f"clients: {k}": v for k, v in concurrent_clients(server, a.clients).items()})
+                bad = bad_inputs(server)
+                results[name]["bad inputs refused with one sentence"] = f"{bad['refused well']} / {bad['tried']}"
+                results[name]["_bad_rows"] = bad["rows"]
+                results[name].update({f"stalled: {k}": v for k, v in stalled_connections(server, a.stalled).items()})
+                results[name].update({f"memory: {k}": v for k, v in memory(server, big_png).items()})
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    names = list(results)
+    print(f"machine: {os.cpu_count()} CPUs; servers: {', '.join(f'{n} ({trees[n]})' for n in names)}; "
+          f"{a.clients} clients, {a.stalled} stalled connections, 128 open files, header deadline {HEADER_TIMEOUT_S} s")
+    print()
+    print(f"{'measure':<46}" + "".join(f"{n:>18}" for n in names))
+    print("-" * (46 + 18 * len(names)))
+    for key in results[names[0]]:
+        if key.startswith("_"):
+            continue
+        print(f"{key:<46}" + "".join(f"{_fmt(results[n].get(key)):>18}" for n in names))
+    for name in names:
+        print()
+        print(f"bad inputs, {name}:")
+        for case, status, ok, seconds, detail in results[name]["_bad_rows"]:
+            print(f"  {'ok ' if ok else 'BAD'} {case:<34} {status!s:>5} {seconds * 1000:6.0f} ms  {detail[:110]}")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "inf" if value == float("inf") else f"{value:.2f}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    main()
