@@ -103,8 +103,6 @@ def make_sd_folder(path: Path, family: str, seed: int = 0) -> Path:
 
 def write_configs(folder: Path, family: str) -> Path:
     """Only the configs of a tiny family (what a sidecar's "config" points at)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
     c = tiny_components(family)
     folder.mkdir(parents=True, exist_ok=True)
     for name, obj in (("unet", c["unet"]), ("vae", c["vae"])):
@@ -114,7 +112,6 @@ def write_configs(folder: Path, family: str) -> Path:
         enc.config.save_pretrained(folder / ("text_encoder" if i == 0 else "text_encoder_2"))
     (folder / "scheduler").mkdir(exist_ok=True)
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler_config(family)))
-    del AutoencoderKL, UNet2DConditionModel
     return folder
 
 

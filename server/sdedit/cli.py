@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     sv.add_argument("--models-dir", default=None, help="extra folder of model folders / .ckpt files")
     sv.add_argument("--model", default=None, help="default model id or path")
+    sv.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help='run edits on a Ray Serve pool: the cluster at ADDRESS (e.g. 10.0.0.5:6379, or "auto"), '
+                         'or a local Ray without ADDRESS (needs: pip install "sdedit[cluster]")')
+    sv.add_argument("--replicas", type=int, default=None,
+                    help="with --ray: replicas of the model (default: one per GPU of the cluster, else 1)")
+    sv.add_argument("--cpus-per-replica", type=float, default=1.0, help="with --ray on CPU: cores per replica (default 1)")
     return parser
 
 
@@ -189,8 +195,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sdedit.api.auth import serve_token
 
     token = serve_token(args.token, args.token_file)
-    run_server(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
-               default_model=args.model, allow_hosts=args.allow_host)
+    server_args = dict(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
+                       default_model=args.model, allow_hosts=args.allow_host)
+    if args.ray is not None:  # Ray is imported only on this path
+        from sdedit.cluster import run_cluster_server
+
+        run_cluster_server(args.ray or None, args.replicas, args.cpus_per_replica, **server_args)
+        return 0
+    run_server(**server_args)
     return 0
 
 
