@@ -119,3 +119,15 @@ def test_large_canvas_refines_in_steps_and_progress_covers_every_stage(conv_mode
     assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]
     again = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2)
     assert again.images[0].tobytes() == res.images[0].tobytes() and res.images[0].size == (300, 200)
+
+
+def test_previews_cover_both_stages_at_the_canvas_aspect(conv_model):
+    """Stage 1's small estimate is shown scaled up, so every preview has the canvas' shape."""
+    seen = []
+    plain = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=5, seed=4)
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=5, seed=4, preview=seen.append,
+               preview_every=1)
+    assert len(seen) == res.steps - 1 and len({p.shape for p in seen}) == 1
+    h, w = seen[0].shape[:2]
+    assert abs(w / h - 1.5) < 0.1
+    assert res.images[0].tobytes() == plain.images[0].tobytes()
