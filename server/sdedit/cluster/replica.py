@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, List, Optional
 
 from ..api.errortext import public_error
 from ..errors import Cancelled, InputError
@@ -41,9 +41,6 @@ class EditReplica:
         except Exception as err:  # noqa: BLE001 - jobs will report it; the replica still serves other models
             _say(f"could not load the default model: {err}")
         _say(f"ready on {self._backend.device}")
-
-    def describe(self) -> Tuple[int, str, str]:
-        return self.pid, self.node, self._backend.device
 
     def lessons(self) -> List[tuple]:
         """What this replica's budget learned so far (at start-up: the default model's facts and speed)."""
