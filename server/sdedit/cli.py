@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
                     help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
-                         "(default: the model's, see `sdedit models`)")
+                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None,
                     help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
                          "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
@@ -172,7 +172,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         save_atomic(img, path)
     if not args.quiet:
         seeds = ", ".join(str(s) for s in result.seeds)
-        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {args.sde} steps, t0={args.t0}, "
+        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {result.params['sde']} steps, t0={args.t0}, "
               f"seed {seeds}, {result.seconds:.1f} s on {model.device})", file=sys.stderr)
     return 0
 
