@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sdedit_client import JobCancelled, ServerUnavailable
-from sdedit_client.autostart import ensure_server, probe, server_log_path, server_state_path
+from sdedit_client.autostart import ensure_server, probe, server_environment, server_log_path, server_state_path
 from sdedit_client.server_record import read_record, write_record
 from test_server_support import free_port
 
@@ -195,3 +195,19 @@ def test_cancel_ends_the_half_started_server(install):
     pid = json.loads(Path(server_state_path(port)).read_text())["pid"]
     assert not _alive(pid)
     assert probe(f"http://127.0.0.1:{port}") == "down"
+
+
+def test_server_environment_drops_the_editors_python_setup():
+    """Krita's AppImage runs plugins with its own PYTHONHOME/PYTHONPATH and library folder; the server's
+    virtual environment must see none of them, but everything else (and the record's env) passes."""
+    editor = {"PYTHONHOME": "/tmp/.mount_krita/usr", "PYTHONPATH": "/tmp/.mount_krita/usr/lib/krita-python-libs",
+              "APPDIR": "/tmp/.mount_krita", "LD_LIBRARY_PATH": "/tmp/.mount_krita/usr/lib:/opt/cuda/lib64",
+              "HOME": "/home/ann", "CUDA_VISIBLE_DEVICES": "0"}
+    env = server_environment(editor, {"SDEDIT_MODELS_DIR": "/models"})
+    assert "PYTHONHOME" not in env and "PYTHONPATH" not in env
+    assert env["LD_LIBRARY_PATH"] == "/opt/cuda/lib64"
+    assert env["HOME"] == "/home/ann" and env["CUDA_VISIBLE_DEVICES"] == "0" and env["SDEDIT_MODELS_DIR"] == "/models"
+    only_appimage = server_environment(dict(editor, LD_LIBRARY_PATH="/tmp/.mount_krita/usr/lib"), {})
+    assert "LD_LIBRARY_PATH" not in only_appimage
+    outside = server_environment({"LD_LIBRARY_PATH": "/opt/lib"}, {})  # not in an AppImage: untouched
+    assert outside["LD_LIBRARY_PATH"] == "/opt/lib"

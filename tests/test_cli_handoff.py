@@ -21,8 +21,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, tiny_vp_dir):
+    from tiny_sd import make_sd_folder
+
     root = tmp_path_factory.mktemp("handoff_models")
     shutil.copytree(tiny_vp_dir, root / "tiny-vp")
+    make_sd_folder(root / "tiny-sd1", "sd1")  # a text model (Stable Diffusion 1.x layout, random weights)
     return root
 
 
@@ -144,3 +147,24 @@ def test_handoff_to_a_server_with_a_token(tmp_path, models_dir, inputs):
         assert jobs_done(proc) == 1
     finally:
         assert proc.stop() == 0
+
+
+@pytest.mark.slow
+def test_prompted_edit_of_a_latent_model_is_handed_over(tmp_path, server, models_dir, inputs):
+    """Text options go with the job (same bytes as local); a prompt the client would reflow onto one line stays
+    local; a prompt for a model without text is refused with the local one-line message."""
+    common = [str(inputs["guide"]), "--model", "tiny-sd1", "--prompt", "a lake at dawn", "--negative-prompt", "fog",
+              "--guidance", "5", "--steps", "2", "--seed", "4"]
+    before = jobs_done(server)
+    handed = sdedit_edit(*common, "-o", str(tmp_path / "srv.png"), url=server.url, models_dir=models_dir)
+    local = sdedit_edit(*common, "-o", str(tmp_path / "loc.png"), "--no-server", url=server.url, models_dir=models_dir)
+    assert handed.returncode == 0 and local.returncode == 0, handed.stderr + local.stderr
+    assert "via the server" in handed.stderr and jobs_done(server) == before + 1
+    assert (tmp_path / "srv.png").read_bytes() == (tmp_path / "loc.png").read_bytes()
+    spaced = sdedit_edit(str(inputs["guide"]), "--model", "tiny-sd1", "--prompt", "a lake\n  at dawn", "--steps", "1",
+                         "--seed", "4", "-o", str(tmp_path / "s.png"), url=server.url, models_dir=models_dir)
+    assert spaced.returncode == 0 and "via the server" not in spaced.stderr, spaced.stderr
+    no_text = sdedit_edit(str(inputs["guide"]), "--model", "tiny-vp", "--prompt", "a lake", "-o",
+                          str(tmp_path / "n.png"), url=server.url, models_dir=models_dir)
+    assert no_text.returncode == 2 and "takes no text" in no_text.stderr and len(no_text.stderr.splitlines()) == 1
+    assert jobs_done(server) == before + 1

@@ -49,9 +49,9 @@ def test_estimate_after_the_last_step_is_the_result(tiny_vp, sde):
 def test_previews_do_not_change_the_result(tiny_vp):
     """Same seed with and without previews: identical pixels; the callback sees small uint8 RGB arrays of the
     visible picture (the masked-off part is the guide's), every 2 steps of a 20-step job."""
-    image = sketch(72, 48)
-    mask = np.zeros((48, 72), np.uint8)
-    mask[:, 36:] = 255
+    image = sketch(40, 24)  # within the model's native size: one stage (two: tests/test_native_scale.py)
+    mask = np.zeros((24, 40), np.uint8)
+    mask[:, 20:] = 255
     mask_img = Image.fromarray(mask)
     seen = []
     plain = edit(tiny_vp, image, mask_img, t0=0.6, steps=20, seed=3)
@@ -66,7 +66,7 @@ def test_preview_shows_the_visible_picture_only(tiny_vp):
     """A fixed-size model edits a square around a 2:1 canvas; the preview is the canvas's part, 2:1, at the
     model's working size (never larger than it, never over 256 px)."""
     seen = []
-    edit(tiny_vp, sketch(600, 300), t0=0.5, steps=4, seed=1, preview=seen.append, preview_every=1)
+    edit(tiny_vp, sketch(40, 20), t0=0.5, steps=4, seed=1, preview=seen.append, preview_every=1)  # one stage
     assert len(seen) == 3 and all(p.shape == (16, 32, 3) for p in seen)
 
 

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
                     help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
-                         "(default: the model's, see `sdedit models`)")
+                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None,
                     help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
                          "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     sv.add_argument("--models-dir", default=None, help="extra folder of model folders / .ckpt files")
     sv.add_argument("--model", default=None, help="default model id or path")
+    sv.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help='run edits on a Ray Serve pool: the cluster at ADDRESS (e.g. 10.0.0.5:6379, or "auto"), '
+                         'or a local Ray without ADDRESS (needs: pip install "sdedit[cluster]")')
+    sv.add_argument("--replicas", type=int, default=None,
+                    help="with --ray: replicas of the model (default: one per GPU of the cluster, else 1)")
+    sv.add_argument("--cpus-per-replica", type=float, default=1.0, help="with --ray on CPU: cores per replica (default 1)")
     return parser
 
 
@@ -166,7 +172,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         save_atomic(img, path)
     if not args.quiet:
         seeds = ", ".join(str(s) for s in result.seeds)
-        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {args.sde} steps, t0={args.t0}, "
+        print(f"sdedit: wrote {', '.join(map(str, paths))} ({result.steps} {result.params['sde']} steps, t0={args.t0}, "
               f"seed {seeds}, {result.seconds:.1f} s on {model.device})", file=sys.stderr)
     return 0
 
@@ -189,8 +195,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sdedit.api.auth import serve_token
 
     token = serve_token(args.token, args.token_file)
-    run_server(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
-               default_model=args.model, allow_hosts=args.allow_host)
+    server_args = dict(host=args.host, port=args.port, token=token, device=args.device, models_dir=args.models_dir,
+                       default_model=args.model, allow_hosts=args.allow_host)
+    if args.ray is not None:  # Ray is imported only on this path
+        from sdedit.cluster import run_cluster_server
+
+        run_cluster_server(args.ray or None, args.replicas, args.cpus_per_replica, **server_args)
+        return 0
+    run_server(**server_args)
     return 0
 
 

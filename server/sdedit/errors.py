@@ -7,3 +7,7 @@ class InputError(ValueError):
 
 class Cancelled(RuntimeError):
     """The caller asked the running edit to stop; raised between sampler steps."""
+
+
+class JobFailed(RuntimeError):
+    """A job could not be run (not the input's fault, e.g. its worker was lost); str(err) is one sentence."""

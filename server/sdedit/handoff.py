@@ -52,8 +52,10 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     model = model_id_for_server(args.model)
     if url is None or model is None or args.precision is not None:
         return False
-    if any(getattr(args, name, None) is not None for name in ("prompt", "negative_prompt", "guidance")):
-        return False  # text options: the standard-library client does not send them (yet)
+    text = {name: getattr(args, name, None) for name in ("prompt", "negative_prompt", "guidance")}
+    text = {name: value for name, value in text.items() if value is not None}
+    if any(isinstance(v, str) and " ".join(v.split()) != v for v in text.values()):
+        return False  # the client sends a prompt as one line; only the local run sees it exactly as typed
     from sdedit_client import Client, InvalidParameter, JobCancelled, RequestRejected, SDEditError
 
     host = urllib.parse.urlsplit(url if "://" in url else "http://" + url).hostname
@@ -78,7 +80,7 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     bar = _LazyBar(args.quiet)  # drawn from the first poll on: a refused request leaves no bar behind
     try:
         pngs, seeds = client.run(image, mask, t0=args.t0, sde=args.sde, steps=args.steps, samples=args.samples,
-                                 seed=args.seed, model=model, poll_interval=POLL_S, on_progress=bar.show)
+                                 seed=args.seed, model=model, poll_interval=POLL_S, on_progress=bar.show, **text)
     except JobCancelled:
         from sdedit.errors import Cancelled
 

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from http.client import HTTPException
-from typing import Callable, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from .client import _is_loopback, normalize_url
 from .errors import JobCancelled, ServerUnavailable
@@ -191,9 +191,7 @@ def _start_and_wait(base, host, port, python, extra_env, deadline, timeout, prob
 def _spawn(python: str, host: str, port: int, extra_env: dict, log_path: str) -> subprocess.Popen:
     """``python -m sdedit serve`` detached from the editor: own session (or process group on Windows),
     no console window, stdin closed, stdout and stderr appended to the log."""
-    env = {k: v for k, v in os.environ.items() if k not in _EDITOR_PYTHON_VARS}
-    env.update(extra_env)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = server_environment(os.environ, extra_env)
     command = [python, "-m", "sdedit", "serve", "--host", host, "--port", str(port)]
     _rotate(log_path)
     with open(log_path, "ab") as log:
@@ -221,6 +219,25 @@ def _rotate(log_path: str) -> None:
             os.replace(log_path, log_path + ".1")
     except OSError:
         pass
+
+
+def server_environment(editor_env: Mapping[str, str], extra: Mapping[str, str]) -> Dict[str, str]:
+    """The server's environment: the editor's, less what the editor set up for its own embedded Python
+    (PYTHONHOME, PYTHONPATH, ...) and, inside an AppImage (Krita's Linux build), less the image's own library
+    folders in LD_LIBRARY_PATH; plus the record's ``env``."""
+    env = {k: v for k, v in editor_env.items() if k not in _EDITOR_PYTHON_VARS}
+    appdir = env.get("APPDIR")
+    if appdir and env.get("LD_LIBRARY_PATH"):
+        inside = os.path.join(os.path.abspath(appdir), "")
+        kept = [p for p in env["LD_LIBRARY_PATH"].split(os.pathsep)
+                if p and not os.path.join(os.path.abspath(p), "").startswith(inside)]
+        if kept:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(kept)
+        else:
+            del env["LD_LIBRARY_PATH"]
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def _end(process: subprocess.Popen) -> None:

@@ -68,7 +68,8 @@ def create_app(
     backend = backend or EngineBackend(device)
     if getattr(backend, "budget", False) is None:
         backend.budget = Budget(backend.device, limits.max_work, limits.max_job_s)
-    queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None))
+    queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None),
+                     workers=getattr(backend, "workers", 1))  # a pool backend (sdedit.cluster) runs several
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

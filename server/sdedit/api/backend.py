@@ -27,7 +27,7 @@ class EditParams:
     image: Image.Image
     mask: Optional[Image.Image]
     t0: float
-    sde: str
+    sde: Optional[str]  # None: the model's default_sde
     steps: Optional[int]
     samples: int
     seed: Optional[int]

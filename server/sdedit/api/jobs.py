@@ -1,4 +1,5 @@
-"""The job queue: one worker thread runs jobs in order on the server's device.
+"""The job queue: one worker thread runs jobs in order on the server's device (or `workers` threads, one per
+replica of a pool such as sdedit.cluster's, each handing its job to the pool).
 
 A job moves queued -> running -> done | failed | cancelled. Progress is updated after every sampler step,
 cancel is checked between steps. Finished jobs are kept for `result_ttl_s` seconds, at most
@@ -17,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, JobFailed
 from .errortext import public_error
 from .limits import Limits
 from .schemas import JobState
@@ -71,8 +72,9 @@ class JobQueue:
     """Bounded FIFO of jobs plus the worker thread that runs them with `runner`."""
 
     def __init__(self, runner: Runner, limits: Limits, clock: Callable[[], float] = time.monotonic,
-                 warm_up: Optional[Callable[[], None]] = None) -> None:
+                 warm_up: Optional[Callable[[], None]] = None, workers: int = 1) -> None:
         self._runner = runner
+        self._workers = max(1, int(workers))
         self._warm_up = warm_up
         self._limits = limits
         self._clock = clock
@@ -83,13 +85,16 @@ class JobQueue:
         self._result_bytes = 0
         self._durations: Deque[float] = collections.deque(maxlen=8)
         self._stopping = False
-        self._thread: Optional[threading.Thread] = None
+        self._threads: List[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="sdedit-worker", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            for index in range(self._workers):  # only the first warms the backend up
+                thread = threading.Thread(target=self._work, args=(index == 0,), name=f"sdedit-worker-{index}",
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel everything and wait for the worker to finish its current step."""
@@ -101,9 +106,10 @@ class JobQueue:
             for job in self._jobs.values():
                 job.cancel_requested.set()
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
     # -- API used by the endpoints ----------------------------------------------------------------------
     def submit(self, params: Any, describe: Dict[str, Any]) -> Job:
@@ -173,8 +179,8 @@ class JobQueue:
                     "result_bytes": self._result_bytes}
 
     # -- the worker -------------------------------------------------------------------------------------
-    def _work(self) -> None:
-        if self._warm_up is not None:
+    def _work(self, warm_up: bool = True) -> None:
+        if warm_up and self._warm_up is not None:
             started = time.monotonic()
             try:
                 self._warm_up()
@@ -206,7 +212,7 @@ class JobQueue:
             state = JobState.done
         except Cancelled:
             state = JobState.cancelled
-        except InputError as err:
+        except (InputError, JobFailed) as err:
             error = public_error(err, expected=True)
         except BaseException as err:  # noqa: BLE001 - a failing job must never take the server down
             error = public_error(err, expected=False)  # the log below keeps the whole text
@@ -263,6 +269,7 @@ class JobQueue:
 
     def _retry_after(self) -> int:
         per_job = sum(self._durations) / len(self._durations) if self._durations else 5.0
+        per_job /= self._workers  # that many jobs finish side by side
         return int(min(300, max(1, math.ceil(per_job))))
 
 

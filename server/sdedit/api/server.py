@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..errors import InputError
 from .auth import TOKEN_ENV, is_loopback, resolve_token
@@ -20,8 +20,12 @@ def run_server(
     models_dir: Optional[str] = None,
     default_model: Optional[str] = None,
     allow_hosts: Sequence[str] = (),
+    backend_factory: Optional[Callable[[], Any]] = None,
 ) -> None:
-    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required."""
+    """Serve the HTTP API until interrupted. Off loopback a bearer token (argument or $SDEDIT_TOKEN) is required.
+
+    `backend_factory` (called once the checks passed) supplies another backend, e.g. sdedit.cluster's Ray pool.
+    """
     token = resolve_token(token)
     if not is_loopback(host) and token is None:
         raise InputError(f"Serving on {host} (not loopback) needs an access token: set {TOKEN_ENV} or pass --token-file.")
@@ -44,7 +48,11 @@ def run_server(
 
     _configure_logging()
     limits = Limits.from_env()
-    app = create_app(token=token, device=device, limits=limits, bind_host=host, allow_hosts=allow_hosts)
+    backend = backend_factory() if backend_factory is not None else None
+    if backend is not None:  # starting it took a while (a Ray pool: a minute): is the port still free?
+        _check_port_free(host, int(port))
+    app = create_app(token=token, device=device, limits=limits, bind_host=host, allow_hosts=allow_hosts,
+                     backend=backend)
     cap = connection_cap(limits.max_connections)
     shown = f"[{host}]" if ":" in host else host
     logger = logging.getLogger("sdedit.api")

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from sdedit import imaging
+from sdedit.engine import native_scale, seam
 from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
@@ -65,7 +66,7 @@ def edit(
     mask: Image.Image | None = None,
     *,
     t0: float = 0.5,
-    sde: str = "vp",
+    sde: str | None = None,
     steps: int | None = None,
     samples: int = 1,
     seed: int | None = None,
@@ -82,7 +83,9 @@ def edit(
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
-    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3)."""
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    sde None: the model's declared default sampler (model.default_sde)."""
+    sde = sde or model.default_sde
     validate(t0, sde, steps, samples, seed)
     validate_text(model, prompt, negative_prompt, guidance)
     if getattr(model, "kind", "pixel") == "latent":
@@ -106,6 +109,13 @@ def edit(
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
+    two_stage = native_scale.plan(model.native_size, imaging.working_size(region, None, model.size_multiple,
+                                  model.max_side), model.size_multiple,
+                                  0 if model.resolution else model.edge_margin, float(t0), n_steps,
+                                  square=model.resolution is not None)
+    if two_stage is not None:
+        size = two_stage.full_size  # stage 1 runs at native scale inside run_two_stage
+        params["stages"] = two_stage.describe(float(t0), n_steps)
     crop = imaging.crop_padded(rgb, region)
     if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in
         crop = imaging.fill_transparent(crop, imaging.crop_padded(alpha, region))
@@ -115,7 +125,8 @@ def edit(
 
     per_batch = max_batch or _auto_batch(model.device, size)
     chunks = [seeds[i:i + per_batch] for i in range(0, len(seeds), per_batch)]
-    total = n_steps * len(chunks)
+    steps_per_sample = n_steps + (two_stage.extra_steps if two_stage else 0)
+    total = steps_per_sample * len(chunks)
     done = 0
     watched = EstimateWatcher(model) if preview is not None else model
     every = preview_interval(total, preview_every)
@@ -126,21 +137,31 @@ def edit(
         if progress is not None:
             progress(done, total)
         if preview is not None and done % every == 0 and done < total:
-            preview(preview_image(watched.estimate(first=1), guide, mask_t, region, image.size))
+            estimate = watched.estimate(first=1)
+            if estimate.shape[-2:] != guide.shape[-2:]:  # during stage 1 of a two-stage edit
+                estimate = native_scale.to_full(estimate, two_stage, guide.shape[-2:])
+            preview(preview_image(estimate, guide, mask_t, region, image.size))
         check_cancel(cancel)
 
     check_cancel(cancel)
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
+
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
+        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
+
     with torch.inference_mode():
         for chunk in chunks:
-            noise = NoiseSource(chunk, tuple(guide.shape[1:]), model.device)
-            x = sampler(watched, SamplerInput(guide, mask_t, noise, float(t0), n_steps), after_step)
+            if two_stage is None:
+                x = stage(guide, mask_t, chunk, float(t0), n_steps)
+            else:
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
-    return EditResult(images, seeds, n_steps, n_steps * len(chunks), time.perf_counter() - started, size, region,
-                      params)
+    return EditResult(images, seeds, steps_per_sample, steps_per_sample * len(chunks), time.perf_counter() - started,
+                      size, region, params)
 
 
 def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
@@ -150,14 +171,16 @@ def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
 
 def _paste_back(out: torch.Tensor, rgb: np.ndarray, alpha: np.ndarray | None, mask_u8: np.ndarray,
                 region: imaging.Region, like: Image.Image) -> Image.Image:
-    """Model output at working size -> region size -> full canvas, blended by the mask (exact where 0)."""
+    """Model output at working size -> region size -> full canvas, blended by the mask (exact where 0;
+    a hard selection's edge feathered and colour-matched inside it, engine/seam.py)."""
     edited = imaging.resize_float(imaging.from_tensor(out), (region.width, region.height))
     canvas = rgb.astype(np.float32)
     h, w = rgb.shape[:2]
     x0, y0 = max(0, region.x0), max(0, region.y0)
     x1, y1 = min(w, region.x1), min(h, region.y1)
     canvas[y0:y1, x0:x1] = edited[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0]
-    out = imaging.composite(rgb, canvas, mask_u8)
+    canvas, blend_mask = seam.blend(rgb, canvas, mask_u8)  # a hard selection's edge blends in (inside it)
+    out = imaging.composite(rgb, canvas, blend_mask)
     if alpha is not None:  # fully transparent pixels come back exactly as they were (colour unseen)
         out = np.where((alpha == 0)[..., None], rgb, out)
     return imaging.rebuild_image(out, alpha, like)

@@ -7,6 +7,7 @@ first natively and the second through the change of variables; a VE score networ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -36,6 +37,13 @@ class DiffusionModel:
     description: str = ""
     edge_margin: int = 0  # pixels of padding the engine adds around the canvas (artefacts at the network's
     #                       borders then fall outside the picture); sdedit.json "edge_margin"
+    native_size: int | None = None  # side of the square it was trained at (its pixel scale): larger working
+    #                                 regions are edited at this scale first, then refined at full size
+    #                                 (engine/native_scale.py); None = never. sdedit.json "native_size",
+    #                                 a fixed-size checkpoint's resolution, a latent model's pixel size.
+    #: the sampler for requests that name none (sdedit.json "default_sde", set by the loader; a class may
+    #: declare its own); not a dataclass field, so subclasses' class attributes are not overwritten
+    default_sde: ClassVar[str] = "vp"
     sigma_scale: float = 1.0  # engine sigma ([-1, 1] data) per unit of sigma_min/sigma_max: 2 for networks
     #                           trained on [0, 1] data (NCSN++), whose sigma range is on that scale
 
@@ -69,7 +77,8 @@ class DiffusionModel:
         return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cuda" else x
 
     def info(self, default: bool = False, path: str = "") -> ModelInfo:
-        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description)
+        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description,
+                         default_sde=self.default_sde, native_size=self.native_size)
 
 
 class VPEpsilonModel(DiffusionModel):

@@ -15,7 +15,7 @@ from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel, VEScoreModel, VPEpsilonModel
 from sdedit.models.layout import (  # noqa: F401  (re-exported: they lived here)
     SCHEDULER_CONFIG, SDEDIT_CONFIG, UNET_CONFIG, describe_folder, is_model_folder, scheduler_config, sde_of,
-    sdedit_config, unet_dir, _read_json, _sample_size,
+    sdedit_config, unet_dir, _read_json, _sample_size, default_sde_of, native_size_of,
 )
 from sdedit.models.speed import prepare_network
 
@@ -65,11 +65,16 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
         id=model_id, native_sde=sde, resolution=resolution, size_multiple=multiple, device=device, dtype=dtype,
         description=extra.get("description", ""), edge_margin=int(extra.get("edge_margin", 0)),
         default_steps={k: v for k, v in extra.get("default_steps", {"vp": None, "ve": None}).items()},
+        native_size=native_size_of(extra, resolution),
+        **({"max_side": int(extra["max_side"])} if extra.get("max_side") else {}),
     )
     if sde == "ve":
         sigma_min, sigma_max = float(sched.get("sigma_min", 0.01)), float(sched.get("sigma_max", 1348.0))
-        return VEScoreModel(net, sigma_min=sigma_min, sigma_max=sigma_max, **common)
-    abar = alphas_cumprod_from(sched)
-    sigmas = ((1 - abar) / abar).sqrt()
-    return VPEpsilonModel(net, sigma_min=float(sigmas[0]), sigma_max=float(sigmas[-1]), alphas_cumprod=abar,
-                          **common)
+        model = VEScoreModel(net, sigma_min=sigma_min, sigma_max=sigma_max, **common)
+    else:
+        abar = alphas_cumprod_from(sched)
+        sigmas = ((1 - abar) / abar).sqrt()
+        model = VPEpsilonModel(net, sigma_min=float(sigmas[0]), sigma_max=float(sigmas[-1]), alphas_cumprod=abar,
+                               **common)
+    model.default_sde = default_sde_of(extra, folder)
+    return model

@@ -17,8 +17,9 @@ class ModelInfo:
     kind: str = "pixel"  # "pixel" or "latent" (a VAE's latent space: Stable Diffusion)
     text: bool = False  # takes a prompt
     default_sde: str = "vp"  # the sampler used when a request names none
+    native_size: int | None = None  # the side it was trained at (DiffusionModel.native_size)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
                 "description": self.description, "kind": self.kind, "text": self.text,
-                "default_sde": self.default_sde}
+                "default_sde": self.default_sde, "native_size": self.native_size}

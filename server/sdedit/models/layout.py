@@ -54,7 +54,24 @@ def describe_folder(folder: Path, model_id: str) -> ModelInfo:
     sched = scheduler_config(folder)
     unet_cfg = _read_json(unet_dir(folder) / UNET_CONFIG)
     resolution = None if extra else _sample_size(unet_cfg)
-    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""))
+    return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""),
+                     default_sde=default_sde_of(extra, folder), native_size=native_size_of(extra, resolution))
+
+
+def default_sde_of(extra: dict, folder: Path) -> str:
+    """sdedit.json "default_sde" (the sampler the model's benchmark shows best), else the paper's `vp`."""
+    from sdedit.params import SDE_NAMES
+
+    sde = extra.get("default_sde", "vp")
+    if sde not in SDE_NAMES:
+        raise InputError(f"The model at {folder} declares default_sde '{sde}'; use one of {', '.join(SDE_NAMES)}.")
+    return sde
+
+
+def native_size_of(extra: dict, resolution: int | None) -> int | None:
+    """sdedit.json "native_size", else a fixed-size checkpoint's own resolution (None: no native-scale stage)."""
+    size = extra.get("native_size", resolution)
+    return int(size) if size else None
 
 
 def _sample_size(unet_cfg: dict) -> int | None:

@@ -96,7 +96,8 @@ def describe(model_id: str, path: Path) -> ModelInfo:
     if is_sd_model(path):
         return describe_sd(model_id, path)
     if path.is_file():
-        return ModelInfo(model_id, ckpt_resolution(path), "vp", path=str(path))
+        resolution = ckpt_resolution(path)
+        return ModelInfo(model_id, resolution, "vp", path=str(path), native_size=resolution)
     return describe_folder(path, model_id)
 
 
@@ -214,7 +215,8 @@ def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -
         return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
                               size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
                               default_steps={"vp": None, "ve": None}, sigma_min=float(sigmas[0]),
-                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar)
+                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
+                              native_size=resolution)
     if not is_model_folder(path):
         raise InputError(f"{path} is not a model: expected a diffusers folder (unet/config.json) or a .ckpt file.")
     return load_folder(path, model_id, device, dtype)

@@ -32,8 +32,13 @@ def server(gimp_root, tiny_vp_dir, tmp_path_factory):
     """`sdedit serve` on a free loopback port with the tiny random model as its default."""
     port = free_port()
     log = tmp_path_factory.mktemp("gimp-server") / "server.log"
-    env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), PYTHONPATH=os.pathsep.join(
-        [str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
+    # beside the default tiny pixel model, a tiny Stable Diffusion 1.x folder: a model that takes a prompt
+    from tiny_sd import make_sd_folder
+
+    models = tmp_path_factory.mktemp("gimp-models")
+    make_sd_folder(models / "tiny-sd1", "sd1")
+    env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), SDEDIT_MODELS_DIR=str(models),
+               PYTHONPATH=os.pathsep.join([str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sdedit", "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -161,6 +161,8 @@ def main():
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
     cases.append(run_case("selection", image, layer, t0=0.6, sde="vp", samples=2, steps=8, seed=123,
                           server_url=url, full_copy=True))
+    if PARAMS.get("only") == "selection":  # e.g. the Ray pool's case (test_gimp_pool_e2e.py)
+        return cases
 
     # The default result layer with a feathered selection: only the selection, its soft edge as alpha.
     # No sampler given (the model's default) and a prompt the tiny model cannot take (not sent).
@@ -221,6 +223,12 @@ def main():
     layer.add_mask(mask)
     cases.append(run_case("mask-target", image, mask, samples=1, steps=4, server_url=url))
     layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+
+    # A model that takes text: the prompt fields go with the job, and the layer name carries the prompt.
+    Gimp.Selection.none(image)
+    cases.append(run_case("prompt", image, layer, t0=0.5, samples=1, steps=3, seed=5, model="tiny-sd1",
+                          prompt="a lake at dusk", negative_prompt="blurry", guidance=5.0, server_url=url))
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
 
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
     # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.

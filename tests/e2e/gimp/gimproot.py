@@ -71,8 +71,11 @@ def run_in_root(root: Path, argv: Sequence[str], env: Optional[dict] = None, tim
     return done.stdout if done.returncode == 0 else ""
 
 
-def find_watchdog() -> Optional[Tuple[int, str, str]]:
-    """(plug-in pid, server URL, job id) of a running SDEdit watchdog process, if any (Linux /proc)."""
+def find_watchdog(url: Optional[str] = None) -> Optional[Tuple[int, str, str]]:
+    """(plug-in pid, server URL, job id) of a running SDEdit watchdog process, if any (Linux /proc).
+
+    ``url``: only a watchdog for that server (other test runs on this machine have watchdogs of their own,
+    and killing their plug-in's process group would kill someone else's work)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -82,7 +85,7 @@ def find_watchdog() -> Optional[Tuple[int, str, str]]:
         except OSError:
             continue
         argv = [a.decode(errors="replace") for a in argv if a]
-        if len(argv) >= 5 and argv[-4].endswith("sdedit_gimp/watchdog.py"):
+        if len(argv) >= 5 and argv[-4].endswith("sdedit_gimp/watchdog.py") and (url is None or argv[-2] == url):
             parent_pid = int(stat.rsplit(")", 1)[1].split()[1])
             return parent_pid, argv[-2], argv[-1]
     return None

@@ -28,7 +28,7 @@ def gimp_report(gimp_root, server):
     try:
         killed: dict = {}
         report = run.finish(during=lambda: killed.update(
-            kill_plugin_during_last_case(run.process, run.path("cancel-started"))))
+            kill_plugin_during_last_case(run.process, run.path("cancel-started"), server)))
         cases = {case["case"]: case for case in report["cases"]}
         cases["killed"]["watchdog"] = killed
         for case in report["cases"]:
@@ -39,14 +39,14 @@ def gimp_report(gimp_root, server):
         run.cleanup()
 
 
-def kill_plugin_during_last_case(gimp: subprocess.Popen, marker: Path) -> dict:
+def kill_plugin_during_last_case(gimp: subprocess.Popen, marker: Path, url: str) -> dict:
     """Once the batch script reaches its last case, wait for the plug-in's watchdog (the job is on the
     server), then kill the plug-in as GIMP's Cancel would. Returns what was found: job id, server URL."""
     found: dict = {}
     deadline = time.monotonic() + GIMP_TIMEOUT_S
     while gimp.poll() is None and time.monotonic() < deadline:
         if marker.exists():
-            seen = gimproot.find_watchdog()
+            seen = gimproot.find_watchdog(url)
             if seen:
                 plugin_pid, url, job = seen
                 gimproot.kill_like_gimp_cancel(plugin_pid)
@@ -167,3 +167,10 @@ def test_indexed_image_is_converted_to_rgb_with_the_results(gimp_report):
     assert case["new_layer_types"] == ["rgba-image"]
     assert case["source_kept"], "the source layer's pixels changed in the conversion"
     assert case["source_colours"] <= 32 < case["result_colours"], case
+
+
+def test_prompt_goes_to_a_text_model_and_into_the_layer_name(gimp_report):
+    case = gimp_report["prompt"]
+    assert case["status"] == "success", case["error"]
+    assert [layer["name"] for layer in case["new_layers"]] == ["SDEdit t0=0.50 \u201ca lake at dusk\u201d #1 seed=5"]
+    assert case["checks"][0]["inside_changed"] >= 0.5 * case["checks"][0]["inside"]

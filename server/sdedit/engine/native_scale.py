@@ -1,0 +1,156 @@
+"""Canvases larger than the model's native size: edit at native scale, then refine at full size (DESIGN §4).
+
+A network run far above the size it was trained at keeps its own pixel scale: on a 1024 px canvas a model
+trained on 256 px scenes paints 256 px-scene structures, so it repeats small features and drifts in
+colour. Two stages fix that (the "hires fix" of SD front-ends):
+
+1. the working region, scaled down to about native_size² pixels, is edited at the request's t0 (layout and
+   colour come from here, at the scale the model knows);
+2. that result, scaled back up and put back over the guide where the mask keeps it, is edited again at full
+   size with a small t0 (the network only adds full-resolution detail to an already coherent picture).
+
+Both stages use the request's sampler and mask (kept pixels follow the guide in both), report progress on
+one bar and honour cancel between any two steps. Stage 2 draws its own noise from seeds derived from the
+sample's seed, so the same seed gives the same bytes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+#: Regions up to this factor above native size (longer side) are edited in one stage at full size.
+THRESHOLD = 1.25
+#: Stage 2's t0 (capped by the request's): enough noise to re-grow 1-2 px detail on the upscaled stage-1
+#: picture, little enough that the network at full size cannot re-lay it out (benchmarks/canvas.py).
+REFINE_T0 = 0.2
+MIN_REFINE_STEPS = 4
+#: Each refine stage enlarges the picture at most this much (longer side): on a 2048 px canvas the 256 px
+#: stage-1 picture is refined at half size first, then at full size; one 8x jump lets the network at full
+#: size repaint the blurry upscale with its own small structures and colours (benchmarks/canvas.py).
+MAX_STEP_UP = 4.0
+_SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
+
+
+@dataclass(frozen=True)
+class TwoStagePlan:
+    """Sizes and schedules of the two stages for one working region."""
+
+    low_size: tuple[int, int]  # stage 1: the picture's size at native scale (width, height), before padding
+    low_pad: int  # stage 1: replicated edge added on every side (the network's border falls outside)
+    low_padded: tuple[int, int]  # stage 1: what the network sees (multiples of the model's size multiple)
+    full_size: tuple[int, int]  # the last stage: the working size
+    refine_t0: float
+    refine_steps: int  # per refine stage
+    middle: tuple[tuple[int, int], ...] = ()  # refine stages between stage 1 and full size (smallest first)
+
+    @property
+    def refine_sizes(self) -> tuple[tuple[int, int], ...]:
+        return (*self.middle, self.full_size)
+
+    @property
+    def extra_steps(self) -> int:
+        """Steps per sample the refine stages add to stage 1's."""
+        return self.refine_steps * len(self.refine_sizes)
+
+    def describe(self, t0: float, steps: int) -> list[dict]:
+        """Every stage's network input size, t0 and steps (EditResult.params["stages"])."""
+        return [{"size": list(self.low_padded), "t0": float(t0), "steps": steps}] + [
+            {"size": list(size), "t0": self.refine_t0, "steps": self.refine_steps} for size in self.refine_sizes]
+
+
+def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edge_margin: int, t0: float,
+         steps: int, square: bool = False) -> TwoStagePlan | None:
+    """The two-stage plan for a region edited at `full_size`, or None when one stage at full size is right.
+
+    edge_margin: the padding `full_size` includes on every side (stage 1 adds the same at its own scale).
+
+    square: the model only takes native_size² (a fixed-size checkpoint): stage 1 is that square.
+    """
+    width, height = full_size
+    inner_w, inner_h = width - 2 * edge_margin, height - 2 * edge_margin  # the picture without the margin
+    if not native_size or max(inner_w, inner_h) <= native_size * THRESHOLD:
+        return None
+    if square:
+        low, pad, padded = (native_size, native_size), 0, (native_size, native_size)
+    else:
+        scale = native_size / math.sqrt(inner_w * inner_h)  # about native_size² pixels, the region's aspect
+        pad = edge_margin
+        padded = tuple(max(multiple, _round_to(v * scale + 2 * pad, multiple)) for v in (width, height))
+        low = tuple(max(8, p - 2 * pad) for p in padded)
+    refine_t0 = min(float(t0), REFINE_T0)
+    # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
+    refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
+    middle = []
+    size = (width, height)
+    while max(size) / max(padded) > MAX_STEP_UP:
+        size = tuple(max(multiple, _round_to(v / 2, multiple)) for v in size)
+        middle.insert(0, size)
+    return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps, tuple(middle))
+
+
+def _round_to(value: float, multiple: int) -> int:
+    return int(round(value / multiple)) * multiple
+
+
+def refine_seeds(seeds: list[int], stage: int = 1) -> list[int]:
+    """A refine stage's noise seeds, one per sample, derived from the sample's own seed (same seed, same
+    bytes) and the stage's number."""
+    return [(int(s) * _SEED_MIX + stage) % 2**63 for s in seeds]
+
+
+Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], torch.Tensor]
+"""Run one SDEdit stage: (guide (1 or B,3,H,W), mask (1,1,H,W) or None, seeds, t0, steps) -> (B,3,H,W)."""
+
+
+def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, seeds: list[int], t0: float,
+                  steps: int, p: TwoStagePlan) -> torch.Tensor:
+    """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
+    reports its steps)."""
+    low_guide = _to_low(guide, p)
+    low_mask = None if mask is None else _to_low(mask, p).clamp(0.0, 1.0)
+    x = stage(low_guide, low_mask, seeds, t0, steps)
+    x = from_low(x, p, guide.shape[-2:] if not p.middle else (p.middle[0][1], p.middle[0][0]))
+    for k, (w, h) in enumerate(p.refine_sizes, start=1):
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+        here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
+        refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
+        x = stage(refined_guide, here_mask, refine_seeds(seeds, k), p.refine_t0, p.refine_steps)
+    return x
+
+
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A full-size guide (1,3,H,W) or mask (1,1,H,W) at a refine stage's size (the mask stays in [0, 1])."""
+    w, h = size
+    if x.shape[-2:] == (h, w):
+        return x
+    low, high = (0.0, 1.0) if x.shape[1] == 1 else (-1.0, 1.0)
+    return F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False).clamp(low, high)
+
+
+def _to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
+    """Full-size (1,C,H,W) -> stage-1 size with Lanczos-quality antialiasing, then the replicated edge."""
+    w, h = p.low_size
+    low = F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+    if p.low_pad:
+        low = F.pad(low, (p.low_pad,) * 4, mode="replicate")
+    pw, ph = p.low_padded
+    return F.pad(low, (0, pw - low.shape[-1], 0, ph - low.shape[-2]), mode="replicate")
+
+
+def to_full(x: torch.Tensor, p: TwoStagePlan, full_hw: torch.Size) -> torch.Tensor:
+    """Any stage's picture (B,3,h,w) at full size, for previews."""
+    if tuple(x.shape[-2:]) == (p.low_padded[1], p.low_padded[0]):
+        return from_low(x, p, full_hw)
+    return F.interpolate(x, size=tuple(full_hw), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+
+
+def from_low(x: torch.Tensor, p: TwoStagePlan, full_hw) -> torch.Tensor:
+    """Stage-1 picture (B,3,h,w) -> the inner picture scaled to full_hw (bicubic)."""
+    w, h = p.low_size
+    inner = x[..., p.low_pad:p.low_pad + h, p.low_pad:p.low_pad + w]
+    return F.interpolate(inner, size=tuple(full_hw), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)

@@ -1,0 +1,133 @@
+"""Canvases larger than the model's native size: two stages (native scale, then a small-t0 refine at full size)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdedit.engine import edit, native_scale
+from sdedit.errors import Cancelled
+
+
+def painting(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Flat-colour sky / hills / water bands with a little noise."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.uint8)
+    img[: height // 3] = (120, 170, 230)
+    img[height // 3: 2 * height // 3] = (60, 130, 60)
+    img[2 * height // 3:] = (40, 80, 160)
+    return Image.fromarray(np.clip(img + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def conv_model(tmp_path_factory):
+    """The tiny fully convolutional (embedded-format) model, declaring a native size of 32 px."""
+    from sdedit.models import load_model
+    from tiny_models import make_unshuffle_folder
+
+    model = load_model(str(make_unshuffle_folder(tmp_path_factory.mktemp("m") / "tiny-native")), "cpu")
+    model.native_size = 32
+    return model
+
+
+def test_plan_kicks_in_above_native_size_and_not_below():
+    assert native_scale.plan(256, (256, 256), 32, 16, 0.5, 20) is None
+    assert native_scale.plan(256, (320, 192), 32, 16, 0.5, 20) is None  # within the 1.25 threshold
+    assert native_scale.plan(None, (2048, 1536), 32, 16, 0.5, 20) is None  # a model without a native size
+    p = native_scale.plan(256, (1056, 800), 32, 16, 0.5, 20)
+    assert p is not None and p.full_size == (1056, 800)
+    assert all(v % 32 == 0 for v in p.low_padded) and p.low_pad == 16
+    w, h = p.low_size
+    assert 0.7 < w * h / 256**2 < 1.4 and abs(w / h - 1056 / 800) < 0.15  # ~native area, the region's aspect
+    assert p.refine_t0 == native_scale.REFINE_T0 and p.refine_steps == 8  # 20 steps x 0.2 / 0.5
+    small = native_scale.plan(256, (1056, 800), 32, 16, 0.1, 20)
+    assert small.refine_t0 == 0.1  # never more noise than the request's
+    assert p.middle == ()  # 1024 px is within 4x of the stage-1 picture: straight to full size
+    big = native_scale.plan(256, (2080, 1568), 32, 16, 0.5, 20)
+    assert big.middle == ((1024, 768),) and big.extra_steps == 16  # 2048 px: refined at half size first
+    square = native_scale.plan(32, (64, 64), 2, 0, 0.5, 6, square=True)
+    assert square.low_padded == (32, 32) and square.full_size == (64, 64)
+
+
+def test_below_native_size_runs_one_stage(conv_model):
+    seen = []
+    res = edit(conv_model, painting(24, 20), t0=0.5, sde="ode", steps=5, seed=1,
+               progress=lambda d, t: seen.append((d, t)))
+    assert "stages" not in res.params and res.steps == 5 and seen[-1] == (5, 5)
+
+
+def test_above_native_size_runs_two_stages_and_progress_covers_both(conv_model):
+    seen = []
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=6, samples=2, seed=1,
+               progress=lambda d, t: seen.append((d, t)))
+    first, second = res.params["stages"]
+    assert first["t0"] == 0.5 and first["steps"] == 6 and second["t0"] == pytest.approx(0.2)
+    assert max(first["size"]) < max(second["size"]) and tuple(second["size"]) == res.working_size
+    total = 6 + second["steps"]
+    assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]  # one bar, both stages
+    assert res.images[0].size == (120, 80)
+
+
+@pytest.mark.parametrize("sde", ["vp", "ode"])
+def test_two_stages_keep_mask_zero_pixels_exact_and_are_deterministic(conv_model, sde):
+    img = painting(130, 90, seed=2)
+    m = np.zeros((90, 130), np.uint8)
+    m[20:70, 40:110] = 255
+    mask = Image.fromarray(m)
+    a = edit(conv_model, img, mask, t0=0.6, sde=sde, steps=5, seed=7)
+    b = edit(conv_model, img, mask, t0=0.6, sde=sde, steps=5, seed=7)
+    c = edit(conv_model, img, mask, t0=0.6, sde=sde, steps=5, seed=8)
+    assert "stages" in a.params
+    out, src = np.asarray(a.images[0]), np.asarray(img)
+    assert np.array_equal(out[m == 0], src[m == 0])
+    assert not np.array_equal(out[30:60, 50:100], src[30:60, 50:100])
+    assert a.images[0].tobytes() == b.images[0].tobytes() != c.images[0].tobytes()
+
+
+def test_k_samples_in_two_stages_each_reproducible_from_its_seed(conv_model):
+    img = painting(120, 80)
+    res = edit(conv_model, img, t0=0.5, sde="vp", steps=4, samples=2, seed=30)
+    single = edit(conv_model, img, t0=0.5, sde="vp", steps=4, samples=1, seed=31)
+    diff = np.abs(np.asarray(res.images[1]).astype(int) - np.asarray(single.images[0]))
+    assert diff.max() <= 1 and not np.array_equal(np.asarray(res.images[0]), np.asarray(res.images[1]))
+
+
+@pytest.mark.parametrize("stop_after", [2, 7])  # inside stage 1 (5 steps), inside stage 2
+def test_cancel_works_in_both_stages(conv_model, stop_after):
+    calls = []
+    with pytest.raises(Cancelled):
+        edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=5, seed=1,
+             progress=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= stop_after)
+    assert len(calls) == stop_after
+
+
+def test_fixed_size_checkpoint_refines_at_the_regions_size(tiny_vp):
+    """A 32x32 checkpoint on a 96x96 picture: stage 1 at 32x32 as before, stage 2 at 96x96, not upscaled."""
+    res = edit(tiny_vp, painting(96, 96), t0=0.5, sde="ode", steps=4, seed=3)
+    first, second = res.params["stages"]
+    assert first["size"] == [32, 32] and second["size"] == [96, 96] and res.working_size == (96, 96)
+
+
+def test_large_canvas_refines_in_steps_and_progress_covers_every_stage(conv_model):
+    seen = []
+    img = painting(300, 200)
+    res = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2, progress=lambda d, t: seen.append((d, t)))
+    stages = res.params["stages"]
+    assert len(stages) >= 3 and [s["size"] for s in stages] == sorted((s["size"] for s in stages), key=max)
+    assert all(max(b["size"]) <= native_scale.MAX_STEP_UP * max(a["size"]) for a, b in zip(stages, stages[1:]))
+    total = sum(s["steps"] for s in stages)
+    assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]
+    again = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2)
+    assert again.images[0].tobytes() == res.images[0].tobytes() and res.images[0].size == (300, 200)
+
+
+def test_previews_cover_both_stages_at_the_canvas_aspect(conv_model):
+    """Stage 1's small estimate is shown scaled up, so every preview has the canvas' shape."""
+    seen = []
+    plain = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=5, seed=4)
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=5, seed=4, preview=seen.append,
+               preview_every=1)
+    assert len(seen) == res.steps - 1 and len({p.shape for p in seen}) == 1
+    h, w = seen[0].shape[:2]
+    assert abs(w / h - 1.5) < 0.1
+    assert res.images[0].tobytes() == plain.images[0].tobytes()
