@@ -330,7 +330,7 @@ def test_docker_apply_is_one_layer_and_one_undo_step_apply_all_is_a_group(krita_
     # the applied layer holds only the selection (the default result layer)
     w, h, rgba = _png(out, "docker-applied.png")
     alpha = rgba[3::4]
-    inside = [alpha[y * w + x] for y in range(32, 160) for x in range(48, 208)]
+    inside = [alpha[y * w + x] for y in range(16, 80) for x in range(24, 104)]
     assert set(inside) == {255} and sum(alpha) == 255 * len(inside)
 
 

@@ -293,11 +293,11 @@ def case_docker(case):
     docker.resize(470, 980)
     docker.move(1125, 10)
     docker.raise_()
-    width, height = 256, 192
+    width, height = 128, 96
     document = new_document("sdedit-e2e-docker", width, height)
     paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
     selection = Selection()
-    selection.select(48, 32, 160, 128, 255)
+    selection.select(24, 16, 80, 64, 255)
     document.setSelection(selection)
     wait(0.5)
     docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 2, "steps": 20,
@@ -613,10 +613,10 @@ def case_dialog(case):
     extension.remember({"server_url": CONFIG["server_url"], "t0": 0.45, "sde": "vp", "samples": 1, "steps": 4,
                         "seed_mode": "fixed", "seed": 21, "model": ""})
     Krita.instance().activeWindow().qwindow().resize(1400, 900)
-    document = new_document("sdedit-e2e-dialog", 320, 240)
-    paint(document, document.activeNode(), stroke_image(320, 240), (0, 0, 320, 240))
+    document = new_document("sdedit-e2e-dialog", 128, 96)
+    paint(document, document.activeNode(), stroke_image(128, 96), (0, 0, 128, 96))
     selection = Selection()
-    selection.select(40, 40, 240, 160, 255)
+    selection.select(16, 16, 96, 64, 255)
     document.setSelection(selection)
     wait(0.5)
     seen = trigger_action_with_dialog(screenshot=True)
