@@ -131,3 +131,11 @@ def test_previews_cover_both_stages_at_the_canvas_aspect(conv_model):
     h, w = seen[0].shape[:2]
     assert abs(w / h - 1.5) < 0.1
     assert res.images[0].tobytes() == plain.images[0].tobytes()
+
+
+def test_fixed_size_checkpoint_refines_at_most_four_times_its_size(tiny_vp):
+    """A 32x32 checkpoint on a 320x240 picture (a square region for such models): the refine runs at 128x128,
+    not 320x320 (attention stays small), and the result still has the picture's size."""
+    res = edit(tiny_vp, painting(320, 240), t0=0.5, sde="ode", steps=4, seed=3)
+    assert [s["size"] for s in res.params["stages"]] == [[32, 32], [128, 128]]
+    assert res.images[0].size == (320, 240)

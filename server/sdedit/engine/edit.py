@@ -110,7 +110,7 @@ def edit(
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
     two_stage = native_scale.plan(model.native_size, imaging.working_size(region, None, model.size_multiple,
-                                  model.max_side), model.size_multiple,
+                                  native_scale.refine_max_side(model.resolution, model.max_side)), model.size_multiple,
                                   0 if model.resolution else model.edge_margin, float(t0), n_steps,
                                   square=model.resolution is not None)
     if two_stage is not None:

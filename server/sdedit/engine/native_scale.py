@@ -92,6 +92,13 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps, tuple(middle))
 
 
+def refine_max_side(resolution: int | None, max_side: int) -> int:
+    """The longest side a refine stage runs at. A fixed-size checkpoint's attention layers grow with the
+    square of the pixel count (a 32 px CIFAR-10 network attends at 16x16; refined at 1024 px that is 512x512
+    tokens), so it is refined at most MAX_STEP_UP times its size and the result is scaled up from there."""
+    return max_side if not resolution else min(max_side, int(MAX_STEP_UP * resolution))
+
+
 def _round_to(value: float, multiple: int) -> int:
     return int(round(value / multiple)) * multiple
 
