@@ -139,3 +139,67 @@ def test_fixed_size_checkpoint_refines_at_most_four_times_its_size(tiny_vp):
     res = edit(tiny_vp, painting(320, 240), t0=0.5, sde="ode", steps=4, seed=3)
     assert [s["size"] for s in res.params["stages"]] == [[32, 32], [128, 128]]
     assert res.images[0].size == (320, 240)
+
+
+def test_plan_adds_a_detail_pass_only_above_the_refine_size():
+    p = native_scale.plan(256, (1056, 800), 32, 16, 0.5, 20, detail_size=(2080, 1568))
+    assert p.detail_size == (2080, 1568) and p.working_size == (2080, 1568)
+    assert p.detail_t0 == native_scale.DETAIL_T0 and p.extra_steps == 8 + native_scale.DETAIL_STEPS
+    assert p.describe(0.5, 20)[-1] == {"size": [2080, 1568], "t0": native_scale.DETAIL_T0,
+                                       "steps": native_scale.DETAIL_STEPS}
+    assert native_scale.plan(256, (1056, 800), 32, 16, 0.05, 20, detail_size=(2080, 1568)).detail_t0 == 0.05
+    same = native_scale.plan(256, (1056, 800), 32, 16, 0.5, 20, detail_size=(1056, 800))
+    assert same.detail_size is None and same.working_size == (1056, 800)
+
+
+def test_canvas_above_max_side_gets_a_detail_pass_at_its_own_size(conv_model, monkeypatch):
+    """Above the model's max_side the refine runs at max_side and a last low-noise pass at the canvas' size
+    adds detail; its low frequencies are the refined picture's (colour and layout unchanged)."""
+    monkeypatch.setattr(conv_model, "max_side", 128)
+    seen = []
+    img = painting(320, 224)
+    res = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2, progress=lambda d, t: seen.append((d, t)))
+    stages = res.params["stages"]
+    assert max(stages[-2]["size"]) == 128 and stages[-1] == {"size": [352, 256], "t0": 0.1, "steps": 4}
+    assert res.working_size == (352, 256) and res.images[0].size == (320, 224)
+    assert seen[-1] == (res.steps, res.steps) == (sum(s["steps"] for s in stages),) * 2
+    again = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2)
+    assert again.images[0].tobytes() == res.images[0].tobytes()
+    monkeypatch.setattr(native_scale, "DETAIL_MAX_SIDE", 128)  # too large for a detail pass: scaled up as before
+    capped = edit(conv_model, img, t0=0.5, sde="ode", steps=5, seed=2)
+    assert max(capped.params["stages"][-1]["size"]) == 128 and capped.images[0].size == (320, 224)
+
+
+def test_detail_pass_keeps_mask_zero_pixels_exact(conv_model, monkeypatch):
+    monkeypatch.setattr(conv_model, "max_side", 128)
+    img = painting(320, 224, seed=5)
+    mask = np.zeros((224, 320), np.uint8)
+    mask[60:160, 80:240] = 255
+    res = edit(conv_model, img, Image.fromarray(mask), t0=0.5, sde="ode", steps=5, seed=1)
+    assert res.params["stages"][-1]["t0"] == 0.1
+    out, src = np.asarray(res.images[0]), np.asarray(img)
+    assert np.array_equal(out[mask == 0], src[mask == 0]) and not np.array_equal(out[mask > 0], src[mask > 0])
+
+
+def test_gaussian_blur_keeps_flat_colour_and_the_mean():
+    import torch
+
+    flat = torch.full((1, 3, 40, 30), 0.25)
+    assert torch.allclose(native_scale.gaussian_blur(flat, 3.0), flat, atol=1e-6)
+    x = torch.rand(1, 3, 64, 48)
+    y = native_scale.gaussian_blur(x, 2.0)
+    assert y.shape == x.shape and abs(float(y.mean() - x.mean())) < 1e-2 and float(y.std()) < float(x.std())
+
+
+def test_budget_counts_a_staged_job_as_the_engine_reports_it(conv_model, monkeypatch):
+    """The server's up-front work estimate of a native-scale job is what the finished job reports (result
+    size x all stages' steps), so the speed it learns from one job prices the next one right."""
+    from sdedit.api.budget import Budget
+
+    monkeypatch.setattr(conv_model, "max_side", 128)
+    budget = Budget("cpu")
+    budget.learn_model(conv_model)
+    for w, h in ((320, 224), (100, 70), (30, 20)):
+        res = edit(conv_model, painting(w, h), t0=0.5, sde="ode", steps=5, seed=2)
+        work = budget.estimate(conv_model.id, None, w, h, 0.5, "ode", 5, 1)
+        assert (work.width, work.height, work.steps) == (*res.working_size, res.steps)

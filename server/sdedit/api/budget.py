@@ -47,6 +47,8 @@ class Budget:
     def learn_model(self, model) -> None:
         """Keep the facts of a loaded model (sizes, default steps, schedule length), not the model."""
         facts = SimpleNamespace(resolution=model.resolution, max_side=getattr(model, "max_side", DEFAULT_MAX_SIDE),
+                                native_size=getattr(model, "native_size", None),
+                                edge_margin=getattr(model, "edge_margin", 0) or 0,
                                 size_multiple=model.size_multiple, default_steps=dict(model.default_steps),
                                 alphas_cumprod=model.alphas_cumprod.detach().cpu())
         with self._lock:
@@ -101,6 +103,8 @@ class Budget:
             max_side = DEFAULT_MAX_SIDE
         if resolution:
             return Work(resolution, resolution, samples, n_steps)
+        if facts is not None:
+            return _engine_work(facts, width, height, t0, n_steps, samples)
         scale = min(1.0, max_side / max(width, height))
         return Work(max(1, round(width * scale)), max(1, round(height * scale)), samples, n_steps)
 
@@ -121,6 +125,30 @@ class Budget:
                 f"{work.samples} sample(s) x {work.steps} steps = {work.pixel_steps:,} pixel-steps, over this "
                 f"server's limit of {allowed:,} ({why}); use fewer steps or samples, a lower t0 or a smaller "
                 "selection.")
+
+
+def _engine_work(facts: SimpleNamespace, width: int, height: int, t0: float, n_steps: int, samples: int) -> Work:
+    """A loaded model's job as the engine will run it: the working size (edge margin and size multiple
+    included; for a native-scale model the canvas' own up to DETAIL_MAX_SIDE, engine/native_scale.py) x all
+    stages' steps, the same measure learn_speed() is taught with."""
+    from ..engine import native_scale
+
+    m, margin = facts.size_multiple, facts.edge_margin
+
+    region = (width + 2 * margin, height + 2 * margin)
+    if max(region) <= facts.max_side:  # the engine grows a small region to the size multiple (edit.py)
+        region = tuple(-(-v // m) * m for v in region)
+
+    def fit(side: int) -> tuple[int, int]:
+        scale = min(1.0, side / max(region))
+        return tuple(max(m, int(round(v * scale / m)) * m) for v in region)
+
+    plan = native_scale.plan(facts.native_size, fit(facts.max_side), m, margin, t0, n_steps,
+                             detail_size=fit(native_scale.DETAIL_MAX_SIDE))
+    if plan is None:
+        return Work(*fit(facts.max_side), samples, n_steps)
+    w, h = plan.working_size
+    return Work(w, h, samples, n_steps + plan.extra_steps)
 
 
 def _duration(seconds: float) -> str:

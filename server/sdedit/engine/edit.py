@@ -109,12 +109,14 @@ def edit(
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
     size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
+    canvas_size = None if model.resolution else imaging.working_size(region, None, model.size_multiple,
+                                                                      native_scale.DETAIL_MAX_SIDE)
     two_stage = native_scale.plan(model.native_size, imaging.working_size(region, None, model.size_multiple,
                                   native_scale.refine_max_side(model.resolution, model.max_side)), model.size_multiple,
                                   0 if model.resolution else model.edge_margin, float(t0), n_steps,
-                                  square=model.resolution is not None)
+                                  square=model.resolution is not None, detail_size=canvas_size)
     if two_stage is not None:
-        size = two_stage.full_size  # stage 1 runs at native scale inside run_two_stage
+        size = two_stage.working_size  # stage 1 runs at native scale inside run_two_stage
         params["stages"] = two_stage.describe(float(t0), n_steps)
     crop = imaging.crop_padded(rgb, region)
     if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in
