@@ -5,6 +5,9 @@ flat-colour paintings by sdedit.train.strokes, cropped to each canvas' aspect an
 with the model's default sampler at t0 0.3 / 0.5 / 0.7. Per cell (mean over the guides):
   blur-RMSE  result vs guide, both Gaussian-blurred with radius = longer side / 32 (0-255): layout + colour
   detail     std of luminance minus its 2-px Gaussian blur: a flat or blurry result has none
+  region     per stroke region (one flat colour of the painting, shrunk by 1 % of the side), the distance
+             between the mean colour of the result and of the guide there (RGB, 0-255), area-weighted mean
+             over the regions; worst = the largest over all regions and guides
   seconds    wall time of one edit
 With --compare, the same cells edited in one stage at full size (the engine before native-scale editing).
 Masked cases (--masked): a rectangle across the middle of the canvas edited with the rest kept; the seam
@@ -29,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from canvas_metrics import blur_rmse, detail, seam_score  # noqa: E402
+from canvas_metrics import blur_rmse, detail, region_colour, seam_score  # noqa: E402
 
 from sdedit.engine import edit, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
@@ -44,8 +47,8 @@ THUMB_H = 120
 GRID_LIMIT = 1_000_000
 
 
-def canvas_guide(index: int, width: int, height: int) -> np.ndarray:
-    """A held-out stroke painting of the canvas' size: scene at 512 px, cropped to the aspect, painted, resized."""
+def _painting(index: int, width: int, height: int) -> np.ndarray:
+    """Held-out scene `index` at 512 px, cropped to the canvas' aspect, as a flat-colour stroke painting."""
     scene = render_scene(SEED_BASE + index, 512)
     if width >= height:
         ch = int(round(512 * height / width))
@@ -53,8 +56,20 @@ def canvas_guide(index: int, width: int, height: int) -> np.ndarray:
     else:
         cw = int(round(512 * width / height))
         crop = scene[:, (512 - cw) // 2:(512 - cw) // 2 + cw]
-    painting = stroke_painting(crop, seed=index)
-    return np.asarray(Image.fromarray(painting).resize((width, height), Image.LANCZOS))
+    return stroke_painting(crop, seed=index)
+
+
+def canvas_guide(index: int, width: int, height: int) -> np.ndarray:
+    """A held-out stroke painting of the canvas' size: scene at 512 px, cropped to the aspect, painted, resized."""
+    return np.asarray(Image.fromarray(_painting(index, width, height)).resize((width, height), Image.LANCZOS))
+
+
+def canvas_regions(index: int, width: int, height: int) -> np.ndarray:
+    """The stroke regions of canvas_guide(index, ...): one label per flat colour of the painting (H, W)."""
+    painting = _painting(index, width, height)
+    _, labels = np.unique(painting.reshape(-1, 3), axis=0, return_inverse=True)
+    labels = labels.reshape(painting.shape[:2]).astype(np.int32)
+    return np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
 
 
 @contextlib.contextmanager
@@ -78,7 +93,8 @@ def no_seam_blend():
         seam.blend = saved
 
 
-def run_cell(model, guides: list[np.ndarray], t0: float, seed: int, mask: np.ndarray | None = None) -> dict:
+def run_cell(model, guides: list[np.ndarray], t0: float, seed: int, mask: np.ndarray | None = None,
+             regions: list[np.ndarray] | None = None) -> dict:
     outs, secs = [], []
     for i, g in enumerate(guides):
         t = time.perf_counter()
@@ -87,7 +103,14 @@ def run_cell(model, guides: list[np.ndarray], t0: float, seed: int, mask: np.nda
         outs.append(np.asarray(res.images[0].convert("RGB")))
     return {"blur_rmse": float(np.mean([blur_rmse(o, g) for o, g in zip(outs, guides)])),
             "detail": float(np.mean([detail(o) for o in outs])), "seconds": float(np.mean(secs)),
+            **({} if regions is None else _region_columns(outs, guides, regions)),
             "sde": res.params["sde"], "stages": res.params.get("stages"), "outputs": outs}
+
+
+def _region_columns(outs: list[np.ndarray], guides: list[np.ndarray], regions: list[np.ndarray]) -> dict:
+    scores = [region_colour(o, g, r) for o, g, r in zip(outs, guides, regions)]
+    return {"region_colour": float(np.mean([s[0] for s in scores])),
+            "region_colour_worst": float(max(s[1] for s in scores))}
 
 
 def thumb(img: np.ndarray, height: int = THUMB_H) -> Image.Image:
@@ -148,18 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
     modes = [("default", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else [])
     rows, grid_rows = [], []
-    print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'s/edit':>7}", flush=True)
+    print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'region':>6} {'worst':>6} "
+          f"{'s/edit':>7}", flush=True)
     for w, h in sizes:
         guides = [canvas_guide(a.first_guide + i, w, h) for i in range(a.guides)]
+        regions = [canvas_regions(a.first_guide + i, w, h) for i in range(a.guides)]
         for mode, ctx in modes:
             pictures = [guides[0]]
             for t0 in a.t0:
                 with ctx():
-                    cell = run_cell(model, guides, t0, a.seed)
+                    cell = run_cell(model, guides, t0, a.seed, regions=regions)
                 pictures.append(cell.pop("outputs")[0])
                 rows.append({"size": f"{w}x{h}", "mode": mode, "t0": t0, **cell})
                 print(f"{w}x{h:<5} {mode:>10} {t0:4.1f} {cell['blur_rmse']:9.1f} {cell['detail']:7.2f} "
-                      f"{cell['seconds']:7.1f}", flush=True)
+                      f"{cell['region_colour']:6.1f} {cell['region_colour_worst']:6.1f} {cell['seconds']:7.1f}",
+                      flush=True)
             grid_rows.append((f"{w}x{h}" + ("" if mode == "default" else "\none stage"), pictures))
     seams = []
     for s in a.masked or []:

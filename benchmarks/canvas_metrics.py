@@ -76,3 +76,23 @@ def seam_score(result: np.ndarray, guide: np.ndarray, box: tuple[int, int, int, 
     rc, rt = seam_parts(result, box, band)
     gc, gt = seam_parts(guide, box, band)
     return float(np.mean(np.maximum(rc - gc, 0.0)) + np.mean(np.maximum(rt - gt, 0.0)))
+
+
+def region_colour(result: np.ndarray, guide: np.ndarray, labels: np.ndarray, min_share: float = 0.01) -> tuple[float, float]:
+    """Does each stroke region keep its colour? (area-weighted mean, worst) over the regions covering at least
+    `min_share` of the picture of |mean colour of the result there - mean colour of the guide there| (RGB
+    distance, 0-255). Each region is shrunk by 1 % of the longer side first, so the smeared stroke edges do
+    not count; labels: (H, W) ints, one per flat stroke colour."""
+    erode = max(1, int(round(max(labels.shape) / 100)))
+    dists, areas = [], []
+    for value in np.unique(labels):
+        inside = ndimage.binary_erosion(labels == value, iterations=erode)
+        if inside.sum() < min_share * labels.size:
+            continue
+        mean_r = result[inside].astype(np.float32).mean(0)
+        mean_g = guide[inside].astype(np.float32).mean(0)
+        dists.append(float(np.linalg.norm(mean_r - mean_g)))
+        areas.append(int(inside.sum()))
+    if not dists:
+        return 0.0, 0.0
+    return float(np.average(dists, weights=areas)), float(max(dists))

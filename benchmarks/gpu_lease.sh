@@ -5,7 +5,8 @@
 # Results go to $OUT (the lending tool's output folder; set it yourself elsewhere); the weights come back as
 # ema.tar.* pieces of 15 MB (cat them | tar -x). Needs a python3 with torch + CUDA; wheels of diffusers and
 # importlib_metadata/lazy-importer in .whl/ when that python lacks them. Knobs (environment): TRAIN_END_S,
-# BENCH_S (0 = no speed table), SCENES, SCENE_START, WORKERS, BATCH, LR, EDIT_CHECK=1.
+# BENCH_S (0 = no speed table), SCENES, SCENE_START, WORKERS, BATCH, LR, CROP (256 = whole scenes, the
+# layout lesson of issue 14), EDIT_CHECK=1.
 # Used on 2026-11-26: BENCH_S=190 TRAIN_END_S=470, then SCENE_START=6000 SCENES=4000 WORKERS=15 BENCH_S=0
 # EDIT_CHECK=1 TRAIN_END_S=215 (after copying the first run's weights into server/sdedit/weights/landscape).
 T0=$(date +%s); END_TRAIN=$((T0 + ${TRAIN_END_S:-450}))
@@ -27,7 +28,7 @@ wait $RENDER; echo "render done at $(( $(date +%s) - T0 )) s"; tail -2 $OUT/rend
 MIN=$(python3 -c "print(max(0.5, ($END_TRAIN - $(date +%s)) / 60))")
 echo "training for $MIN min"
 python3 -m sdedit.train --out runs/gpu --data runs/gpu/data --init server/sdedit/weights/landscape --minutes $MIN \
-  --batch ${BATCH:-128} --crop 128 --lr ${LR:-3e-4} --precision bf16 --ema-decay 0.999 --export-every 2 --threads 8 \
+  --batch ${BATCH:-128} --crop ${CROP:-128} --lr ${LR:-3e-4} --precision bf16 --ema-decay 0.999 --export-every 2 --threads 8 \
   > $OUT/train.log 2>&1
 echo "train rc $? at $(( $(date +%s) - T0 )) s"; grep -E "^step" $OUT/train.log | awk 'NR%20==0'; tail -4 $OUT/train.log
 cp runs/gpu/loss.csv $OUT/ 2>/dev/null
