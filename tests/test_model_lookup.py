@@ -56,6 +56,15 @@ def test_a_default_given_as_a_path_is_found_by_its_id_from_the_api(stray_folder,
     assert resolve(tiny_vp_dir.name, paths=False) == (tiny_vp_dir.name, tiny_vp_dir.resolve())
 
 
+def test_a_default_given_as_a_path_is_flagged_when_a_models_folder_links_to_it(stray_folder, monkeypatch,
+                                                                              tmp_path_factory, tiny_vp_dir):
+    models = tmp_path_factory.mktemp("linked")
+    (models / tiny_vp_dir.name).symlink_to(tiny_vp_dir, target_is_directory=True)
+    monkeypatch.setenv("SDEDIT_MODELS_DIR", str(models))
+    monkeypatch.setenv("SDEDIT_DEFAULT_MODEL", str(tiny_vp_dir))
+    assert [info.id for info in list_models() if info.default] == [tiny_vp_dir.name]
+
+
 def test_cli_default_edit_works_beside_a_stray_file(stray_folder):
     Image.new("RGB", (48, 40), (90, 140, 200)).save(stray_folder / "guide.png")
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'server'}{os.pathsep}{ROOT / 'shared'}")

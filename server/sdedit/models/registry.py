@@ -116,7 +116,8 @@ def list_models() -> list[ModelInfo]:
             info = describe(model_id, path)
         except InputError:
             continue
-        infos.append(dataclasses.replace(info, default=model_id == default_id and path == default_path))
+        is_default = model_id == default_id and Path(path).resolve() == Path(default_path).resolve()  # symlinks
+        infos.append(dataclasses.replace(info, default=is_default))
     return infos
 
 
