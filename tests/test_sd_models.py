@@ -403,3 +403,73 @@ def test_server_lists_latent_models_and_runs_a_prompted_job(sd_files, tiny_vp_di
             assert status["state"] == "done" and len(result["images"]) == 1
     finally:
         assert proc.stop() == 0, proc.log()[-2000:]
+
+
+# -- any canvas size (issue 14): two stages for latent models too ---------------------------------------------
+def staged_model(sd_files, family="sd1", native=32):
+    """A tiny checkpoint that declares a 32 px native size, so a 96x80 picture is edited in two stages."""
+    _, made = sd_files
+    model = load(made[family]["file"])
+    model.native_resolution = native
+    return model
+
+
+def test_latent_canvas_above_native_size_runs_two_stages(sd_files):
+    from sdedit.engine import edit, native_scale
+
+    model = staged_model(sd_files)
+    seen = []
+    image = guide_image(96, 80, seed=6)
+    res = edit(model, image, t0=0.5, sde="ode", steps=5, seed=7, prompt="a lake",
+               progress=lambda d, t: seen.append((d, t)))
+    first, second = res.params["stages"]
+    assert max(first["size"]) < 96 and first["t0"] == 0.5 and first["steps"] == 5
+    assert second == {"size": list(res.working_size), "t0": native_scale.REFINE_T0, "steps": second["steps"]}
+    assert res.steps == 5 + second["steps"] and seen == [(k, res.steps) for k in range(1, res.steps + 1)]
+    assert res.images[0].size == (96, 80)
+    again = edit(model, image, t0=0.5, sde="ode", steps=5, seed=7, prompt="a lake")
+    assert again.images[0].tobytes() == res.images[0].tobytes()
+    one = edit(staged_model(sd_files, native=None), image, t0=0.5, sde="ode", steps=5, seed=7, prompt="a lake")
+    assert "stages" not in one.params and one.images[0].tobytes() != res.images[0].tobytes()
+
+
+def test_latent_two_stages_keep_mask0_pixels_and_each_sample_its_seed(sd_files):
+    from sdedit.engine import edit
+
+    model = staged_model(sd_files, "sdxl")
+    image = guide_image(96, 80, seed=8).convert("RGBA")
+    mask = np.zeros((80, 96), np.uint8)
+    mask[16:64, 20:80] = 255
+    two = edit(model, image, Image.fromarray(mask), t0=0.6, sde="vp", steps=4, samples=2, seed=30, prompt="hills",
+               max_batch=1)
+    alone = edit(model, image, Image.fromarray(mask), t0=0.6, sde="vp", steps=4, samples=1, seed=31, prompt="hills")
+    assert len(two.params["stages"]) == 2
+    for out in two.images:
+        assert np.array_equal(np.asarray(out)[mask == 0], np.asarray(image)[mask == 0])
+    assert two.images[1].tobytes() == alone.images[0].tobytes()
+    assert two.images[0].tobytes() != two.images[1].tobytes()
+
+
+def test_latent_two_stage_previews_have_the_canvas_shape(sd_files):
+    from sdedit.engine import edit
+
+    model = staged_model(sd_files)
+    seen = []
+    edit(model, guide_image(96, 64, seed=9), t0=0.5, sde="ode", steps=6, seed=1, preview=seen.append,
+         preview_every=1)
+    assert len(seen) >= 6 and len({p.shape for p in seen}) == 1
+    h, w = seen[0].shape[:2]
+    assert abs(w / h - 1.5) < 0.1
+
+
+def test_budget_counts_a_staged_latent_job_as_the_engine_reports_it(sd_files):
+    from sdedit.api.budget import Budget
+    from sdedit.engine import edit
+
+    model = staged_model(sd_files)
+    budget = Budget("cpu")
+    budget.learn_model(model)
+    for w, h in ((96, 80), (20, 20)):
+        res = edit(model, guide_image(w, h), t0=0.5, sde="ode", steps=5, seed=2)
+        work = budget.estimate(model.id, None, w, h, 0.5, "ode", 5, 1)
+        assert (work.width, work.height, work.steps) == (*res.working_size, res.steps)

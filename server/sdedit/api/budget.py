@@ -47,7 +47,9 @@ class Budget:
     def learn_model(self, model) -> None:
         """Keep the facts of a loaded model (sizes, default steps, schedule length), not the model."""
         facts = SimpleNamespace(resolution=model.resolution, max_side=getattr(model, "max_side", DEFAULT_MAX_SIDE),
-                                native_size=getattr(model, "native_size", None),
+                                native_size=getattr(model, "native_size", None)
+                                or getattr(model, "native_resolution", None),
+                                detail_pass=getattr(model, "kind", "pixel") == "pixel",  # latent: refine only
                                 edge_margin=getattr(model, "edge_margin", 0) or 0,
                                 size_multiple=model.size_multiple, default_steps=dict(model.default_steps),
                                 alphas_cumprod=model.alphas_cumprod.detach().cpu())
@@ -144,7 +146,7 @@ def _engine_work(facts: SimpleNamespace, width: int, height: int, t0: float, n_s
         return tuple(max(m, int(round(v * scale / m)) * m) for v in region)
 
     plan = native_scale.plan(facts.native_size, fit(facts.max_side), m, margin, t0, n_steps,
-                             detail_size=fit(native_scale.DETAIL_MAX_SIDE))
+                             detail_size=fit(native_scale.DETAIL_MAX_SIDE) if facts.detail_pass else None)
     if plan is None:
         return Work(*fit(facts.max_side), samples, n_steps)
     w, h = plan.working_size

@@ -143,8 +143,8 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
                   steps: int, p: TwoStagePlan) -> torch.Tensor:
     """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
     reports its steps)."""
-    low_guide = _to_low(guide, p)
-    low_mask = None if mask is None else _to_low(mask, p).clamp(0.0, 1.0)
+    low_guide = to_low(guide, p)
+    low_mask = None if mask is None else to_low(mask, p).clamp(0.0, 1.0)
     x = stage(low_guide, low_mask, seeds, t0, steps)
     first_w, first_h = p.refine_sizes[0]
     x = from_low(x, p, (first_h, first_w))
@@ -183,7 +183,7 @@ def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False).clamp(low, high)
 
 
-def _to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
+def to_low(x: torch.Tensor, p: TwoStagePlan) -> torch.Tensor:
     """Full-size (1,C,H,W) -> stage-1 size with Lanczos-quality antialiasing, then the replicated edge."""
     w, h = p.low_size
     low = F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
