@@ -150,6 +150,8 @@ def test_plan_adds_a_detail_pass_only_above_the_refine_size():
     assert native_scale.plan(256, (1056, 800), 32, 16, 0.05, 20, detail_size=(2080, 1568)).detail_t0 == 0.05
     same = native_scale.plan(256, (1056, 800), 32, 16, 0.5, 20, detail_size=(1056, 800))
     assert same.detail_size is None and same.working_size == (1056, 800)
+    margin_over = native_scale.plan(256, (1024, 768), 32, 16, 0.5, 20, detail_size=(1056, 800))
+    assert margin_over.detail_size is None  # a 1024 px canvas plus its edge margin: scaled up 3 %, no pass
 
 
 def test_canvas_above_max_side_gets_a_detail_pass_at_its_own_size(conv_model, monkeypatch):

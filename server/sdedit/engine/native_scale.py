@@ -113,7 +113,8 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     while max(size) / max(padded) > MAX_STEP_UP:
         size = tuple(max(multiple, _round_to(v / 2, multiple)) for v in size)
         middle.insert(0, size)
-    detail = detail_size if detail_size and max(detail_size) > max(width, height) else None
+    # a canvas just over max_side (1024 px plus its edge margin) is scaled up a little: no pass for that
+    detail = detail_size if detail_size and max(detail_size) > THRESHOLD * max(width, height) else None
     return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps, tuple(middle), detail,
                         min(float(t0), DETAIL_T0), DETAIL_STEPS)
 
