@@ -205,3 +205,26 @@ def test_budget_counts_a_staged_job_as_the_engine_reports_it(conv_model, monkeyp
         res = edit(conv_model, painting(w, h), t0=0.5, sde="ode", steps=5, seed=2)
         work = budget.estimate(conv_model.id, None, w, h, 0.5, "ode", 5, 1)
         assert (work.width, work.height, work.steps) == (*res.working_size, res.steps)
+
+
+def test_refine_stages_keep_stage_one_colour_and_add_only_fine_detail():
+    """A refine stage that tints the whole picture and adds a 2-px checker: the tint is dropped (colour is
+    stage 1's), the checker is kept (detail is the refine's)."""
+    import torch
+
+    p = native_scale.plan(32, (128, 96), 8, 0, 0.5, 6)
+    guide = torch.zeros(1, 3, 96, 128)
+    guide[:, 2, :48] = 0.6  # a blue sky over a dark field
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
+    checker = 0.1 * (((yy // 2 + xx // 2) % 2) * 2 - 1).float()
+
+    def stage(g, m, seeds, t0, steps):
+        if g.shape[-1] != 128:  # stage 1 at native scale: faithful
+            return g.expand(len(seeds), -1, -1, -1).clone()
+        return (g + 0.3 + checker).clamp(-1, 1)  # the refine: a tint and fine detail
+
+    out = native_scale.run_two_stage(stage, guide, None, [0], 0.5, 6, p)
+    low = native_scale.gaussian_blur(out, native_scale.SPLIT_SIGMA)
+    inner = (slice(None), slice(None), slice(16, 80), slice(16, 112))  # away from the edges
+    assert float((low - native_scale.gaussian_blur(guide, native_scale.SPLIT_SIGMA))[inner].abs().mean()) < 0.03
+    assert float((out - low)[inner].std()) > 0.05  # the checker survives

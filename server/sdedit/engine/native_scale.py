@@ -7,7 +7,10 @@ colour. Two stages fix that (the "hires fix" of SD front-ends):
 1. the working region, scaled down to about native_size² pixels, is edited at the request's t0 (layout and
    colour come from here, at the scale the model knows);
 2. that result, scaled back up and put back over the guide where the mask keeps it, is edited again at full
-   size with a small t0 (the network only adds full-resolution detail to an already coherent picture).
+   size with a small t0 (the network only adds full-resolution detail to an already coherent picture); of
+   that edit only the part above SPLIT_SIGMA is kept, the rest is stage 1's (colour does not drift);
+3. above the model's max_side (1024 px) stage 2 runs at max_side, the result is scaled up, and a last pass
+   at the canvas' own size (t0 0.1, 4 steps, split the same way) puts back the fine detail.
 
 Both stages use the request's sampler and mask (kept pixels follow the guide in both), report progress on
 one bar and honour cancel between any two steps. Stage 2 draws its own noise from seeds derived from the
@@ -39,10 +42,12 @@ MAX_STEP_UP = 4.0
 DETAIL_T0 = 0.1
 DETAIL_STEPS = 4
 DETAIL_MAX_SIDE = 4096
-#: The detail pass keeps only what it adds above this scale (Gaussian σ in px): at 8x its native size the
-#: network also tints the whole picture (a 2048 px sunset lake went redder: blur-RMSE 11.2 -> 16.7), so colour
-#: and layout below it come from the refined picture (blur-RMSE unchanged) and detail from the pass.
-DETAIL_SPLIT_SIGMA = 3.0
+#: Refine stages and the detail pass keep only what they add above this scale (Gaussian σ in px): run at 4-8x
+#: its native size the network also shifts whole regions' colours (1024x768, t0 0.5: blur-RMSE 8.7 -> 11.9,
+#: stroke-region colour error 9.0 -> 15.2; a 2048 px sunset lake went redder in the detail pass: 11.2 -> 16.7),
+#: so colour and layout come from the stage before (the one at native scale) and detail from the stage itself
+#: (benchmarks/canvas.py; the 2-px detail measure keeps 99 % of its value at σ 4).
+SPLIT_SIGMA = 4.0
 _SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
 
 
@@ -155,23 +160,21 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
             x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
         refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
-        before = refined_guide
         x = stage(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
-        if p.detail_size and (w, h) == p.detail_size:
-            x = (gaussian_blur(before, DETAIL_SPLIT_SIGMA) + x - gaussian_blur(x, DETAIL_SPLIT_SIGMA)).clamp(-1.0, 1.0)
+        x = (gaussian_blur(refined_guide, SPLIT_SIGMA) + x - gaussian_blur(x, SPLIT_SIGMA)).clamp(-1.0, 1.0)
     return x
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B,C,H,W) with reflected edges (the low band of the detail pass's split)."""
+    """Separable Gaussian blur of (B,C,H,W) with replicated edges (the low band of a refine stage's split)."""
     radius = max(1, int(math.ceil(3 * sigma)))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = (kernel / kernel.sum()).to(x.dtype)
     c = x.shape[1]
-    y = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
     y = F.conv2d(y, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    y = F.pad(y, (0, 0, radius, radius), mode="replicate")
     return F.conv2d(y, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
