@@ -46,6 +46,10 @@ DEFAULT_UNET_CONFIG: dict[str, Any] = dict(
 # The network's outermost pixels (worst in the bottom-right corner, where its stride-2 convolutions never
 # see padding) come out speckled; the engine pads the canvas by this much and crops it off again.
 EDGE_MARGIN = 16
+#: what every export declares (docs/model_card.md): the sampler its benchmark shows best, and the scene size it
+#: is trained on (engine/native_scale.py edits larger canvases at that scale first)
+DEFAULT_SDE = "ode"
+NATIVE_SIZE = 256
 
 
 def make_scheduler() -> DDPMScheduler:
@@ -147,7 +151,7 @@ class UnshuffleEpsNet(torch.nn.Module):
         make_scheduler().save_pretrained(path / "scheduler")
         meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
                 "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple,
-                "edge_margin": EDGE_MARGIN}
+                "edge_margin": EDGE_MARGIN, "default_sde": DEFAULT_SDE, "native_size": NATIVE_SIZE}
         if self.eps_skip is not None:
             meta["eps_skip_sigma_data"] = self.eps_skip
         meta.update(extra or {})
