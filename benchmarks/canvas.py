@@ -17,6 +17,7 @@ the unmasked edit along the same line.
     python benchmarks/canvas.py --out docs/model_card              # the model card's table and grid
     python benchmarks/canvas.py --sizes 512x384 --t0 0.5 --compare # one row, two-stage vs one stage
     python benchmarks/canvas.py --quick                             # smoke run
+    python benchmarks/canvas.py --set composed --guides 4           # drawn block paintings instead
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from canvas_metrics import blur_rmse, detail, region_colour, seam_score  # noqa:
 
 from sdedit.engine import edit, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
+from sdedit.train import guides as composed  # noqa: E402
 from sdedit.train.dataset import HELD_OUT_SEED_BASE  # noqa: E402
 from sdedit.train.scenes import render_scene  # noqa: E402
 from sdedit.train.strokes import stroke_painting  # noqa: E402
@@ -67,9 +69,28 @@ def canvas_guide(index: int, width: int, height: int) -> np.ndarray:
 def canvas_regions(index: int, width: int, height: int) -> np.ndarray:
     """The stroke regions of canvas_guide(index, ...): one label per flat colour of the painting (H, W)."""
     painting = _painting(index, width, height)
+    return np.asarray(Image.fromarray(_labels(painting)).resize((width, height), Image.NEAREST))
+
+
+def _labels(painting: np.ndarray) -> np.ndarray:
     _, labels = np.unique(painting.reshape(-1, 3), axis=0, return_inverse=True)
-    labels = labels.reshape(painting.shape[:2]).astype(np.int32)
-    return np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
+    return labels.reshape(painting.shape[:2]).astype(np.int32)
+
+
+COMPOSED = (composed.lake, composed.mountains, composed.sunset_sea, composed.valley)
+
+
+def composed_guide(index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Another kind of painting: hand-composed blocks with brushed outlines (sdedit.train.guides, the demo
+    guides' generator: drawn shapes, not quantised scenes), drawn at the canvas' size; (guide, regions)."""
+    painting = np.asarray(COMPOSED[index % len(COMPOSED)](width, height).convert("RGB"))
+    return painting, _labels(painting)
+
+
+def guides_for(kind: str, index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "composed":
+        return composed_guide(index, width, height)
+    return canvas_guide(index, width, height), canvas_regions(index, width, height)
 
 
 @contextlib.contextmanager
@@ -154,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guides", type=int, default=2, help="paintings per size")
     ap.add_argument("--first-guide", type=int, default=0, help="index of the first painting (another set)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", choices=["scenes", "composed"], default="scenes",
+                    help="scenes: quantised held-out scenes; composed: the 4 hand-composed demo paintings")
     ap.add_argument("--compare", action="store_true", help="also edit each cell in one stage at full size")
     ap.add_argument("--masked", nargs="*", default=None, help="sizes for the masked cases (t0 0.5)")
     ap.add_argument("--threads", type=int, default=2)
@@ -174,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'region':>6} {'worst':>6} "
           f"{'s/edit':>7}", flush=True)
     for w, h in sizes:
-        guides = [canvas_guide(a.first_guide + i, w, h) for i in range(a.guides)]
-        regions = [canvas_regions(a.first_guide + i, w, h) for i in range(a.guides)]
+        guides, regions = zip(*(guides_for(a.set, a.first_guide + i, w, h) for i in range(a.guides)))
         for mode, ctx in modes:
             pictures = [guides[0]]
             for t0 in a.t0:
@@ -192,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         w, h = (int(v) for v in s.split("x"))
         mask, box = selection(w, h)
         for i in range(a.first_guide, a.first_guide + a.guides):
-            g = canvas_guide(i, w, h)
+            g = guides_for(a.set, i, w, h)[0]
             full = run_cell(model, [g], 0.5, a.seed + i)["outputs"][0]
             masked = run_cell(model, [g], 0.5, a.seed + i, mask)["outputs"][0]
             with no_seam_blend():
