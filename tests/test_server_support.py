@@ -90,7 +90,8 @@ class ServerProcess:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, trust_env=False)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # stop() closes it; the file is still there to read
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
