@@ -9,7 +9,8 @@ with the model's default sampler at t0 0.3 / 0.5 / 0.7. Per cell (mean over the 
              between the mean colour of the result and of the guide there (RGB, 0-255), area-weighted mean
              over the regions; worst = the largest over all regions and guides
   seconds    wall time of one edit
-With --compare, the same cells edited in one stage at full size (the engine before native-scale editing).
+With --compare, the same cells edited in one stage at full size (the engine before native-scale editing);
+with --compare-detail, without the last full-size detail pass (canvases above the model's max_side).
 Masked cases (--masked): a rectangle across the middle of the canvas edited with the rest kept; the seam
 score (benchmarks/canvas_metrics.py) of the masked edit, of the same edit without the seam blending, and of
 the unmasked edit along the same line.
@@ -35,7 +36,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canvas_metrics import blur_rmse, detail, region_colour, seam_score  # noqa: E402
 
-from sdedit.engine import edit, seam  # noqa: E402
+from sdedit.engine import edit, native_scale, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
 from sdedit.train import guides as composed  # noqa: E402
 from sdedit.train.dataset import HELD_OUT_SEED_BASE  # noqa: E402
@@ -102,6 +103,17 @@ def one_stage(model):
         yield
     finally:
         model.native_size = saved
+
+
+@contextlib.contextmanager
+def no_detail_pass():
+    """The engine without the last full-size pass: canvases above max_side are scaled up from it."""
+    saved = native_scale.DETAIL_MAX_SIDE
+    native_scale.DETAIL_MAX_SIDE = 0
+    try:
+        yield
+    finally:
+        native_scale.DETAIL_MAX_SIDE = saved
 
 
 @contextlib.contextmanager
@@ -178,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", choices=["scenes", "composed"], default="scenes",
                     help="scenes: quantised held-out scenes; composed: the 4 hand-composed demo paintings")
     ap.add_argument("--compare", action="store_true", help="also edit each cell in one stage at full size")
+    ap.add_argument("--compare-detail", action="store_true",
+                    help="also edit each cell without the last full-size detail pass (its cost and its effect)")
     ap.add_argument("--masked", nargs="*", default=None, help="sizes for the masked cases (t0 0.5)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="folder for canvas.png / canvas.json")
@@ -192,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model.id}, native size {model.native_size}, default sampler {model.default_sde}; "
           f"{a.guides} guide(s) per size; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
-    modes = [("default", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else [])
+    modes = [("default", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else []) \
+        + ([("no detail", no_detail_pass)] if a.compare_detail else [])
     rows, grid_rows = [], []
     print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'region':>6} {'worst':>6} "
           f"{'s/edit':>7}", flush=True)
