@@ -130,27 +130,18 @@ class Budget:
 
 
 def _engine_work(facts: SimpleNamespace, width: int, height: int, t0: float, n_steps: int, samples: int) -> Work:
-    """A loaded model's job as the engine will run it: the working size (edge margin and size multiple
-    included; for a native-scale model the canvas' own up to DETAIL_MAX_SIDE, engine/native_scale.py) x all
+    """A loaded model's job as the engine will run it (engine/native_scale.working_plan): the working size x all
     stages' steps, the same measure learn_speed() is taught with."""
     from ..engine import native_scale
 
     m, margin = facts.size_multiple, facts.edge_margin
-
     region = (width + 2 * margin, height + 2 * margin)
     if max(region) <= facts.max_side:  # the engine grows a small region to the size multiple (edit.py)
         region = tuple(-(-v // m) * m for v in region)
-
-    def fit(side: int) -> tuple[int, int]:
-        scale = min(1.0, side / max(region))
-        return tuple(max(m, int(round(v * scale / m)) * m) for v in region)
-
-    plan = native_scale.plan(facts.native_size, fit(facts.max_side), m, margin, t0, n_steps,
-                             detail_size=fit(native_scale.DETAIL_MAX_SIDE) if facts.detail_pass else None)
-    if plan is None:
-        return Work(*fit(facts.max_side), samples, n_steps)
-    w, h = plan.working_size
-    return Work(w, h, samples, n_steps + plan.extra_steps)
+    size, staged = native_scale.working_plan(region, native_size=facts.native_size, resolution=None, multiple=m,
+                                             max_side=facts.max_side, edge_margin=margin, t0=t0, steps=n_steps,
+                                             detail=facts.detail_pass)
+    return Work(*size, samples, n_steps + (staged.extra_steps if staged else 0))
 
 
 def _duration(seconds: float) -> str:

@@ -108,15 +108,11 @@ def edit(
         region = imaging.add_margin(region, model.edge_margin)  # the network's border stays off the picture
     if model.resolution is None and max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)  # pad, don't resample
-    size = imaging.working_size(region, model.resolution, model.size_multiple, model.max_side)
-    canvas_size = None if model.resolution else imaging.working_size(region, None, model.size_multiple,
-                                                                      native_scale.DETAIL_MAX_SIDE)
-    two_stage = native_scale.plan(model.native_size, imaging.working_size(region, None, model.size_multiple,
-                                  native_scale.refine_max_side(model.resolution, model.max_side)), model.size_multiple,
-                                  0 if model.resolution else model.edge_margin, float(t0), n_steps,
-                                  square=model.resolution is not None, detail_size=canvas_size)
-    if two_stage is not None:
-        size = two_stage.working_size  # stage 1 runs at native scale inside run_two_stage
+    size, two_stage = native_scale.working_plan(
+        (region.width, region.height), native_size=model.native_size, resolution=model.resolution,
+        multiple=model.size_multiple, max_side=model.max_side, edge_margin=model.edge_margin, t0=float(t0),
+        steps=n_steps)
+    if two_stage is not None:  # stage 1 runs at native scale inside run_two_stage
         params["stages"] = two_stage.describe(float(t0), n_steps)
     crop = imaging.crop_padded(rgb, region)
     if alpha is not None:  # the hidden colour of transparent pixels is not paint: don't let it bleed in

@@ -106,9 +106,10 @@ def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: 
         return EditResult(images, seeds, steps, 0, time.perf_counter() - started, params=params)
     if max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)
-    size = imaging.working_size(region, None, model.size_multiple, model.max_side)
-    staged = native_scale.plan(getattr(model, "native_resolution", None), size, model.size_multiple, 0, float(t0),
-                               steps)
+    size, staged = native_scale.working_plan(
+        (region.width, region.height), native_size=getattr(model, "native_resolution", None), resolution=None,
+        multiple=model.size_multiple, max_side=model.max_side, edge_margin=0, t0=float(t0), steps=steps,
+        detail=False)
     if staged is not None:
         params["stages"] = staged.describe(float(t0), steps)
     guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size))

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from sdedit import imaging
+
 #: Regions up to this factor above native size (longer side) are edited in one stage at full size.
 THRESHOLD = 1.25
 #: Stage 2's t0 (capped by the request's): enough noise to re-grow 1-2 px detail on the upscaled stage-1
@@ -122,6 +124,22 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     detail = detail_size if detail_size and max(detail_size) > THRESHOLD * max(width, height) else None
     return TwoStagePlan(low, pad, padded, (width, height), refine_t0, refine_steps, tuple(middle), detail,
                         min(float(t0), DETAIL_T0), DETAIL_STEPS)
+
+
+def working_plan(region_size: tuple[int, int], *, native_size: int | None, resolution: int | None, multiple: int,
+                 max_side: int, edge_margin: int, t0: float, steps: int,
+                 detail: bool = True) -> tuple[tuple[int, int], TwoStagePlan | None]:
+    """(the size the edit's result is computed at, the stage plan or None for one stage) for a working region
+    of `region_size` (edge margin included): one rule for the engine and for the server's job budget.
+
+    detail: canvases above max_side get the last full-size pass (pixel models; not latent ones)."""
+    region = imaging.Region(0, 0, *region_size)
+    size = imaging.working_size(region, resolution, multiple, max_side)
+    canvas = None if resolution or not detail else imaging.working_size(region, None, multiple, DETAIL_MAX_SIDE)
+    staged = plan(native_size, imaging.working_size(region, None, multiple, refine_max_side(resolution, max_side)),
+                  multiple, 0 if resolution else edge_margin, t0, steps, square=resolution is not None,
+                  detail_size=canvas)
+    return (size if staged is None else staged.working_size), staged
 
 
 def refine_max_side(resolution: int | None, max_side: int) -> int:
