@@ -445,3 +445,31 @@ def _tonemap(col: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = x / (1 + x * 0.25)  # soft shoulder for the sun and snow
     x = np.clip(x * 1.2, 0, 1)
     return x ** (1 / 2.2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m sdedit.synth.terrain --grid out.png`: a grid of scenes and the render speed."""
+    import argparse
+    import time
+    from pathlib import Path
+
+    from PIL import Image
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--grid", type=Path, required=True)
+    ap.add_argument("--start", type=int, default=1_600_000, help="first seed (held-out range by default)")
+    ap.add_argument("--rows", type=int, default=3)
+    ap.add_argument("--cols", type=int, default=4)
+    ap.add_argument("--size", type=int, default=256)
+    a = ap.parse_args(argv)
+    ims, t = [], time.perf_counter()
+    for i in range(a.rows * a.cols):
+        ims.append(render_terrain(a.start + i, a.size))
+    secs = (time.perf_counter() - t) / len(ims)
+    rows = [np.concatenate(ims[r * a.cols:(r + 1) * a.cols], 1) for r in range(a.rows)]
+    Image.fromarray(np.concatenate(rows, 0)).save(a.grid, optimize=True)
+    print(f"{len(ims)} scenes of {a.size}², {secs:.2f} s per scene ({1 / secs:.1f} scenes/s) on one thread; wrote {a.grid}")
+
+
+if __name__ == "__main__":
+    main()
