@@ -1,4 +1,4 @@
-"""`sdedit edit | models | serve`: the command line of DESIGN.md §3.
+"""`sdedit edit | models | serve`: the command line of docs/design.md §3.
 
 Bad input ends with exit code 2 and one line on stderr; the traceback is shown only with SDEDIT_DEBUG=1.
 """

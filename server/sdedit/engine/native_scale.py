@@ -1,4 +1,4 @@
-"""Canvases larger than the model's native size: edit at native scale, then refine at full size (DESIGN §4).
+"""Canvases larger than the model's native size: edit at native scale, then refine at full size (docs/design.md §4).
 
 A network run far above the size it was trained at keeps its own pixel scale: on a 1024 px canvas a model
 trained on 256 px scenes paints 256 px-scene structures, so it repeats small features and drifts in
