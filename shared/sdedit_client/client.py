@@ -50,6 +50,20 @@ def _is_loopback(host: Optional[str]) -> bool:
     return host in ("localhost", "::1") or (host or "").startswith("127.")
 
 
+
+class Result(tuple):
+    """A finished job: unpacks as ``(images, seeds)`` like before; ``mask`` is the PNG (8-bit grey, the
+    input's size) of the mask the server edited with when one was sent: the selection grown and feathered
+    outward, so a layer that holds only the edit should take its alpha from this, not from the selection.
+    None from a server older than this field."""
+
+    mask: Optional[bytes]
+
+    def __new__(cls, images: List[bytes], seeds: List[int], mask: Optional[bytes] = None) -> "Result":
+        result = super().__new__(cls, (images, seeds))
+        result.mask = mask
+        return result
+
 class Client:
     """Talks to one SDEdit server: health, models, submit/poll/result/cancel of edit jobs."""
 
@@ -110,8 +124,9 @@ class Client:
         return {"id": answer.get("id", job_id), "state": str(answer["state"]), "progress": progress,
                 "error": answer.get("error")}
 
-    def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
-        """The finished job's images (PNG bytes, the input's size) and the seed of each."""
+    def result(self, job_id: str) -> "Result":
+        """The finished job's images (PNG bytes, the input's size) and the seed of each, as ``(images, seeds)``;
+        ``.mask`` is the PNG of the mask the edit used (the selection grown and feathered), or None."""
         answer = self._request("GET", "/v1/jobs/%s/result" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
             raise self._not_sdedit("the result has no image list")
@@ -120,7 +135,13 @@ class Client:
         except (TypeError, ValueError):
             raise self._not_sdedit("a result image is not valid base64")
         seeds = [int(s) for s in answer.get("seeds") or []]
-        return images, seeds
+        mask = None
+        if isinstance(answer.get("mask"), str):
+            try:
+                mask = base64.b64decode(answer["mask"], validate=True)
+            except ValueError:
+                raise self._not_sdedit("the result's mask is not valid base64")
+        return Result(images, seeds, mask)
 
     def cancel(self, job_id: str) -> None:
         """Ask the server to stop the job (it stops within one sampler step)."""
@@ -141,8 +162,8 @@ class Client:
     def run(self, image_png: bytes, mask_png: Optional[bytes] = None, *,
             on_progress: Optional[Callable[[float], Any]] = None,
             should_cancel: Optional[Callable[[], bool]] = None,
-            poll_interval: float = 0.25, **params: Any) -> Tuple[List[bytes], List[int]]:
-        """Submit, poll until finished, return ``(images, seeds)``.
+            poll_interval: float = 0.25, **params: Any) -> "Result":
+        """Submit, poll until finished, return ``(images, seeds)`` (a :class:`Result`, with ``.mask``).
 
         ``on_progress(fraction)`` is called after every poll; when ``should_cancel()`` turns true the job
         is deleted on the server and :class:`JobCancelled` raised. Blocking: call it off the GUI thread.

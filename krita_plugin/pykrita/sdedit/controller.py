@@ -104,6 +104,7 @@ class EditController(QObject):
             self._progress.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
 
     def _on_success(self, images, seeds, params) -> None:
+        self.source = self.source.with_edit_mask(getattr(self._worker, "edit_mask", None))
         if not _is_open(self.source.document):
             self._finish({"ok": False, "kind": "error", "message": "The image was closed before SDEdit finished, "
                           "so the results were not added."})

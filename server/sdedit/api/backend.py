@@ -138,4 +138,5 @@ class EngineBackend:
             self.budget.learn_model(model)
             self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
-        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])
+        mask = None if result.mask is None else encode_png(Image.fromarray(result.mask, "L"))
+        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds], mask=mask)

@@ -40,10 +40,11 @@ class JobOutput:
 
     pngs: List[bytes]
     seeds: List[int]
+    mask: Optional[bytes] = None  # PNG of the mask the edit used (a selection grown and feathered), if one was sent
 
     @property
     def nbytes(self) -> int:
-        return sum(len(png) for png in self.pngs)
+        return sum(len(png) for png in self.pngs) + len(self.mask or b"")
 
 
 @dataclass

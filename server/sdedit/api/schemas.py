@@ -69,6 +69,9 @@ class JobStatus(BaseModel):
 class JobResult(BaseModel):
     images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+    mask: Optional[str] = Field(None, description="When the job had a mask: base64 PNG (8-bit grey, the input's "
+                                "size) of the mask the edit used. A hard selection is grown and feathered "
+                                "outward; pixels where it is 0 are the input's, byte for byte.")
 
 
 class ModelEntry(BaseModel):

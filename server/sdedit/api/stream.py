@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from starlette.responses import StreamingResponse
 
 SLICE = 3 * 2**20  # bytes of PNG per piece: a multiple of 3, so the pieces' base64 joins without padding
 
 
-def _pieces(pngs: Sequence[bytes], seeds: Sequence[int]) -> Iterator[bytes]:
+def _pieces(pngs: Sequence[bytes], seeds: Sequence[int], mask: Optional[bytes]) -> Iterator[bytes]:
     yield b'{"images":['
     for index, png in enumerate(pngs):
         yield b',"' if index else b'"'
@@ -23,16 +23,24 @@ def _pieces(pngs: Sequence[bytes], seeds: Sequence[int]) -> Iterator[bytes]:
         for start in range(0, len(png), SLICE):
             yield base64.b64encode(view[start:start + SLICE])
         yield b'"'
-    yield b'],"seeds":' + json.dumps([int(s) for s in seeds]).encode() + b"}"
+    yield _tail(seeds, mask)
 
 
-def _length(pngs: Sequence[bytes], seeds: Sequence[int]) -> int:
+def _tail(seeds: Sequence[int], mask: Optional[bytes]) -> bytes:
+    """The seeds and, when the job had a mask, the mask it used (small: one channel, mostly flat)."""
+    tail = b'],"seeds":' + json.dumps([int(s) for s in seeds]).encode()
+    if mask is not None:
+        tail += b',"mask":"' + base64.b64encode(mask) + b'"'
+    return tail + b"}"
+
+
+def _length(pngs: Sequence[bytes], seeds: Sequence[int], mask: Optional[bytes]) -> int:
     head = len(b'{"images":[') + sum(2 + 4 * -(-len(png) // 3) for png in pngs) + max(0, len(pngs) - 1)
-    tail = len(b'],"seeds":' + json.dumps([int(s) for s in seeds]).encode() + b"}")
-    return head + tail
+    return head + len(_tail(seeds, mask))
 
 
-def result_response(pngs: List[bytes], seeds: List[int]) -> StreamingResponse:
-    """200 with `{"images": [...], "seeds": [...]}` (docs/design.md §3), a known Content-Length, built while sent."""
-    return StreamingResponse(_pieces(pngs, seeds), media_type="application/json",
-                             headers={"content-length": str(_length(pngs, seeds))})
+def result_response(pngs: List[bytes], seeds: List[int], mask: Optional[bytes] = None) -> StreamingResponse:
+    """200 with `{"images": [...], "seeds": [...], "mask"?}` (docs/design.md §3), a known Content-Length, built
+    while sent."""
+    return StreamingResponse(_pieces(pngs, seeds, mask), media_type="application/json",
+                             headers={"content-length": str(_length(pngs, seeds, mask))})

@@ -26,6 +26,7 @@ from krita_runner import ROOT, krita_missing_reason, run_krita  # noqa: E402
 from sdedit_server_process import ServerProcess, free_port  # noqa: E402
 
 from sdedit_client.png import decode_png  # noqa: E402
+from sdedit.engine.seam import edit_mask  # noqa: E402
 from sdedit_client.server_record import write_record  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -112,6 +113,13 @@ def _png(out, name):
     return decode_png((out / name).read_bytes())
 
 
+def _grown(mask: bytes, width: int, height: int, t0: float) -> bytes:
+    """The mask the server edits with: a hard selection grown by its feathered band (docs/design.md §4)."""
+    import numpy as np
+
+    return edit_mask(np.frombuffer(mask, np.uint8).reshape(height, width), t0).tobytes()
+
+
 def _pixels(data):
     return [bytes(data[i:i + 4]) for i in range(0, len(data), 4)]
 
@@ -139,11 +147,13 @@ def test_masked_edit_adds_k_named_layers_changing_only_the_selection(krita_run):
     mask = mask_rgba[0::4]
     assert sum(1 for m in mask if m == 255) == 48 * 36 and sum(1 for m in mask if m not in (0, 255)) == 0
     src = _pixels(source)
+    grown = _grown(mask, w, h, 0.6)
+    assert sum(1 for g in grown if g) > sum(1 for m in mask if m)  # the selection grows beyond its outline
     results = []
     for item in case["results"]:
         _, _, rgba = _png(out, item["png"])
         px = _pixels(rgba)
-        outside_changed = sum(1 for i in range(w * h) if not mask[i] and px[i] != src[i])
+        outside_changed = sum(1 for i in range(w * h) if not grown[i] and px[i] != src[i])
         inside_changed = sum(1 for i in range(w * h) if mask[i] and px[i] != src[i])
         assert outside_changed == 0, item["name"]
         assert inside_changed > 0.5 * 48 * 36, (item["name"], inside_changed)
@@ -187,8 +197,9 @@ def test_float_linear_layer_is_converted_both_ways(krita_run):
     # the strokes really are colours, not a washed-out linear-as-sRGB misreading
     src = _pixels(source)
     assert {bytes((20, 60, 200, 255)), bytes((220, 40, 30, 255)), bytes((40, 160, 40, 255))} <= set(src)
+    grown = _grown(bytes(mask), w, h, 0.5)
     outside = [max(abs(a - b) for a, b in zip(p, q)) for i, (p, q) in enumerate(zip(src, _pixels(edited)))
-               if not mask[i]]
+               if not grown[i]]
     assert outside and max(outside) <= 1  # 8-bit -> float -> 8-bit round trip only
     inside = sum(1 for i, (p, q) in enumerate(zip(src, _pixels(edited))) if mask[i] and p != q)
     assert inside > 0.5 * 32 * 32
@@ -327,11 +338,16 @@ def test_docker_apply_is_one_layer_and_one_undo_step_apply_all_is_a_group(krita_
     group = top[-1]
     assert group["name"] == "SDEdit t0=0.60 x2" and group["type"] == "grouplayer"
     assert sorted(c["name"] for c in group["children"]) == ["SDEdit t0=0.60 #1 seed=17", "SDEdit t0=0.60 #2 seed=18"]
-    # the applied layer holds only the selection (the default result layer)
+    # the applied layer holds only the selection (the default result layer), grown by the server's feathered
+    # band: opaque inside, fading out beyond the outline, transparent past the band
     w, h, rgba = _png(out, "docker-applied.png")
     alpha = rgba[3::4]
-    inside = [alpha[y * w + x] for y in range(16, 80) for x in range(24, 104)]
-    assert set(inside) == {255} and sum(alpha) == 255 * len(inside)
+    selected = bytes(255 if 24 <= x < 104 and 16 <= y < 80 else 0 for y in range(h) for x in range(w))
+    grown = _grown(selected, w, h, 0.6)
+    inside = [alpha[i] for i in range(w * h) if selected[i]]
+    assert set(inside) == {255}
+    assert all(alpha[i] == 0 for i in range(w * h) if not grown[i])
+    assert max(abs(alpha[i] - grown[i]) for i in range(w * h)) <= 1 and any(0 < a < 255 for a in alpha)
 
 
 def test_docker_run_again_reproduces_the_pixels(krita_run):
