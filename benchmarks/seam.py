@@ -6,10 +6,13 @@ strokes put back inside, and the selection edited again with another seed, three
   grown     the engine as it is: the selection grown and feathered outward (engine/seam.py edit_mask)
   inside    the engine before: feather and colour match inside the selection only (seam.blend)
   hard      no blending at all: the edit pasted back at the outline
-seam: benchmarks/canvas_metrics.py's seam score (colour step + texture step across a line) of the result in
-excess of the picture it was made in (the first edit: what the same place looks like without a seam), taken
-on every rectangle from 8 px inside the outline to 8 px beyond the transition band, every 2 px; the worst
-line counts (a seam moved outward is still a seam). 0-255 units, lower is better.
+line: benchmarks/canvas_metrics.py's line step: per side, the colour step across a line averaged along the
+whole side (texture averages out; a patch's colour or haze offset stays), against the same line in the
+picture it was made in (the first edit: that place without a seam); taken on every rectangle from 8 px inside
+the outline to 8 px beyond the transition band, every 2 px, the worst line counts (a seam moved outward is
+still a seam). 0-255 units, lower is better. seam: canvas_metrics' seam score (colour + texture step per
+outline pixel, in excess of the picture's), worst line the same way: it also counts the new content's own
+texture near the outline, so it rises wherever the edit differs from the first picture.
 changed-outside: share of the pixels beyond the selection that changed (the price of growing it).
 
     python benchmarks/seam.py                          # 256x256 and 512x384, 3 paintings each
@@ -28,7 +31,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canvas import guides_for, selection  # noqa: E402
-from canvas_metrics import seam_score  # noqa: E402
+from canvas_metrics import line_step, seam_score  # noqa: E402
 
 from sdedit.engine import edit, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
@@ -50,13 +53,14 @@ def variant(name: str):
         seam.edit_mask, seam.blend = saved
 
 
-def worst_seam(result: np.ndarray, guide: np.ndarray, box: tuple[int, int, int, int], reach: int) -> float:
-    h, w = guide.shape[:2]
+def worst(measure, result: np.ndarray, reference: np.ndarray, box: tuple[int, int, int, int], reach: int) -> float:
+    """The measure's worst value over the rectangles from 8 px inside `box` to `reach` px beyond it."""
+    h, w = reference.shape[:2]
     scores = []
     for k in range(-8, reach + 1, 2):
         grown = (box[0] - k, box[1] - k, box[2] + k, box[3] + k)
         if grown[0] >= 4 and grown[1] >= 4 and grown[2] <= w - 4 and grown[3] <= h - 4:
-            scores.append(seam_score(result, guide, grown))
+            scores.append(measure(result, reference, grown))
     return max(scores)
 
 
@@ -68,17 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guides", type=int, default=3)
     ap.add_argument("--first-guide", type=int, default=FIRST_GUIDE)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", nargs="*", default=["grown", "inside", "hard"], choices=["grown", "inside", "hard"])
     ap.add_argument("--out", type=Path, default=None, help="folder for seams.png (one row per size and t0)")
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
     model = load_model(a.model, device="cpu")
-    names = ("grown", "inside", "hard")
+    names = tuple(a.variants)
     print(f"model {model.id}; {a.guides} painting(s) per size from #{a.first_guide}; load average "
           f"{os.getloadavg()[0]:.1f} at the start", flush=True)
-    print(f"{'size':>8} {'t0':>4} {'band':>5} " + " ".join(f"{n:>7}" for n in names)
-          + f" {'changed-outside':>15}", flush=True)
+    print(f"{'size':>8} {'t0':>4} {'band':>5} " + " ".join(f"{'line ' + n:>12}" for n in names)
+          + " " + " ".join(f"{'seam ' + n:>12}" for n in names) + f" {'changed-outside':>15}", flush=True)
     pictures = []
     for size in a.sizes:
         w, h = (int(v) for v in size.split("x"))
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             band = seam.transition_width(inside, t0)
             reach = band + 8
             cells = {n: [] for n in names}
+            lines = {n: [] for n in names}
             outside = []
             for i in range(a.first_guide, a.first_guide + a.guides):
                 painting = guides_for("scenes", i, w, h)[0]
@@ -98,14 +104,16 @@ def main(argv: list[str] | None = None) -> int:
                     with variant(name):
                         out = edit(model, Image.fromarray(guide), Image.fromarray(mask), t0=t0, seed=i + 1000)
                     out = np.asarray(out.images[0].convert("RGB"))
-                    cells[name].append(worst_seam(out, picture, box, reach))
+                    cells[name].append(worst(seam_score, out, picture, box, reach))
+                    lines[name].append(worst(line_step, out, picture, box, reach))
                     if name == "grown":
                         outside.append(float(np.mean(np.any(out != guide, axis=-1)[~inside])))
                     row.append(out)
                 if i == a.first_guide:
                     pictures.append((f"{size} t0 {t0}", row))
-            print(f"{size:>8} {t0:4.1f} {band:5d} " + " ".join(f"{np.mean(cells[n]):7.2f}" for n in names)
-                  + f" {np.mean(outside):15.1%}", flush=True)
+            print(f"{size:>8} {t0:4.1f} {band:5d} " + " ".join(f"{np.mean(lines[n]):12.2f}" for n in names)
+                  + " " + " ".join(f"{np.mean(cells[n]):12.2f}" for n in names)
+                  + f" {np.mean(outside) if outside else float('nan'):15.1%}", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)

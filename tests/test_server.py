@@ -123,6 +123,11 @@ def test_health_and_models(http):
     assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
     assert (by_id["tiny-vp"]["kind"], by_id["tiny-vp"]["text"], by_id["tiny-vp"]["default_sde"]) == ("pixel", False, "vp")
     assert by_id["tiny-vp"]["resolution"] == 32
+    # "sde" (the SDE it was trained with) and "default_sde" (the sampler a job without "sde" gets) both stay, for
+    # old clients and new; the schema says which is which
+    fields = http.get("/openapi.json").json()["components"]["schemas"]["ModelEntry"]["properties"]
+    assert "trained with" in fields["sde"]["description"] and "default_sde" in fields["sde"]["description"]
+    assert "sends no 'sde'" in fields["default_sde"]["description"]
 
 
 def test_job_life_cycle(http, reference):

@@ -184,14 +184,24 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from sdedit.models import list_models
 
-    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
+    rows = [("id", "kind", "text", "size", "default_sde", "default", "path")]
     for info in list_models():
-        rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
+        rows.append((info.id, info.kind, "yes" if info.text else "no", size_words(info), info.default_sde,
                      "*" if info.default else "", info.path))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return 0
+
+
+def size_words(info) -> str:
+    """What `sdedit models` says about a model's size: its fixed resolution, or the native size it was
+    trained at (larger canvases are edited at that scale first, docs/design.md §4) and that it takes any."""
+    if info.resolution:
+        return f"{info.resolution} px fixed"
+    if info.native_size:
+        return f"{info.native_size} px native, any size"
+    return "any size"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

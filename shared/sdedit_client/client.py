@@ -82,7 +82,8 @@ class Client:
         return self._request("GET", "/v1/health")
 
     def models(self) -> List[Dict[str, Any]]:
-        """The server's models: ``[{"id", "resolution", "sde", "default"}, ...]``."""
+        """The server's models: ``[{"id", "resolution", "sde", "default", "kind", "text", "default_sde"}, ...]``
+        ("sde": the SDE it was trained with; "default_sde": the sampler a job without "sde" gets)."""
         answer = self._request("GET", "/v1/models")
         if isinstance(answer, dict) and isinstance(answer.get("models"), list):
             answer = answer["models"]

@@ -76,12 +76,18 @@ class JobResult(BaseModel):
 
 class ModelEntry(BaseModel):
     id: str
-    resolution: Optional[int]
-    sde: str
-    default: bool
+    resolution: Optional[int] = Field(description="A fixed square working size in pixels, or null: the model takes "
+                                                  "any size (fully convolutional).")
+    sde: str = Field(description="The SDE the model was trained with: 'vp' (DDPM, an epsilon/v model) or 've' "
+                                 "(NCSN++). Not the sampler a job gets: that is default_sde. Any model drives every "
+                                 "sampler (docs/design.md §4).")
+    default: bool = Field(description="Whether this model is used when a job names none.")
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
-    default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    default_sde: str = Field("vp", description="The sampler a job gets when it sends no 'sde': the one this "
+                                               "model's benchmark shows best ('ode' for the embedded model and "
+                                               "Stable Diffusion). Clients offering a 'model default' choice use "
+                                               "this field.")
 
 
 class Health(BaseModel):
