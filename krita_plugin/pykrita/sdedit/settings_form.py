@@ -7,7 +7,7 @@ says what is remembered from the last run, and a "Defaults" button.
 
 from typing import Any, Dict, List, Optional
 
-from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -45,8 +45,12 @@ class SettingsForm(QWidget):
 
     server_info_changed = pyqtSignal()
 
-    def __init__(self, settings: Dict[str, Any], parent: Optional[QWidget] = None, compact: bool = False) -> None:
+    def __init__(self, settings: Dict[str, Any], parent: Optional[QWidget] = None, compact: bool = False,
+                 retry_ms: int = 0) -> None:
+        """``retry_ms`` > 0: while no server answers, ask again that often (a long-lived docker: the server
+        may be started at any time, by an edit or by hand)."""
         super().__init__(parent)
+        self._retry_ms = retry_ms
         self.setObjectName("sdedit_settings_form")
         self._info_worker = None  # type: Optional[ServerInfoWorker]
         self._wanted_model = settings.get("model") or ""
@@ -296,6 +300,16 @@ class SettingsForm(QWidget):
         if not self._closing:
             self.server_label.setText(message)
             self.server_info_changed.emit()
+            if self._retry_ms > 0:
+                QTimer.singleShot(self._retry_ms, self._retry_server_info)
+
+    def _retry_server_info(self) -> None:
+        if self._closing:
+            return
+        if self.isVisible():
+            self.refresh_server_info()
+        else:  # nobody looks: check again later, without a request
+            QTimer.singleShot(self._retry_ms, self._retry_server_info)
 
     def detach(self) -> None:
         """Stop listening to a pending server query (the owner is closing)."""
