@@ -15,7 +15,7 @@ from sdedit_client import Client, JobCancelled, SDEditError, ServerStopped, Serv
 from sdedit_client.client import _is_loopback, normalize_url
 from sdedit_client.autostart import ensure_server, started_server, stopped_error
 from sdedit_client.mask import mask_needed
-from sdedit_client.settings import model_takes_text
+from sdedit_client.settings import model_takes_text, not_started_text
 
 from .qt_png import decode_to_bgra, encode_bgra, encode_gray
 
@@ -155,8 +155,7 @@ class ServerInfoWorker(QThread):
             self.loaded.emit(client.health(), client.models())
         except ServerUnavailable as error:
             if is_local(self._url):  # the edit starts it: say that, not "start it yourself"
-                self.failed.emit("No SDEdit server answers at %s yet: it is started when the edit begins."
-                                 % client.base_url)
+                self.failed.emit(not_started_text(client.base_url))
             else:
                 self.failed.emit(str(error))
         except SDEditError as error:

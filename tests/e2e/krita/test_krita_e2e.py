@@ -307,7 +307,7 @@ def test_group_is_edited_as_its_merged_picture_like_in_gimp(krita_run):
     """A group is edited as what it shows (its children merged), as the GIMP plug-in does; the result goes
     right above the group. Outside the selection the result is exactly the merged picture."""
     case, out, _ = _case(krita_run, "group_active")
-    assert case["clicked_in_layers_docker"] and case["active_type"] == "grouplayer", case
+    assert case["active_type"] == "grouplayer", case
     assert case["message"] is None and case["report"]["ok"], (case["message"], case["report"])
     names = [n["name"] for n in case["tree"]]
     assert names[names.index("Sky") + 1] == "SDEdit t0=0.60 VP #1 seed=13", names
@@ -393,7 +393,7 @@ def test_docker_apply_adds_the_clicked_thumbnail(krita_run):
     assert case["started"] and case["report"]["ok"], case["report"]
     assert case["results"] == ["#1 seed 23", "#2 seed 24", "#3 seed 25"]
     assert case["row_before"] == 0 and case["row_after_click"] == 2
-    assert case["added"] == ["SDEdit t0=0.60 VP #3 seed=25"], case["added"]
+    assert case["added"] == ["SDEdit t0=0.60 DDIM #3 seed=25"], case["added"]
     applied = _png(out, "pick-applied.png")[2]
     results = [_png(out, "pick-result-%d.png" % k)[2] for k in (1, 2, 3)]
     assert [applied == r for r in results] == [False, False, True]

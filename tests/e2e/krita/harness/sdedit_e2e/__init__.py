@@ -237,35 +237,45 @@ def swap_bgra(data):
 
 
 def case_group_active(case):
-    """A group as the active layer is edited as its merged picture; the result goes above the group."""
+    """A group as the active layer is edited as its merged picture; the result goes above the group.
+
+    Made as a painter makes it: Layer > Quick Group (Ctrl+G) around the strokes, a layer added in the group,
+    then Page Up (activate next layer) climbs from the top layer of the group to the group itself."""
     import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
 
     width, height = 48, 40
     document = new_document("sdedit-e2e-group", width, height)
-    root = document.rootNode()
-    group = document.createNode("Sky", "grouplayer")
-    lower = document.createNode("Strokes", "paintlayer")
-    upper = document.createNode("Dabs", "paintlayer")
-    lower.setPixelData(stroke_image(width, height), 0, 0, width, height)
-    dabs = bytearray(width * height * 4)  # a transparent layer with one opaque yellow square
-    for y in range(4, 16):
-        for x in range(28, 44):
-            dabs[4 * (y * width + x):4 * (y * width + x) + 4] = bytes((0, 220, 250, 255))
-    upper.setPixelData(bytes(dabs), 0, 0, width, height)
-    root.addChildNode(group, root.childNodes()[-1])
+    strokes_layer = document.activeNode()
+    half = bytearray(stroke_image(width, height))  # strokes on the left half, the right half transparent
+    for y in range(height):
+        for x in range(width // 2, width):
+            half[4 * (y * width + x) + 3] = 0
+    paint(document, strokes_layer, bytes(half), (0, 0, width, height))
+    Krita.instance().action("create_quick_group").trigger()
+    wait(5, lambda: document.rootNode().childNodes()[-1].type() == "grouplayer")
+    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
+    group.setName("Sky")
+    lower = document.createNode("Paper", "paintlayer")  # yellow paper under the strokes, inside the group
+    lower.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
     group.addChildNode(lower, None)
-    group.addChildNode(upper, lower)
     document.refreshProjection()
     document.waitForDone()
     wait(0.5)
-    case["clicked_in_layers_docker"] = activate_in_layers_docker(document, "Sky")
+    case["steps_to_group"] = []
+    for _ in range(4):
+        active = document.activeNode()
+        case["steps_to_group"].append(active.name() if active is not None else None)
+        if active is not None and active.type() == "grouplayer":
+            break
+        Krita.instance().action("activateNextLayer").trigger()
+        wait(2, lambda: document.activeNode() is not None and document.activeNode() != active)
     case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
     case["node_type"] = group.type()
     rect = (0, 0, width, height)
     case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
-    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(lower, rect))
+    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
     selection = Selection()
     selection.select(8, 20, 24, 16, 255)
     document.setSelection(selection)
@@ -290,39 +300,6 @@ def case_group_active(case):
         case["vector_message"] = None
     except SDEditError as error:
         case["vector_message"] = str(error)
-
-
-def activate_in_layers_docker(document, name):
-    """Make layer ``name`` active as a painter does: a click on its row in Krita's Layers docker.
-    (Document.setActiveNode does not take for nodes added from Python in Krita 5.1.)"""
-    from PyQt5.QtCore import QModelIndex
-    from PyQt5.QtWidgets import QAbstractItemView
-
-    def find(model, parent):
-        for row in range(model.rowCount(parent)):
-            index = model.index(row, 0, parent)
-            if index.data() == name:
-                return index
-            found = find(model, index)
-            if found is not None:
-                return found
-        return None
-
-    window = Krita.instance().activeWindow().qwindow()
-    for _ in range(3):
-        for view in window.findChildren(QAbstractItemView):
-            if view.model() is None or not view.isVisible():
-                continue
-            index = find(view.model(), QModelIndex())
-            if index is None:
-                continue
-            view.scrollTo(index)
-            rect = view.visualRect(index)
-            click(view.viewport(), rect.center())
-            if wait(5, lambda: document.activeNode() is not None and document.activeNode().name() == name):
-                return True
-        wait(1.0)
-    return False
 
 
 def find_docker():
