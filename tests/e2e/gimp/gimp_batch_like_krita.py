@@ -164,8 +164,26 @@ def group_case():
     return out
 
 
+def empty_case():
+    """A fully transparent layer: refused in one sentence, nothing sent, no layer added."""
+    image = Gimp.Image.new(40, 32, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "Ink", 40, 32, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    fill(layer, lambda x, y: (200, 30, 30, 0))  # colour with alpha 0, as an eraser leaves it
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-sdedit")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [layer])
+    config.set_property("server-url", PARAMS["server_url"])
+    status = proc.run(config).index(0)
+    return {"status": status.value_nick, "error": Gimp.get_pdb().get_last_error(),
+            "layers": [l.get_name() for l in image.get_layers()]}
+
+
 report = {"ok": False}
 try:
+    report["empty"] = empty_case()
     report["dialog"] = dialog_case()
     report["group"] = group_case()
     report["ok"] = True

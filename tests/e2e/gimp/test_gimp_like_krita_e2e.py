@@ -62,3 +62,10 @@ def test_group_is_edited_as_its_merged_picture_like_in_krita(report):
     assert group["group_children"] == ["Dabs", "Strokes"]
     assert group["merged_differs_from_lower"] and group["outside_equal_merged"]
     assert group["inside_changed"] > 0.5 * 24 * 16
+
+
+def test_a_fully_transparent_layer_is_refused_as_in_krita(report):
+    empty = report["empty"]
+    assert empty["status"] == "execution-error" and empty["layers"] == ["Ink"], empty
+    assert empty["error"] == ("The layer \u201cInk\u201d is empty (fully transparent), so SDEdit has nothing to "
+                              "repaint: paint some strokes there first.")
