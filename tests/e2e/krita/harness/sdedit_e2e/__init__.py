@@ -450,7 +450,6 @@ def case_server_stopped(case):
     import signal
 
     import sdedit
-    from sdedit import controller as controller_module
 
     os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
     port = int(CONFIG["restart_url"].rsplit(":", 1)[1])
@@ -466,7 +465,7 @@ def case_server_stopped(case):
             entry = {"name": box.objectName(), "text": box.text(), "informative": box.informativeText(),
                      "buttons": [b.text().replace("&", "") for b in box.buttons()]}
             seen["boxes"].append(entry)
-            restart = [b for b in box.buttons() if b.text().replace("&", "") == controller_module.RESTART_BUTTON]
+            restart = [b for b in box.buttons() if b.text().replace("&", "") == RESTART_BUTTON]
             if restart and not seen.get("restarted"):
                 seen["restarted"] = True
                 seen["log_last_line"] = _last_line(seen.get("log"))
@@ -498,6 +497,9 @@ def case_server_stopped(case):
     case["log_last_line"] = seen.get("log_last_line")
     case["state_after"] = json.load(open(state_path)) if os.path.exists(state_path) else {}
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+RESTART_BUTTON = "Start the server again"  # the plugin's button (controller.RESTART_BUTTON)
 
 
 def _last_line(path):
