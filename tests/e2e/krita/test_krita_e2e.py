@@ -307,7 +307,7 @@ def test_group_is_edited_as_its_merged_picture_like_in_gimp(krita_run):
     """A group is edited as what it shows (its children merged), as the GIMP plug-in does; the result goes
     right above the group. Outside the selection the result is exactly the merged picture."""
     case, out, _ = _case(krita_run, "group_active")
-    assert case["active_type"] == "grouplayer", case
+    assert case["active_type"] == "grouplayer" and case["edited"] == "Sky", case
     assert case["message"] is None and case["report"]["ok"], (case["message"], case["report"])
     names = [n["name"] for n in case["tree"]]
     assert names[names.index("Sky") + 1] == "SDEdit t0=0.60 VP #1 seed=13", names

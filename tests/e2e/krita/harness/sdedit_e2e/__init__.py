@@ -239,32 +239,41 @@ def swap_bgra(data):
 def case_group_active(case):
     """A group as the active layer is edited as its merged picture; the result goes above the group.
 
-    Made as a painter makes it: Layer > Quick Group (Ctrl+G) around the strokes, a layer added in the group,
-    then Page Up (activate next layer) climbs from the top layer of the group to the group itself."""
+    Made as a painter makes it: Layer > New > Group Layer (Krita makes the new group active), then two layers
+    in it: strokes on the left half over yellow paper."""
     import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
 
     width, height = 48, 40
     document = new_document("sdedit-e2e-group", width, height)
-    strokes_layer = document.activeNode()
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    Krita.instance().action("add_new_group_layer").trigger()
+    wait(5, lambda: any(n.type() == "grouplayer" for n in document.rootNode().childNodes()))
+    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
+    group.setName("Sky")
     half = bytearray(stroke_image(width, height))  # strokes on the left half, the right half transparent
     for y in range(height):
         for x in range(width // 2, width):
             half[4 * (y * width + x) + 3] = 0
-    paint(document, strokes_layer, bytes(half), (0, 0, width, height))
-    Krita.instance().action("create_quick_group").trigger()
-    wait(5, lambda: document.rootNode().childNodes()[-1].type() == "grouplayer")
-    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
-    group.setName("Sky")
-    lower = document.createNode("Paper", "paintlayer")  # yellow paper under the strokes, inside the group
-    lower.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
-    group.addChildNode(lower, None)
+    strokes_layer = document.createNode("Strokes", "paintlayer")
+    strokes_layer.setPixelData(bytes(half), 0, 0, width, height)
+    paper = document.createNode("Paper", "paintlayer")
+    paper.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
+    group.addChildNode(paper, None)
+    group.addChildNode(strokes_layer, paper)
     document.refreshProjection()
     document.waitForDone()
-    wait(0.5)
+    rect = (0, 0, width, height)
+    case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
+    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
+    selection = Selection()
+    selection.select(8, 20, 24, 16, 255)
+    document.setSelection(selection)
+    wait(2.0)  # Krita may activate a layer added to the group meanwhile
+    case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     case["steps_to_group"] = []
-    for _ in range(4):
+    for _ in range(3):  # a layer inside the group is active: Page Up climbs to the group, as a painter would
         active = document.activeNode()
         case["steps_to_group"].append(active.name() if active is not None else None)
         if active is not None and active.type() == "grouplayer":
@@ -273,18 +282,11 @@ def case_group_active(case):
         wait(2, lambda: document.activeNode() is not None and document.activeNode() != active)
     case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
     case["node_type"] = group.type()
-    rect = (0, 0, width, height)
-    case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
-    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
-    selection = Selection()
-    selection.select(8, 20, 24, 16, 255)
-    document.setSelection(selection)
-    wait(0.3)
-    case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     try:
         controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 1,
                                       "steps": 4, "seed_mode": "fixed", "seed": 13, "model": "",
                                       "result_layer": "full"}, document=document)
+        case["edited"] = controller.source.node.name()
         case["report"] = wait_report(controller)
         case["message"] = None
     except SDEditError as error:
