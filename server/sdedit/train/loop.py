@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..models.unshuffle_unet import UnshuffleEpsNet, make_scheduler
 from .dataset import CropSampler, DeviceCropSampler, load_scenes
 
-TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
+TRAINED_ON = ("procedural landscape scenes rendered by sdedit.synth.scenes (numpy fractal noise: skies, clouds, "
               "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
               "dusk/overcast), 256x256, random {crop}x{crop} crops of the scenes and of the whole scenes at half scale")
 DESCRIPTION = ("Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained by this project "
