@@ -1,4 +1,4 @@
-"""`sdedit edit | models | serve`: the command line of DESIGN.md §3.
+"""`sdedit edit | models | serve`: the command line of docs/design.md §3.
 
 Bad input ends with exit code 2 and one line on stderr; the traceback is shown only with SDEDIT_DEBUG=1.
 """
@@ -91,6 +91,10 @@ def output_paths(output: str, samples: int) -> list[Path]:
 def save_atomic(img, path: Path) -> None:
     """Write through a temporary file in the same folder, so no half-written image is ever left."""
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    if fmt != "PNG":  # JPEG and WebP hold 8 bits: a 16-bit greyscale result is scaled, not clipped to white
+        from sdedit.imaging import to_8bit
+
+        img = to_8bit(img)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

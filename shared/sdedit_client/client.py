@@ -1,4 +1,4 @@
-"""HTTP client for the SDEdit server (DESIGN §3 API), on urllib only.
+"""HTTP client for the SDEdit server (docs/design.md §3 API), on urllib only.
 
 Every failure becomes an :class:`~sdedit_client.errors.SDEditError` subclass with a one-sentence message,
 so a plugin can show ``str(error)`` to the painter as is.

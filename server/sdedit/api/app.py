@@ -1,4 +1,4 @@
-"""The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
+"""The FastAPI application: docs/design.md §3 endpoints over a JobQueue and the engine backend."""
 from __future__ import annotations
 
 import asyncio
@@ -83,7 +83,7 @@ def create_app(
     app = FastAPI(
         title="SDEdit server",
         version=__version__,
-        description="Stochastic differential editing for the Krita and GIMP plugins (DESIGN.md §3).",
+        description="Stochastic differential editing for the Krita and GIMP plugins (docs/design.md §3).",
         lifespan=lifespan,
     )
     app.state.queue = queue

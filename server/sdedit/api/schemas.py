@@ -1,4 +1,4 @@
-"""JSON shapes of the HTTP API (DESIGN.md §3); FastAPI turns them into the OpenAPI schema."""
+"""JSON shapes of the HTTP API (docs/design.md §3); FastAPI turns them into the OpenAPI schema."""
 from __future__ import annotations
 
 from enum import Enum
@@ -10,7 +10,7 @@ from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
 from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
 
-#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
+#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; docs/design.md §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 

@@ -33,6 +33,6 @@ def _length(pngs: Sequence[bytes], seeds: Sequence[int]) -> int:
 
 
 def result_response(pngs: List[bytes], seeds: List[int]) -> StreamingResponse:
-    """200 with `{"images": [...], "seeds": [...]}` (DESIGN §3), a known Content-Length, built while sent."""
+    """200 with `{"images": [...], "seeds": [...]}` (docs/design.md §3), a known Content-Length, built while sent."""
     return StreamingResponse(_pieces(pngs, seeds), media_type="application/json",
                              headers={"content-length": str(_length(pngs, seeds))})
