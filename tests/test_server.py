@@ -165,6 +165,21 @@ def test_job_life_cycle(http, reference):
     assert http.delete("/v1/jobs/0123456789abcdef").status_code == 404
 
 
+def test_result_says_which_steps_and_sampler_ran(http, server):
+    """Issue 20, item 7: with steps and sampler left to the model, the result says what ran, so the plugins'
+    history shows the steps instead of 0; the plugins' client keeps it in ``last_ran``."""
+    from sdedit_client import Client
+
+    image = random_image(40, 32, seed=3)
+    _, result = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "sde": "ddim"})
+    assert result["steps"] == 20 and result["sde"] == "ddim"  # the fast samplers' default: 20 steps
+    _, asked = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "steps": 3})
+    assert asked["steps"] == 3 and asked["sde"] == "vp"  # the model's declared default sampler
+    client = Client(server.url, token=server.token)
+    client.run(image_bytes(image), t0=0.5, seed=4, sde="ode")
+    assert client.last_ran == {"steps": 20, "sde": "ode"}
+
+
 def test_every_sampler_and_jpeg_webp_input(http, reference):
     """Each sampler the engine offers (vp, ve, ode, ...) is reachable, from PNG, JPEG and WebP alike."""
     from sdedit.engine import SAMPLERS

@@ -61,6 +61,8 @@ class Client:
         # A proxy from the environment must not swallow calls to a server on this machine.
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
         self._opener = urllib.request.build_opener(*handlers)
+        #: What the last fetched result says ran: {"steps": int, "sde": str} (empty from older servers).
+        self.last_ran: Dict[str, Any] = {}
 
     # -- the API -----------------------------------------------------------------------------------------
     def health(self) -> Dict[str, Any]:
@@ -111,7 +113,9 @@ class Client:
                 "error": answer.get("error")}
 
     def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
-        """The finished job's images (PNG bytes, the input's size) and the seed of each."""
+        """The finished job's images (PNG bytes, the input's size) and the seed of each.
+
+        What ran (the sampler steps and sampler, when the server says) is kept in ``last_ran``."""
         answer = self._request("GET", "/v1/jobs/%s/result" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
             raise self._not_sdedit("the result has no image list")
@@ -120,6 +124,12 @@ class Client:
         except (TypeError, ValueError):
             raise self._not_sdedit("a result image is not valid base64")
         seeds = [int(s) for s in answer.get("seeds") or []]
+        ran: Dict[str, Any] = {}
+        if isinstance(answer.get("steps"), int) and not isinstance(answer.get("steps"), bool):
+            ran["steps"] = answer["steps"]
+        if isinstance(answer.get("sde"), str):
+            ran["sde"] = answer["sde"]
+        self.last_ran = ran
         return images, seeds
 
     def cancel(self, job_id: str) -> None:

@@ -133,7 +133,8 @@ def create_app(
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
-        return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
+        output = job.output
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},

@@ -69,6 +69,10 @@ class JobStatus(BaseModel):
 class JobResult(BaseModel):
     images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+    steps: Optional[int] = Field(None, description="The sampler steps that ran (the model's default when the job "
+                                                   "named none).")
+    sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
+                                                 "named none).")
 
 
 class ModelEntry(BaseModel):
