@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
-from .auth import BearerAuth
+from .auth import BearerAuth, TokenGate
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
 from .budget import Budget, check_request
@@ -96,6 +96,7 @@ def create_app(
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
+    app.add_middleware(TokenGate, token=token)  # before any body is read
     app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
