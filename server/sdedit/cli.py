@@ -108,7 +108,7 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
-def edit_via_server(args: argparse.Namespace) -> bool:
+def edit_via_server(args: argparse.Namespace, guide=None) -> bool:
     """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
     edit here. Runs before torch is imported; any input problem is left to the local path to report."""
     if args.no_server:
@@ -119,7 +119,7 @@ def edit_via_server(args: argparse.Namespace) -> bool:
         paths = output_paths(args.output, args.samples)
     except InputError:
         return False
-    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
+    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr), guide)
 
 
 def check_edit_request(args: argparse.Namespace):
@@ -145,7 +145,7 @@ def check_edit_request(args: argparse.Namespace):
 
 def cmd_edit(args: argparse.Namespace) -> int:
     paths, image, mask = check_edit_request(args)
-    if edit_via_server(args):
+    if edit_via_server(args, image):
         return 0
     from sdedit.models.registry import resolve
 

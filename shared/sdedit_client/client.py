@@ -7,6 +7,7 @@ so a plugin can show ``str(error)`` to the painter as is.
 import base64
 import json
 import socket
+import struct
 import time
 import urllib.error
 import urllib.parse
@@ -158,6 +159,7 @@ class Client:
         is deleted on the server and :class:`JobCancelled` raised. Blocking: call it off the GUI thread.
         """
         job_id = self.submit(image_png, mask_png, **params)
+        samples = int(params.get("samples") or 1)
         try:
             while True:
                 if should_cancel is not None and should_cancel():
@@ -166,7 +168,9 @@ class Client:
                 if on_progress is not None:
                     on_progress(state["progress"])
                 if state["state"] == "done":
-                    return self.result(job_id)
+                    images, seeds = self.result(job_id)
+                    self.check_results(images, seeds, samples, png_size(image_png))
+                    return images, seeds
                 if state["state"] == "failed":
                     raise JobFailed("The SDEdit server could not finish the edit: %s"
                                     % _sentence(state.get("error") or "it gave no reason."))
@@ -176,6 +180,26 @@ class Client:
         except (JobCancelled, KeyboardInterrupt):
             self._cancel_quietly(job_id)
             raise
+
+    def check_results(self, images: List[bytes], seeds: List[int], samples: int,
+                      size: Optional[Tuple[int, int]]) -> None:
+        """Raise SDEditError unless there is one PNG (8-bit grey/RGB/RGBA) of the input's ``size`` per sample:
+        a result that is not what was asked for is never handed to the editor."""
+        if len(images) != samples or len(seeds) != samples:
+            raise self._wrong_result("%d image(s) and %d seed(s) for %d sample(s)" % (len(images), len(seeds),
+                                                                                         samples))
+        for index, png in enumerate(images):
+            header = png_header(png)
+            if header is None:
+                raise self._wrong_result("image %d is not a PNG" % index)
+            if size is not None and header[:2] != tuple(size):
+                raise self._wrong_result("a %dx%d image for a %dx%d input" % (header[0], header[1], size[0], size[1]))
+            if header[2:] not in ((8, 0), (8, 2), (8, 6)):
+                raise self._wrong_result("image %d has an unexpected pixel format" % index)
+
+    def _wrong_result(self, what: str) -> SDEditError:
+        return SDEditError("The server at %s sent a wrong result (%s); nothing was changed: check that the server "
+                           "URL points at your SDEdit server." % (self.base_url, what))
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def _cancel_quietly(self, job_id: str) -> None:
@@ -244,6 +268,20 @@ class Client:
     def _not_sdedit(self, what: str) -> SDEditError:
         return SDEditError("The server at %s did not answer like an SDEdit server (%s): check the server URL."
                            % (self.base_url, what))
+
+
+def png_header(data: bytes) -> Optional[Tuple[int, int, int, int]]:
+    """(width, height, bit depth, colour type) from a PNG's IHDR, or None when the bytes are not a PNG."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < 33 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" \
+            or bytes(data[12:16]) != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", bytes(data[16:24]))
+    return width, height, data[24], data[25]
+
+
+def png_size(data: bytes) -> Optional[Tuple[int, int]]:
+    header = png_header(data)
+    return None if header is None else header[:2]
 
 
 def _server_message(error: urllib.error.HTTPError) -> str:

@@ -91,6 +91,14 @@ class Health(BaseModel):
     models: List[str]
 
 
+class HandoffProof(BaseModel):
+    """GET /v1/handoff: proof that this is the user's own sdedit (sdedit_client.handoff_key)."""
+
+    proof: str = Field(description="HMAC-SHA256(user secret, nonce, host, port) as hex.")
+    host: str = Field(description="The server address the request reached.")
+    port: int
+
+
 class ErrorMessage(BaseModel):
     """Every 4xx/5xx body: `detail` is one sentence that names the problem."""
 
