@@ -15,7 +15,7 @@ import torch
 
 from sdedit.errors import InputError
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.sd_family import Family, unwrap_state_dict
+from sdedit.models.sd_family import Family, unwrap_state_dict, with_text_model_level
 from sdedit.models.sd_lookup import describe_sd, family_of, is_sd_checkpoint, is_sd_model  # noqa: F401 (re-exported)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
@@ -131,13 +131,14 @@ def read_state_dict(path: Path) -> dict:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path))
-        from sdedit.models.sd_family import _load_pickle
+            state = load_file(str(path))
+        else:
+            from sdedit.models.sd_family import _load_pickle
 
-        state = _load_pickle(path)
+            state = _load_pickle(path)
     except Exception as exc:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}).") from exc
-    return unwrap_state_dict(state)
+    return with_text_model_level(unwrap_state_dict(state))
 
 
 def _load_single_file(path: Path, family: Family) -> dict:
