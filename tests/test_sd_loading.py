@@ -51,3 +51,76 @@ def test_transformers_layout_sd2_text_encoder_is_sd2():
     assert detect_family(shapes) == "sd2v"
     shapes["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"] = (49408, 768)
     assert detect_family(shapes) == "sd1"
+
+
+# -- 12: a folder's tokenizer in either format; ids beyond the encoder's vocabulary ---------------------------
+SMALL_MERGES = 300
+
+
+def small_tokenizer():
+    """A CLIP-style BPE tokenizer with a vocabulary of 814 tokens (another model's vocabulary, not CLIP's)."""
+    from transformers import CLIPTokenizer
+
+    from sdedit.models.clip_tokenizer import _vocab_and_merges
+
+    vocab, merges = _vocab_and_merges()
+    kept = merges[:SMALL_MERGES]
+    words = list(vocab)[:512] + ["".join(m.split()) for m in kept] + ["<|startoftext|>", "<|endoftext|>"]
+    tok = CLIPTokenizer(vocab={w: i for i, w in enumerate(words)}, merges=[tuple(m.split()) for m in kept])
+    tok.model_max_length = 77
+    return tok
+
+
+def folder_with_own_vocabulary(path: Path, tokenizer) -> Path:
+    """An SD 1.x pipeline folder whose text encoder has the small vocabulary, saved with `tokenizer`."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTextModel
+
+    from tiny_sd import text_config
+
+    c = tiny_components("sd1", seed=8)
+    cfg = text_config(32, "sd1")
+    cfg.vocab_size, cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = 814, 812, 813, 813
+    torch.manual_seed(8)
+    encoder = CLIPTextModel(cfg).eval()
+    pipe = StableDiffusionPipeline(vae=c["vae"], text_encoder=encoder, tokenizer=tokenizer, unet=c["unet"],
+                                   scheduler=c["scheduler"], safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def old_tokenizer_format(sub: Path) -> None:
+    """Rewrite a tokenizer folder as transformers 4 saved it: vocab.json and merges.txt, no tokenizer.json."""
+    data = json.loads((sub / "tokenizer.json").read_text())
+    (sub / "vocab.json").write_text(json.dumps(data["model"]["vocab"]))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    (sub / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (sub / "tokenizer.json").unlink()
+
+
+@pytest.mark.parametrize("layout", ["tokenizer.json", "vocab.json"])
+def test_folder_tokenizer_is_used_in_either_format(tmp_path, layout, no_network):
+    folder = folder_with_own_vocabulary(tmp_path / "own-vocab", small_tokenizer())
+    sub = folder / "tokenizer"
+    assert (sub / "tokenizer.json").is_file() and not (sub / "vocab.json").exists()  # what transformers 5 saves
+    if layout == "vocab.json":
+        old_tokenizer_format(sub)
+    model = load(folder)
+    expected = small_tokenizer()("a red barn", padding="max_length", max_length=77).input_ids
+    ours = model.tokenizers[0]("a red barn", padding="max_length", max_length=77).input_ids
+    assert ours == expected and max(ours) == 813
+    condition = model.encode_text("a red barn", "fog", 5.0)  # before: IndexError: index out of range in self
+    assert condition.cond.shape == (1, 77, 32) and torch.isfinite(condition.cond).all()
+
+
+def test_token_ids_beyond_the_encoders_vocabulary_are_one_sentence(tmp_path, no_network):
+    from sdedit.engine import edit
+    from sdedit.errors import InputError
+    from sdedit.models.clip_tokenizer import clip_tokenizer
+
+    model = load(folder_with_own_vocabulary(tmp_path / "mismatch", clip_tokenizer()))  # CLIP's 49408 tokens
+    with pytest.raises(InputError) as err:
+        edit(model, guide_image(64, 64), t0=0.5, sde="ddim", steps=2, seed=1, prompt="a lake")
+    message = str(err.value)
+    assert "vocabulary has 814 tokens" in message and "does not fit" in message and "\n" not in message

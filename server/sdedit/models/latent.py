@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
 from sdedit.models.sd_family import DEFAULT_SDE, Family  # noqa: F401  (DEFAULT_SDE re-exported)
 from sdedit.schedules import timestep_for_sigma
@@ -75,7 +76,9 @@ class LatentModel(DiffusionModel):
         hidden, pooled = [], None
         for tok, enc in zip(self.tokenizers, self.text_encoders):
             ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids.to(self.device)
+                      return_tensors="pt").input_ids
+            self._check_vocabulary(ids, enc)
+            ids = ids.to(self.device)
             if self.family.is_xl:  # SDXL: penultimate layer of both encoders, pooled projection of the last
                 out = enc(ids, output_hidden_states=True)
                 hidden.append(out.hidden_states[-2])
@@ -83,6 +86,13 @@ class LatentModel(DiffusionModel):
             else:
                 hidden.append(enc(ids)[0])
         return torch.cat(hidden, dim=-1).to(self.dtype), (None if pooled is None else pooled.to(self.dtype))
+
+    def _check_vocabulary(self, ids: torch.Tensor, encoder) -> None:
+        """A tokenizer that does not fit its text encoder would index past the embedding table (IndexError)."""
+        size = encoder.get_input_embeddings().num_embeddings
+        if int(ids.max()) >= size:
+            raise InputError(f"The model '{self.id}' gives token id {int(ids.max())} to a text encoder whose "
+                             f"vocabulary has {size} tokens: its tokenizer does not fit its text encoder.")
 
     def conditioned(self, condition: TextCondition) -> "LatentModel":
         """A view of this model (same networks) that samples with the given text condition."""

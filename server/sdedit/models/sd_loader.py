@@ -78,14 +78,18 @@ def _read_scheduler(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # transformers 5 saves only the first, 4.x both or the second
+
+
 def _tokenizers(folder: Path | None, family: Family) -> list:
-    """The folder's own tokenizers when it has them, else the shipped CLIP vocabulary with the family's padding."""
+    """The folder's own tokenizers when it has them (either format), else the shipped CLIP vocabulary with the
+    family's padding."""
     from transformers import CLIPTokenizer
 
     out = []
     for i, pad in enumerate(family.pad_tokens):
         sub = None if folder is None else folder / ("tokenizer" if i == 0 else "tokenizer_2")
-        if sub is not None and (sub / "vocab.json").is_file():
+        if sub is not None and any((sub / name).is_file() for name in TOKENIZER_FILES):
             out.append(CLIPTokenizer.from_pretrained(str(sub), local_files_only=True))
         else:
             out.append(clip_tokenizer(pad))
