@@ -124,3 +124,49 @@ def test_token_ids_beyond_the_encoders_vocabulary_are_one_sentence(tmp_path, no_
         edit(model, guide_image(64, 64), t0=0.5, sde="ddim", steps=2, seed=1, prompt="a lake")
     message = str(err.value)
     assert "vocabulary has 814 tokens" in message and "does not fit" in message and "\n" not in message
+
+
+# -- 15: one meaning of t0 for every sampler ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sd1_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sd1") / "tiny-sd1.safetensors"
+    return path, write_single_file(path, "sd1", seed=2)
+
+
+def test_ddim_starts_where_vp_and_ode_start(sd1_file):
+    """t0 0.6 with 6 steps: DDIM starts at step 599 like vp and ode (it started at 501, t about 0.5)."""
+    from sdedit.engine.samplers import ode_plan, vp_plan
+
+    model = load(sd1_file[0])
+    for t0, steps in ((0.6, 6), (0.5, 20), (0.3, 7), (1.0, 4), (0.05, 3)):
+        ddim = model.ddim_sigmas(t0, steps)
+        start = vp_plan(t0, steps, 1000)[0]
+        assert ddim[0] == pytest.approx(float(model.table_sigmas[start])) == pytest.approx(ode_plan(model, t0, steps)[0])
+        assert len(ddim) == steps + 1 and ddim[-1] == 0.0 and all(a > b for a, b in zip(ddim, ddim[1:]))
+    assert model.ddim_sigmas(0.6, 6)[:-1] == [float(model.table_sigmas[t]) for t in (599, 499, 399, 299, 199, 99)]
+
+
+@pytest.mark.parametrize("t0,steps", [(0.6, 6), (0.25, 5)])
+def test_ddim_matches_diffusers_trailing_img2img(sd1_file, t0, steps):
+    """Where the two coincide (diffusers' "trailing" spacing, num_inference_steps = steps / t0 dividing 1000),
+    our DDIM ends on diffusers' img2img latents."""
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    from sdedit import imaging
+    from sdedit.engine.noise import NoiseSource
+    from sdedit.engine.samplers import SamplerInput, sample_ddim
+
+    path, made = sd1_file
+    model = load(path)
+    z = model.encode_image(imaging.to_tensor(np.asarray(guide_image(64, 64))))
+    view = model.conditioned(model.encode_text("a lake", "", 6.0))
+    ours = sample_ddim(view, SamplerInput(z, None, NoiseSource([3], tuple(z.shape[1:]), z.device), t0, steps),
+                       lambda: None)
+    sched = DDIMScheduler.from_config(made["scheduler"].config, set_alpha_to_one=True, timestep_spacing="trailing")
+    pipe = StableDiffusionImg2ImgPipeline(vae=model.vae, unet=model.unet, scheduler=sched, tokenizer=model.tokenizers[0],
+                                          text_encoder=model.text_encoders[0], safety_checker=None,
+                                          feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(prompt="a lake", image=z, strength=t0, num_inference_steps=round(steps / t0), guidance_scale=6.0,
+                  generator=torch.Generator().manual_seed(3), output_type="latent").images
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)

@@ -145,12 +145,15 @@ class LatentModel(DiffusionModel):
 
     # -- the deterministic sampler's plan ------------------------------------------------------------
     def ddim_sigmas(self, t0: float, steps: int) -> list[float]:
-        """Noise levels of DDIM on this model: the timesteps diffusers' img2img visits with
-        num_inference_steps = steps / t0 ("leading" spacing plus the scheduler's steps_offset), then 0."""
+        """Noise levels of DDIM on this model, then 0: from SDEdit's start step round(t0 * T) - 1 (where the
+        vp and ode samplers start) down in `steps` evenly spaced whole timesteps, the last one T0 / steps - 1.
+
+        These are the timesteps diffusers' img2img visits with "trailing" spacing, strength = t0 and
+        num_inference_steps = steps / t0 when that is a whole number dividing T (the parity test's setting);
+        its default "leading" spacing starts lower (t about 0.5 at t0 = 0.6, 6 steps)."""
         train = len(self.alphas_cumprod)
-        total = max(steps, round(steps / t0))
-        ratio = train // total
-        stamps = [min(train - 1, k * ratio + self.steps_offset) for k in range(steps - 1, -1, -1)]
+        start = max(1, round(t0 * train))  # T0, as samplers.vp_plan and ode_plan
+        stamps = [max(0, round(start * (steps - k) / steps) - 1) for k in range(steps)]
         return [float(self.table_sigmas[t]) for t in stamps] + [0.0]
 
     # -- the VAE around the sampling -------------------------------------------------------------------
