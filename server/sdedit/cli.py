@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--negative-prompt", default=None, help="text models only: what the picture should not show")
     ed.add_argument("--guidance", type=float, default=None, help="text models only: classifier-free guidance scale (default the model's, 7.5 for SD 1.x/2.x)")
 
-    sub.add_parser("models", help="list the available models", description="List the available models.")
+    from sdedit.cli_models import add_models_parser
+
+    add_models_parser(sub)  # sdedit models [pull | remove | catalogue]
 
     sv = sub.add_parser("serve", help="run the HTTP server for the editor plugins", description="Run the HTTP server.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
@@ -178,16 +180,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from sdedit.models import list_models
+    from sdedit.cli_models import cmd_models as models_command
 
-    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
-    for info in list_models():
-        rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
-                     "*" if info.default else "", info.path))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
+    return models_command(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -210,8 +205,9 @@ COMMANDS = {"edit": cmd_edit, "models": cmd_models, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local files only: never wait on the network
     args = build_parser().parse_args(argv)
+    if getattr(args, "models_command", None) != "pull":  # only `sdedit models pull` may reach the network
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local files only: never wait on the network
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:
