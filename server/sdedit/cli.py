@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--prompt", default=None, help="text models only: what the picture shows (none = the paper's unconditional edit)")
     ed.add_argument("--negative-prompt", default=None, help="text models only: what the picture should not show")
     ed.add_argument("--guidance", type=float, default=None, help="text models only: classifier-free guidance scale (default the model's, 7.5 for SD 1.x/2.x)")
+    ed.add_argument("--lora", action="append", default=[], metavar="NAME_OR_FILE[:SCALE]",
+                    help="Stable Diffusion only: apply a LoRA from the models folder's loras/ (or a file) at SCALE "
+                         "(default 1); repeatable")
 
     from sdedit.cli_models import add_models_parser
 
@@ -109,7 +112,7 @@ def save_atomic(img, path: Path) -> None:
 def edit_via_server(args: argparse.Namespace) -> bool:
     """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
     edit here. Runs before torch is imported; any input problem is left to the local path to report."""
-    if args.no_server:
+    if args.no_server or getattr(args, "lora", None):  # LoRAs: named files may be paths only this process sees
         return False
     from sdedit.handoff import edit_on_server
 
@@ -130,6 +133,10 @@ def check_edit_request(args: argparse.Namespace):
     from sdedit.params import check_device, check_precision, validate
 
     validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
+    from sdedit.models.lora import check_loras_exist, parse_lora
+
+    args.loras = [parse_lora(spec) for spec in getattr(args, "lora", [])]
+    check_loras_exist(args.loras)
     check_device(args.device)
     check_precision(args.precision)
     paths = output_paths(args.output, args.samples)
@@ -154,9 +161,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from sdedit.engine.latent_edit import validate_text
     from sdedit.models import load_model
 
+    from sdedit.models.lora import apply_loras
+
     model = load_model(args.model, args.device, args.precision)
     args.sde = args.sde or getattr(model, "default_sde", "vp")
     validate_text(model, args.prompt, args.negative_prompt, args.guidance)
+    apply_loras(model, args.loras)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:
