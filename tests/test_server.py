@@ -147,7 +147,8 @@ def test_job_life_cycle(http, reference):
 
     status = wait_final(http, job["id"])
     seconds = status.pop("seconds")
-    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None}
+    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None,
+                      "superseded_by": None}
     assert 0 < seconds < 120
     result = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert result["seeds"] == [77, 78]

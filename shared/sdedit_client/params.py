@@ -104,6 +104,22 @@ def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any
     return out
 
 
+MAX_SESSION_CHARS = 128
+
+
+def validate_session(session: Any) -> str:
+    """A live-mode session key (the server's limit: 1-128 characters)."""
+    key = str(session).strip()
+    if not 1 <= len(key) <= MAX_SESSION_CHARS:
+        raise InvalidParameter("A live session key must be 1 to %d characters long." % MAX_SESSION_CHARS)
+    return key
+
+
+def new_session_key() -> str:
+    """A random live-mode session key, one per live canvas (another client cannot guess it)."""
+    return "live-%032x" % random.SystemRandom().getrandbits(128)
+
+
 def _optional_int(value: Any, name: str) -> Optional[int]:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None

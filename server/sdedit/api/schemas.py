@@ -50,6 +50,11 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+    session: Optional[str] = Field(
+        None, min_length=1, max_length=128,
+        description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
+                    "supersedes the session's queued or running job, which ends 'cancelled' (error 'superseded'): "
+                    "at most one job per session is queued or running, and the newest wins.")
 
 
 class JobCreated(BaseModel):
@@ -61,9 +66,12 @@ class JobStatus(BaseModel):
     id: str
     state: JobState
     progress: float = Field(ge=0.0, le=1.0, description="Fraction of sampler steps done.")
-    error: Optional[str] = Field(None, description="Why the job failed (state 'failed' only).")
+    error: Optional[str] = Field(None, description="Why the job failed (state 'failed'), or 'superseded: ...' "
+                                                   "for a cancelled live-mode job that a newer one replaced.")
     queue_position: Optional[int] = Field(None, description="Jobs ahead of this one while it is queued.")
     seconds: Optional[float] = Field(None, description="Time spent running so far (total once finished).")
+    superseded_by: Optional[str] = Field(None, description="Live mode: the id of the newer job of the same "
+                                                           "session that replaced this one.")
 
 
 class JobResult(BaseModel):
