@@ -8,7 +8,8 @@ from typing import Any, Dict, Optional
 
 from .errors import InvalidParameter
 
-SDES = ("vp", "ve", "ode", "ddim")  # the server's samplers: the two SDEs and two fast deterministic ones
+SDES = ("vp", "ve", "ode", "ddim", "lcm", "euler_a")  # the server's samplers: the two SDEs, two fast deterministic
+#                                                       ones, and two for few-step (LCM, Turbo) checkpoints
 #: Names that mean "no sde field: the model's declared default sampler" (DESIGN §3).
 MODEL_DEFAULT_SDE = ("", "default", "auto", "model default")
 MAX_SAMPLES = 16
