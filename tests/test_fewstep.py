@@ -26,7 +26,7 @@ def sd_models(tmp_path_factory):
     for family in ("sd1", "sd2v"):
         path = root / f"tiny-{family}.safetensors"
         components = write_single_file(path, family, config_folder=f"config-{family}")
-        models[family] = (load_sd(path.stem, path, torch.device("cpu"), torch.float32), components)
+        models[family] = (load_sd(path.stem, path, torch.device("cpu"), torch.float32), components, path)
     return models
 
 
@@ -71,7 +71,7 @@ def test_euler_a_trailing_matches_turbo_img2img(sd_models, family, t0, steps):
     conditional call: our guidance 1), steps x t0 >= 1 in diffusers' terms."""
     from diffusers import EulerAncestralDiscreteScheduler
 
-    model, components = sd_models[family]
+    model, components, _ = sd_models[family]
     z = guide_latent(model)
     sched = EulerAncestralDiscreteScheduler.from_config(components["scheduler"].config, timestep_spacing="trailing")
     total = round(steps / t0)
@@ -88,7 +88,7 @@ def test_lcm_matches_lcm_scheduler_img2img(sd_models, family, t0, steps, guidanc
     """LCM-LoRA's recipe: the stock img2img pipeline with LCMScheduler, guidance 1-2."""
     from diffusers import LCMScheduler
 
-    model, components = sd_models[family]
+    model, components, _ = sd_models[family]
     z = guide_latent(model)
     sched = LCMScheduler.from_config(components["scheduler"].config)
     total = round(steps / t0)
@@ -132,3 +132,78 @@ def test_few_step_samplers_edit_pixel_models_and_keep_masked_pixels(tiny_vp, sam
     assert np.abs(out[:, 18:].astype(int) - np.asarray(image)[:, 18:]).mean() > 1
     again = edit(tiny_vp, image, Image.fromarray(mask), t0=0.5, sde=sampler, steps=2, seed=3)
     assert np.array_equal(np.asarray(again.images[0]), out)  # same seed, same bytes
+
+
+# -- live defaults, declared per model like default_sde ---------------------------------------------------------
+def test_embedded_model_declares_its_live_defaults():
+    from sdedit.models.registry import list_models
+
+    embedded = next(i for i in list_models() if i.id == "landscape")
+    assert embedded.live.as_dict() == {"sde": "ode", "steps": 3, "size": 256, "guidance": None}
+    assert embedded.as_dict()["live"]["steps"] == 3
+
+
+def test_pixel_folder_live_defaults_and_overrides(tmp_path, tiny_vp_dir):
+    import json
+    import shutil
+
+    from sdedit.errors import InputError
+    from sdedit.models.layout import describe_folder
+
+    plain = describe_folder(tiny_vp_dir, "tiny-vp")
+    assert plain.live.sde == "ode" and plain.live.size == 32  # never above the size it was trained at
+    folder = tmp_path / "declared"
+    shutil.copytree(tiny_vp_dir, folder)
+    (folder / "sdedit.json").write_text(json.dumps({"native_size": 128, "live": {"sde": "lcm", "steps": 2}}))
+    declared = describe_folder(folder, "declared")
+    assert (declared.live.sde, declared.live.steps, declared.live.size) == ("lcm", 2, 128)
+    (folder / "sdedit.json").write_text(json.dumps({"live": {"sde": "warp", "steps": 2}}))
+    with pytest.raises(InputError, match="live \"sde\" must be one of"):
+        describe_folder(folder, "declared")
+
+
+def test_turbo_and_lcm_checkpoints_get_few_step_defaults(tmp_path, sd_models):
+    import json
+    import shutil
+
+    from diffusers import LCMScheduler
+
+    from sdedit.models.sd_loader import load_sd
+    from sdedit.models.sd_lookup import describe_sd
+
+    source = sd_models["sd1"][2]  # the module fixture's single file, with its sidecar
+    turbo = tmp_path / "sd_turbo.safetensors"
+    shutil.copy(source, turbo)
+    shutil.copy(source.with_suffix(".json"), turbo.with_suffix(".json"))
+    side = json.loads(turbo.with_suffix(".json").read_text())
+    side["config"] = str((source.parent / side["config"]).resolve())
+    turbo.with_suffix(".json").write_text(json.dumps(side))
+    info = describe_sd("sd_turbo", turbo)
+    assert info.default_sde == "euler_a"
+    assert info.live.as_dict() == {"sde": "euler_a", "steps": 2, "size": 512, "guidance": 1.0}
+    model = load_sd("sd_turbo", turbo, torch.device("cpu"), torch.float32)
+    assert model.default_sde == "euler_a" and model.default_guidance == 1.0
+
+    plain = describe_sd("tiny-sd1", source)
+    assert plain.default_sde == "ode" and plain.live.as_dict() == {"sde": "ode", "steps": 8, "size": 512,
+                                                                   "guidance": 7.5}
+    side["live"] = {"steps": 1, "size": 384}  # a sidecar overrides key by key
+    turbo.with_suffix(".json").write_text(json.dumps(side))
+    assert describe_sd("sd_turbo", turbo).live.as_dict() == {"sde": "euler_a", "steps": 1, "size": 384,
+                                                             "guidance": 1.0}
+
+
+def test_lcm_pipeline_folder_is_recognised_by_its_scheduler(tmp_path):
+    import json
+
+    from tiny_sd import make_sd_folder
+
+    from sdedit.models.sd_lookup import describe_sd
+
+    folder = make_sd_folder(tmp_path / "dreamshaper-distilled", "sd1")
+    config = folder / "scheduler" / "scheduler_config.json"
+    sched = json.loads(config.read_text())
+    sched["_class_name"] = "LCMScheduler"
+    config.write_text(json.dumps(sched))
+    info = describe_sd(folder.name, folder)
+    assert info.default_sde == "lcm" and info.live.sde == "lcm" and info.live.guidance == 1.0

@@ -79,6 +79,15 @@ class JobResult(BaseModel):
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
 
 
+class LiveEntry(BaseModel):
+    """A model's live-mode defaults: what a re-edit-as-you-paint preview should ask for."""
+
+    sde: str = Field(description="The sampler for live previews.")
+    steps: int = Field(description="Sampler steps for live previews.")
+    size: int = Field(description="Longest side, in pixels, of the region a live preview sends.")
+    guidance: Optional[float] = Field(None, description="Text models: the guidance for live previews.")
+
+
 class ModelEntry(BaseModel):
     id: str
     resolution: Optional[int]
@@ -87,6 +96,8 @@ class ModelEntry(BaseModel):
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
     default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
+                                                        "size, guidance).")
 
 
 class Health(BaseModel):
