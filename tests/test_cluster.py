@@ -296,6 +296,30 @@ def test_cancel_stops_the_job_on_its_replica_and_the_queue_bound_holds(pool, htt
         assert wait_final(http, response.json()["id"], 60)["state"] == "done"
 
 
+def test_a_live_session_supersedes_its_job_on_the_replica(pool, http):
+    """Live mode through the pool: a newer job of the same session cancels the running one (reported
+    'superseded' at once), whose replica stops it mid-way; only the newest is done."""
+    image = b64(image_bytes(random_image(32, 32, 8)))
+    old = http.post("/v1/jobs", json={"image": image, "t0": 1.0, "steps": 1000, "seed": 1, "session": "pool-live"})
+    assert old.status_code == 202, old.text
+    old_id = old.json()["id"]
+    deadline = time.monotonic() + 60
+    while http.get(f"/v1/jobs/{old_id}").json()["progress"] < 0.005:
+        assert time.monotonic() < deadline, "the long job never started"
+        time.sleep(0.05)
+    replica = pool.replica_of(old_id)
+    new_id = http.post("/v1/jobs", json={"image": image, "steps": 2, "seed": 2, "session": "pool-live"}).json()["id"]
+    status = http.get(f"/v1/jobs/{old_id}").json()
+    assert status["state"] == "cancelled" and status["error"].startswith("superseded"), status
+    assert status["superseded_by"] == new_id
+    assert wait_final(http, new_id, 60)["state"] == "done"
+    pattern = rf"sdedit replica pid={replica}: job {old_id} stopped at step (\d+) of 1000 \(cancelled by the front\)"
+    while not re.search(pattern, pool.log()):
+        assert time.monotonic() < deadline, f"replica {replica} never stopped the superseded job:\n{pool.log()[-3000:]}"
+        time.sleep(0.05)
+    assert http.get(f"/v1/jobs/{old_id}/result").status_code == 409
+
+
 def test_a_replica_killed_mid_job_loses_nothing(pool, http, reference):
     """SIGKILL the replica running a job: that job is run again on the other replica, every job ends done
     with its own pixels, and the log says what happened."""

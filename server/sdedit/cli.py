@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
-                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
-                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
+                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++), ddim, "
+                         "lcm (LCM / LCM-LoRA checkpoints) or euler_a (Euler ancestral on trailing timesteps: Turbo "
+                         "checkpoints) (default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None,
                     help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
                          "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")

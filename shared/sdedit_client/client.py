@@ -23,7 +23,7 @@ from .errors import (
     SDEditError,
     ServerUnavailable,
 )
-from .params import validate_params, validate_text
+from .params import validate_params, validate_session, validate_text
 from .settings import DEFAULT_URL
 
 START_HINT = "start it by running sdedit serve"
@@ -82,11 +82,13 @@ class Client:
     def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5,
                sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
                seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
-               negative_prompt: Optional[str] = None, guidance: Optional[float] = None) -> str:
+               negative_prompt: Optional[str] = None, guidance: Optional[float] = None,
+               session: Optional[str] = None) -> str:
         """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
 
         ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
-        given (for models that take a prompt).
+        given (for models that take a prompt). ``session`` (live mode): the server cancels this session's
+        queued or running job ("superseded"), so only the newest edit of a live canvas is worked on.
         """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
@@ -96,13 +98,16 @@ class Client:
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
         body.update({key: value for key, value in params.items() if value is not None})
+        if session is not None:
+            body["session"] = validate_session(session)
         answer = self._request("POST", "/v1/jobs", body)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise self._not_sdedit("the job answer has no id")
         return str(answer["id"])
 
     def status(self, job_id: str) -> Dict[str, Any]:
-        """``{"id", "state", "progress", "error"}`` of a job."""
+        """``{"id", "state", "progress", "error", "superseded_by"}`` of a job (``superseded_by``: the newer job
+        of the same live session that replaced it, else None)."""
         answer = self._request("GET", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or "state" not in answer:
             raise self._not_sdedit("the job status has no state")
@@ -111,7 +116,7 @@ class Client:
         except (TypeError, ValueError):
             progress = 0.0
         return {"id": answer.get("id", job_id), "state": str(answer["state"]), "progress": progress,
-                "error": answer.get("error")}
+                "error": answer.get("error"), "superseded_by": answer.get("superseded_by")}
 
     def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
         """The finished job's images (PNG bytes, the input's size) and the seed of each.

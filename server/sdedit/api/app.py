@@ -124,15 +124,16 @@ def create_app(
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
-                           default_sde=i.default_sde) for i in backend.models()]
+                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict())
+                for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
     def submit(request: JobRequest) -> JobCreated:
-        _refuse_if_full(queue, limits)
+        _refuse_if_full(queue, request.session)
         params, describe = _validated(request, backend, limits)
         try:
-            job = queue.submit(params, describe)
+            job = queue.submit(params, describe, session=request.session)
         except QueueFull as full:
             raise _queue_full(full.retry_after) from None
         return JobCreated(id=job.id, state=job.state)
@@ -238,8 +239,8 @@ async def _until_settled(queue: JobQueue, job: Job, timeout: float) -> None:
         undo()
 
 
-def _refuse_if_full(queue: JobQueue, limits: Limits) -> None:
-    if queue.counts()["queued"] >= limits.max_queue:
+def _refuse_if_full(queue: JobQueue, session: Optional[str]) -> None:
+    if not queue.has_room(session):
         raise _queue_full(queue.retry_after())
 
 
@@ -264,7 +265,8 @@ def _unknown_job(job_id: str, limits: Limits) -> ApiError:
 def _status(queue: JobQueue, job: Job) -> JobStatus:
     seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
-                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
+                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4),
+                     superseded_by=job.superseded_by)
 
 
 def _no_preview(job: Job) -> str:
@@ -278,6 +280,9 @@ def _no_preview(job: Job) -> str:
 def _not_ready(job: Job) -> str:
     if job.state is JobState.failed:
         return f"The job failed and has no result: {job.error}"
+    if job.state is JobState.cancelled and job.superseded_by:
+        return (f"The job was superseded by job {job.superseded_by} of the same session and has no result; "
+                "ask for that one.")
     if job.state is JobState.cancelled:
         return "The job was cancelled and has no result."
     return f"The job is {job.state.value} ({job.progress:.0%} done); ask again when its state is 'done'."
