@@ -23,7 +23,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 from .client import _is_loopback, normalize_url
 from .errors import JobCancelled, ServerStopped, ServerUnavailable
-from .server_record import cache_dir, read_record, record_path
+from .server_record import cache_dir, private_dir, private_file, read_record, record_path
 
 StatusCallback = Callable[[str, float], None]
 CancelCheck = Callable[[], bool]
@@ -222,7 +222,7 @@ def _installation(record: Optional[str]):
 
 def _start_and_wait(base, host, port, python, extra_env, deadline, timeout, probe_timeout, report, cancel) -> bool:
     log_path = server_log_path(port)
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    private_dir(os.path.dirname(log_path))
     started = time.monotonic()
     expected = _expected_seconds()
     report(STARTING, 0.0)
@@ -263,7 +263,7 @@ def _spawn(python: str, host: str, port: int, extra_env: dict, log_path: str) ->
     env = server_environment(os.environ, extra_env)
     command = [python, "-m", "sdedit", "serve", "--host", host, "--port", str(port)]
     _rotate(log_path)
-    with open(log_path, "ab") as log:
+    with private_file(log_path, "ab") as log:
         log.write(("\n--- %s: %s (started by process %d)\n" % (
             time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(command), os.getpid())).encode("utf-8"))
         log.flush()
@@ -348,9 +348,9 @@ def _remember_seconds(seconds: float) -> None:
 
 def _write_json(path: str, data: dict) -> None:
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        private_dir(os.path.dirname(path))
         tmp = "%s.%d.tmp" % (path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with private_file(tmp, "w") as handle:
             json.dump(data, handle)
         os.replace(tmp, path)
     except OSError:
@@ -366,8 +366,8 @@ class _StartLock:
         self._handle = None
 
     def try_acquire(self) -> bool:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle = open(self.path, "a+b")
+        private_dir(os.path.dirname(self.path))
+        handle = private_file(self.path, "a+b")
         try:
             if sys.platform.startswith("win"):
                 import msvcrt

@@ -101,7 +101,7 @@ def text_params(settings: Dict[str, Any]) -> Dict[str, Any]:
 def model_takes_text(models: List[Dict[str, Any]], model_id: Optional[str]) -> bool:
     """Whether the model ``model_id`` ("" or None = the server's default) takes a prompt, per GET /v1/models.
 
-    A server that does not say (older than DESIGN §3's ``text`` field) takes none.
+    A server that does not say (older than docs/design.md §3's ``text`` field) takes none.
     """
     wanted = (model_id or "").strip()
     for model in models or []:

@@ -37,7 +37,7 @@ from .worker import ServerInfoWorker, keep_alive
 
 SPIN_MAX = 2**31 - 1  # QSpinBox holds a C int
 
-#: The sampler choice; "" = send no "sde" field, the model's declared default (DESIGN §3), and it comes first.
+#: The sampler choice; "" = send no "sde" field, the model's declared default (docs/design.md §3), and it comes first.
 SDE_ITEMS = (
     ("Model default", ""),
     ("VP (DDPM sampler)", "vp"),

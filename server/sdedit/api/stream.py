@@ -45,7 +45,7 @@ def _length(pngs: Sequence[bytes], seeds: Sequence[int], steps: Optional[int] = 
 
 def result_response(pngs: List[bytes], seeds: List[int], steps: Optional[int] = None,
                     sde: Optional[str] = None) -> StreamingResponse:
-    """200 with `{"images": [...], "seeds": [...], "steps", "sde"}` (the HTTP contract in docs/design.md), a
+    """200 with `{"images": [...], "seeds": [...], "steps", "sde"}` (docs/design.md §3), a
     known Content-Length, built while sent. `steps` and `sde` say what ran when the request left them out."""
     return StreamingResponse(_pieces(pngs, seeds, steps, sde), media_type="application/json",
                              headers={"content-length": str(_length(pngs, seeds, steps, sde))})
