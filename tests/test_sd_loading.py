@@ -224,3 +224,48 @@ def test_one_piece_side_follows_device_memory():
     assert one_piece_side(sd_vae, torch.bfloat16, 8 * gib) == 832
     assert one_piece_side(sd_vae, torch.bfloat16, 80 * gib) >= 2048  # SDXL at 2048 px, bf16 VAE, 80 GB GPU
     assert device_memory(torch.device("cpu")) > gib
+
+
+# -- 16: shapes that fit no shipped config -----------------------------------------------------------------
+def one_sentence(text: str) -> bool:
+    return "\n" not in text.strip() and text.count(". ") == 0 and "Traceback" not in text
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2v", "sdxl"])
+def test_nonstandard_shapes_are_one_sentence_naming_the_sidecar(tmp_path, family, no_network):
+    """The tiny files without their sidecar fit none of the shipped (real-size) configs."""
+    from sdedit.errors import InputError
+
+    path = tmp_path / f"odd-{family}.safetensors"
+    write_single_file(path, family, config_folder=None)
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "is not a standard Stable Diffusion 1.x, 2.x or XL checkpoint" in message
+    assert f"odd-{family}.json" in message and '"config"' in message and one_sentence(message), message
+    assert len(message) < 600
+
+
+def test_sidecar_config_that_does_not_fit_names_it(tmp_path, no_network):
+    from sdedit.errors import InputError
+
+    path = tmp_path / "odd.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    write_configs(tmp_path / "xl-config", "sdxl")
+    path.with_suffix(".json").write_text(json.dumps({"config": "xl-config", "family": "sd1"}))
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "does not fit the configs its sidecar odd.json names" in message and one_sentence(message), message
+
+
+def test_cli_refuses_a_nonstandard_file_in_one_line(tmp_path):
+    from test_sd_models import run_cli
+
+    path = tmp_path / "odd-sd1.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    sketch = tmp_path / "sketch.png"
+    guide_image(64, 64).save(sketch)
+    res = run_cli("edit", str(sketch), "--model", str(path), "--prompt", "a lake", "-o", str(tmp_path / "o.png"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "not a standard Stable Diffusion" in res.stderr and "odd-sd1.json" in res.stderr

@@ -150,7 +150,10 @@ def _load_single_file(path: Path, family: Family) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 
+    from sdedit.models.sd_fit import check_fit
+
     state = read_state_dict(path)
+    check_fit(path, state, family, _encoder_classes(family))  # one sentence, not a size mismatch per tensor
     config = str(family.config)
     common = dict(config=config, local_files_only=True)
     names = ["text_encoder", "text_encoder_2"][: len(family.pad_tokens)]
