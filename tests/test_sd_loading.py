@@ -170,3 +170,102 @@ def test_ddim_matches_diffusers_trailing_img2img(sd1_file, t0, steps):
     theirs = pipe(prompt="a lake", image=z, strength=t0, num_inference_steps=round(steps / t0), guidance_scale=6.0,
                   generator=torch.Generator().manual_seed(3), output_type="latent").images
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+# -- 14: the VAE in one piece unless the size needs tiles --------------------------------------------------
+@pytest.mark.parametrize("width,height", [(512, 512), (200, 136)])
+def test_vae_is_untiled_where_one_piece_fits(sd1_file, width, height):
+    """Pixels equal diffusers' plain VAE (0.0 difference) where one piece fits in memory; the VAE was always
+    tiled (64 px tiles for the tiny VAE, 512 px for SD's), which differs by up to 0.29 at 512 px."""
+    from diffusers import AutoencoderKL
+
+    from sdedit import imaging
+
+    path, made = sd1_file
+    model = load(path)
+    plain = AutoencoderKL.from_config(model.vae.config)
+    plain.load_state_dict(made["vae"].state_dict())
+    plain.eval()
+    image = imaging.to_tensor(np.asarray(guide_image(width, height, seed=3)))
+    with torch.inference_mode():
+        z = model.encode_image(image)
+        assert torch.equal(z, plain.encode(image).latent_dist.mode() * model.scaling_factor)
+        ours = model.decode_latent(z)
+        theirs = plain.decode(z / model.scaling_factor).sample.clamp(-1, 1)
+    assert torch.equal(ours, theirs)
+
+
+def test_vae_tiles_above_the_one_piece_side(sd1_file, monkeypatch):
+    from sdedit import imaging
+    from sdedit.models.vae_tiling import tile_only_above
+
+    model = load(sd1_file[0])
+    image = imaging.to_tensor(np.asarray(guide_image(200, 136, seed=3)))
+    with torch.inference_mode():
+        whole = model.decode_latent(model.encode_image(image))
+        tile_only_above(model.vae, 64)
+        calls = []
+        monkeypatch.setattr(model.vae, "tiled_decode", lambda z, **kw: calls.append(z.shape) or
+                            type(model.vae).tiled_decode(model.vae, z, **kw))
+        tiled = model.decode_latent(model.encode_image(image))
+    assert calls and tiled.shape == whole.shape and not torch.equal(tiled, whole)
+    assert torch.isfinite(tiled).all()
+
+
+def test_one_piece_side_follows_device_memory():
+    from types import SimpleNamespace
+
+    from sdedit.models.vae_tiling import device_memory, one_piece_side
+
+    sd_vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[128, 256, 512, 512]))
+    gib = 1 << 30
+    assert one_piece_side(sd_vae, torch.float32, 24 * gib) == 1024  # SD 1.x's largest working size in one piece
+    assert one_piece_side(sd_vae, torch.float32, 8 * gib) == 576  # 512 px still in one piece on an 8 GB machine
+    assert one_piece_side(sd_vae, torch.bfloat16, 8 * gib) == 832
+    assert one_piece_side(sd_vae, torch.bfloat16, 80 * gib) >= 2048  # SDXL at 2048 px, bf16 VAE, 80 GB GPU
+    assert device_memory(torch.device("cpu")) > gib
+
+
+# -- 16: shapes that fit no shipped config -----------------------------------------------------------------
+def one_sentence(text: str) -> bool:
+    return "\n" not in text.strip() and text.count(". ") == 0 and "Traceback" not in text
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2v", "sdxl"])
+def test_nonstandard_shapes_are_one_sentence_naming_the_sidecar(tmp_path, family, no_network):
+    """The tiny files without their sidecar fit none of the shipped (real-size) configs."""
+    from sdedit.errors import InputError
+
+    path = tmp_path / f"odd-{family}.safetensors"
+    write_single_file(path, family, config_folder=None)
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "is not a standard Stable Diffusion 1.x, 2.x or XL checkpoint" in message
+    assert f"odd-{family}.json" in message and '"config"' in message and one_sentence(message), message
+    assert len(message) < 600
+
+
+def test_sidecar_config_that_does_not_fit_names_it(tmp_path, no_network):
+    from sdedit.errors import InputError
+
+    path = tmp_path / "odd.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    write_configs(tmp_path / "xl-config", "sdxl")
+    path.with_suffix(".json").write_text(json.dumps({"config": "xl-config", "family": "sd1"}))
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "does not fit the configs its sidecar odd.json names" in message and one_sentence(message), message
+
+
+def test_cli_refuses_a_nonstandard_file_in_one_line(tmp_path):
+    from test_sd_models import run_cli
+
+    path = tmp_path / "odd-sd1.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    sketch = tmp_path / "sketch.png"
+    guide_image(64, 64).save(sketch)
+    res = run_cli("edit", str(sketch), "--model", str(path), "--prompt", "a lake", "-o", str(tmp_path / "o.png"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "not a standard Stable Diffusion" in res.stderr and "odd-sd1.json" in res.stderr

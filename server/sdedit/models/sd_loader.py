@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from sdedit.errors import InputError
+from sdedit.models import vae_tiling
 from sdedit.models.clip_tokenizer import clip_tokenizer
 from sdedit.models.sd_family import DEFAULT_SDE, Family, unwrap_state_dict, with_text_model_level
 from sdedit.models.sd_lookup import describe_sd, family_of, is_sd_checkpoint, is_sd_model  # noqa: F401 (re-exported)
@@ -46,7 +47,7 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
                          f"{type(exc).__name__}: {exc}".rstrip(".") + ".") from exc
     unet = prepare_network(parts["unet"], device, dtype)
     vae = parts["vae"].to(device=device, dtype=_vae_dtype(device, dtype)).eval().requires_grad_(False)
-    vae.enable_tiling()  # large canvases: encode/decode in overlapping tiles, memory stays bounded
+    vae_tiling.configure(vae, device)  # in one piece unless the picture is too large for the device's memory
     encoders = [e.to(device=device, dtype=dtype).eval().requires_grad_(False) for e in parts["text_encoders"]]
     abar = _alphas_cumprod(parts["scheduler"])
     sigmas = ((1 - abar) / abar).sqrt()
@@ -153,7 +154,10 @@ def _load_single_file(path: Path, family: Family) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 
+    from sdedit.models.sd_fit import check_fit
+
     state = read_state_dict(path)
+    check_fit(path, state, family, _encoder_classes(family))  # one sentence, not a size mismatch per tensor
     config = str(family.config)
     common = dict(config=config, local_files_only=True)
     names = ["text_encoder", "text_encoder_2"][: len(family.pad_tokens)]
