@@ -1,4 +1,4 @@
-"""`sdedit edit | models | serve`: the command line of DESIGN.md §3.
+"""`sdedit edit | models | serve`: the command line of docs/design.md §3.
 
 Bad input ends with exit code 2 and one line on stderr; the traceback is shown only with SDEDIT_DEBUG=1.
 """
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
-                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
-                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
+                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++), ddim, "
+                         "lcm (LCM / LCM-LoRA checkpoints) or euler_a (Euler ancestral on trailing timesteps: Turbo "
+                         "checkpoints) (default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None,
                     help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
                          "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
@@ -96,6 +97,10 @@ def output_paths(output: str, samples: int) -> list[Path]:
 def save_atomic(img, path: Path) -> None:
     """Write through a temporary file in the same folder, so no half-written image is ever left."""
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    if fmt != "PNG":  # JPEG and WebP hold 8 bits: a 16-bit greyscale result is scaled, not clipped to white
+        from sdedit.imaging import to_8bit
+
+        img = to_8bit(img)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -109,7 +114,7 @@ def save_atomic(img, path: Path) -> None:
         raise
 
 
-def edit_via_server(args: argparse.Namespace) -> bool:
+def edit_via_server(args: argparse.Namespace, guide=None) -> bool:
     """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
     edit here. Runs before torch is imported; any input problem is left to the local path to report."""
     if args.no_server or getattr(args, "lora", None):  # LoRAs: named files may be paths only this process sees
@@ -120,7 +125,7 @@ def edit_via_server(args: argparse.Namespace) -> bool:
         paths = output_paths(args.output, args.samples)
     except InputError:
         return False
-    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr))
+    return edit_on_server(args, paths, save_atomic, lambda line: print(f"sdedit: {line}", file=sys.stderr), guide)
 
 
 def check_edit_request(args: argparse.Namespace):
@@ -150,7 +155,7 @@ def check_edit_request(args: argparse.Namespace):
 
 def cmd_edit(args: argparse.Namespace) -> int:
     paths, image, mask = check_edit_request(args)
-    if edit_via_server(args):
+    if edit_via_server(args, image):
         return 0
     from sdedit.models.registry import resolve
 
