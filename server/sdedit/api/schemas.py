@@ -26,6 +26,15 @@ class JobState(str, Enum):
         return self in (JobState.done, JobState.failed, JobState.cancelled)
 
 
+class LoraRef(BaseModel):
+    """One LoRA of a job: an id from GET /v1/loras and its scale (0 = off)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=200, description="A LoRA id from GET /v1/loras.")
+    scale: float = Field(1.0, ge=-4.0, le=4.0, allow_inf_nan=False, description="Strength; 1 = as trained, 0 = off.")
+
+
 class JobRequest(BaseModel):
     """POST /v1/jobs body. Unknown fields are ignored so older servers accept newer clients."""
 
@@ -50,6 +59,8 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+    loras: Optional[List[LoraRef]] = Field(None, max_length=8,
+                                           description="Stable Diffusion models only: LoRAs to apply, each once.")
     session: Optional[str] = Field(
         None, min_length=1, max_length=128,
         description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
@@ -102,6 +113,10 @@ class ModelEntry(BaseModel):
     default_sde: str = Field("vp", description="The sampler used when a job names none.")
     live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
                                                         "size, guidance).")
+
+
+class LoraEntry(BaseModel):
+    id: str
 
 
 class Health(BaseModel):
