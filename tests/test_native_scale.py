@@ -231,3 +231,19 @@ def test_refine_stages_keep_stage_one_colour_and_add_only_fine_detail():
     inner = (slice(None), slice(None), slice(16, 80), slice(16, 112))  # away from the edges
     assert float((low - native_scale.gaussian_blur(guide, native_scale.SPLIT_SIGMA))[inner].abs().mean()) < 0.03
     assert float((out - low)[inner].std()) > 0.05  # the checker survives
+
+
+@pytest.mark.parametrize("sde, refine", [("vp", "ode"), ("ve", "ode"), ("ode", "ode"), ("ddim", "ddim")])
+def test_refine_stages_run_a_deterministic_sampler_whatever_stage_one_used(conv_model, monkeypatch, sde, refine):
+    """A stochastic sampler's few large steps at 4x the native scale painted vertical streaks
+    (benchmarks/streaks.py): stage 1 runs the request's sampler, the refine stages a deterministic one."""
+    import sys
+
+    edit_module = sys.modules["sdedit.engine.edit"]  # (the package exports the function under the same name)
+    calls = []
+    spied = {name: (lambda fn, name: lambda *a, **k: calls.append(name) or fn(*a, **k))(fn, name)
+             for name, fn in edit_module.SAMPLERS.items()}
+    monkeypatch.setattr(edit_module, "SAMPLERS", spied)
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde=sde, steps=4, seed=3)
+    assert len(res.params["stages"]) == 2 and res.params["sde"] == sde
+    assert calls == [sde, refine]

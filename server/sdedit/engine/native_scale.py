@@ -50,6 +50,13 @@ DETAIL_MAX_SIDE = 4096
 #: so colour and layout come from the stage before (the one at native scale) and detail from the stage itself
 #: (benchmarks/canvas.py; the 2-px detail measure keeps 99 % of its value at σ 4).
 SPLIT_SIGMA = 4.0
+#: Refine stages and the detail pass run this deterministic sampler whatever stage 1 used. Their few large
+#: stochastic steps (vp, ve) re-inject fresh noise at 4-8x the model's native scale, and the network turns it
+#: into its training scenes' texture at the wrong scale: vertical streaks (composed paintings, 1024x768,
+#: t0 0.5, vp: streak measure 1.19 on the refine's input, 1.62 on its output; benchmarks/streaks.py).
+#: None: the request's sampler everywhere (as before).
+REFINE_SDE: str | None = "ode"
+STOCHASTIC = ("vp", "ve")
 _SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
 
 
@@ -173,10 +180,16 @@ Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], t
 """Run one SDEdit stage: (guide (1 or B,3,H,W), mask (1,1,H,W) or None, seeds, t0, steps) -> (B,3,H,W)."""
 
 
+def refine_sde(sde: str) -> str:
+    """The sampler of the refine stages and the detail pass for a request with sampler `sde`."""
+    return REFINE_SDE if REFINE_SDE and sde in STOCHASTIC else sde
+
+
 def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, seeds: list[int], t0: float,
-                  steps: int, p: TwoStagePlan) -> torch.Tensor:
+                  steps: int, p: TwoStagePlan, refine: Stage | None = None) -> torch.Tensor:
     """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
-    reports its steps)."""
+    reports its steps), `refine` (default: `stage`) the refine stages' and the detail pass's."""
+    refine = refine or stage
     low_guide = to_low(guide, p)
     low_mask = None if mask is None else to_low(mask, p).clamp(0.0, 1.0)
     x = stage(low_guide, low_mask, seeds, t0, steps)
@@ -188,7 +201,7 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
             x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
         refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
-        x = stage(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
+        x = refine(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
         x = (gaussian_blur(refined_guide, SPLIT_SIGMA) + x - gaussian_blur(x, SPLIT_SIGMA)).clamp(-1.0, 1.0)
     return x
 
