@@ -50,6 +50,13 @@ DETAIL_MAX_SIDE = 4096
 #: so colour and layout come from the stage before (the one at native scale) and detail from the stage itself
 #: (benchmarks/canvas.py; the 2-px detail measure keeps 99 % of its value at σ 4).
 SPLIT_SIGMA = 4.0
+#: Refine stages and the detail pass run this deterministic sampler whatever stage 1 used. Their few large
+#: stochastic steps (vp, ve) re-inject fresh noise at 4-8x the model's native scale, and the network turns it
+#: into its training scenes' texture at the wrong scale: vertical streaks (composed paintings, 1024x768,
+#: t0 0.5, vp: streak measure 1.19 on the refine's input, 1.62 on its output; benchmarks/streaks.py).
+#: None: the request's sampler everywhere (as before).
+REFINE_SDE: str | None = "ode"
+STOCHASTIC = ("vp", "ve")
 _SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
 
 
@@ -114,8 +121,12 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
         if scale * THRESHOLD > 1.0:  # a thin strip holds fewer pixels than native_size²: stage 1 would not be
             return None              # smaller than the picture itself, so one stage at full size is the edit
         pad = edge_margin
-        padded = tuple(max(multiple, _round_to(v * scale + 2 * pad, multiple)) for v in (width, height))
-        low = tuple(max(8, p - 2 * pad) for p in padded)
+        # the picture keeps the region's aspect (to a pixel); the network's multiple is reached by replicating
+        # the edge on the right and bottom. (Rounding the picture itself to the multiple squeezed one axis by
+        # up to 8 %: scaled back up, stage 1's structures came out stretched vertically, the streak measure
+        # of benchmarks/streaks.py rose from 0.87 to 1.07 at 1024x768, t0 0.5.)
+        low = tuple(max(8, int(round(v * scale))) for v in (width, height))
+        padded = tuple(max(multiple, int(math.ceil((v + 2 * pad) / multiple)) * multiple) for v in low)
     refine_t0 = min(float(t0), REFINE_T0)
     # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
     refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
@@ -169,10 +180,16 @@ Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], t
 """Run one SDEdit stage: (guide (1 or B,3,H,W), mask (1,1,H,W) or None, seeds, t0, steps) -> (B,3,H,W)."""
 
 
+def refine_sde(sde: str) -> str:
+    """The sampler of the refine stages and the detail pass for a request with sampler `sde`."""
+    return REFINE_SDE if REFINE_SDE and sde in STOCHASTIC else sde
+
+
 def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, seeds: list[int], t0: float,
-                  steps: int, p: TwoStagePlan) -> torch.Tensor:
+                  steps: int, p: TwoStagePlan, refine: Stage | None = None) -> torch.Tensor:
     """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
-    reports its steps)."""
+    reports its steps), `refine` (default: `stage`) the refine stages' and the detail pass's."""
+    refine = refine or stage
     low_guide = to_low(guide, p)
     low_mask = None if mask is None else to_low(mask, p).clamp(0.0, 1.0)
     x = stage(low_guide, low_mask, seeds, t0, steps)
@@ -184,7 +201,7 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
             x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
         refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
-        x = stage(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
+        x = refine(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
         x = (gaussian_blur(refined_guide, SPLIT_SIGMA) + x - gaussian_blur(x, SPLIT_SIGMA)).clamp(-1.0, 1.0)
     return x
 
