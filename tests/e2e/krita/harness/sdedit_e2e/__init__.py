@@ -240,7 +240,7 @@ def case_group_active(case):
     """A group as the active layer is edited as its merged picture; the result goes above the group.
 
     Made as a painter makes it: Layer > New > Group Layer (Krita makes the new group active), then two layers
-    in it: strokes on the left half over yellow paper."""  # noqa: D401
+    in it: strokes on the left half over yellow paper."""
     import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
