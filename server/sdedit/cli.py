@@ -180,14 +180,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from sdedit.models import list_models
 
-    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
+    rows = [("id", "kind", "text", "resolution", "default_sde", "prediction", "default", "path")]
     for info in list_models():
         rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
-                     "*" if info.default else "", info.path))
+                     _prediction_cell(info), "*" if info.default else "", info.path))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return 0
+
+
+def _prediction_cell(info) -> str:
+    """What a latent model's UNet predicts, and how that was settled when the file does not say."""
+    if not info.prediction:
+        return "-"
+    short = {"v_prediction": "v"}.get(info.prediction, info.prediction)
+    return f"{short} ({info.prediction_note})" if info.prediction_note else short
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

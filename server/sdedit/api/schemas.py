@@ -79,6 +79,8 @@ class ModelEntry(BaseModel):
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
     default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    prediction: Optional[str] = Field(None, description="Latent models: what the UNet predicts, 'epsilon' or "
+                                      "'v_prediction' (an SD 2.x file's is told from its weights when it is loaded).")
 
 
 class Health(BaseModel):

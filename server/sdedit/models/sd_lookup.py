@@ -10,8 +10,8 @@ from pathlib import Path
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
 from sdedit.models.sd_family import (
-    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar,
-    tensor_shapes,
+    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, prediction_note,
+    sidecar, tensor_shapes,
 )
 
 
@@ -33,9 +33,17 @@ def family_of(path: Path) -> Family:
     return family_for_folder(path) if path.is_dir() else family_for_file(path)
 
 
+def describe_family(family: Family) -> str:
+    """The family's title, and how its prediction was settled when it was not declared
+    ("Stable Diffusion 2.x (512, epsilon); prediction told from its weights")."""
+    note = prediction_note(family)
+    return f"{family.title}; prediction {note}" if note else family.title
+
+
 def describe_sd(model_id: str, path: Path) -> ModelInfo:
-    """The listing of a checkpoint, from its configs or tensor names only."""
+    """The listing of a checkpoint, from its configs or tensor names only (and a remembered SD 2.x decision)."""
     family = family_of(path)
-    description = (sidecar(path).get("description") if path.is_file() else None) or family.title
+    description = (sidecar(path).get("description") if path.is_file() else None) or describe_family(family)
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=DEFAULT_SDE)
+                     text=True, default_sde=DEFAULT_SDE, prediction=family.prediction,
+                     prediction_note=prediction_note(family))
