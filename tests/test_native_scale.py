@@ -38,7 +38,10 @@ def test_plan_kicks_in_above_native_size_and_not_below():
     assert p is not None and p.full_size == (1056, 800)
     assert all(v % 32 == 0 for v in p.low_padded) and p.low_pad == 16
     w, h = p.low_size
-    assert 0.7 < w * h / 256**2 < 1.4 and abs(w / h - 1056 / 800) < 0.15  # ~native area, the region's aspect
+    assert 0.7 < w * h / 256**2 < 1.4  # ~native area
+    # the region's aspect to a pixel (the upscale back to full size stretches both axes alike: no streaks)
+    assert abs(1056 / w - 800 / h) / (1056 / w) < 0.01
+    assert all(lp >= v + 2 * p.low_pad for lp, v in zip(p.low_padded, p.low_size))
     assert p.refine_t0 == native_scale.REFINE_T0 and p.refine_steps == 8  # 20 steps x 0.2 / 0.5
     small = native_scale.plan(256, (1056, 800), 32, 16, 0.1, 20)
     assert small.refine_t0 == 0.1  # never more noise than the request's
@@ -228,3 +231,19 @@ def test_refine_stages_keep_stage_one_colour_and_add_only_fine_detail():
     inner = (slice(None), slice(None), slice(16, 80), slice(16, 112))  # away from the edges
     assert float((low - native_scale.gaussian_blur(guide, native_scale.SPLIT_SIGMA))[inner].abs().mean()) < 0.03
     assert float((out - low)[inner].std()) > 0.05  # the checker survives
+
+
+@pytest.mark.parametrize("sde, refine", [("vp", "ode"), ("ve", "ode"), ("ode", "ode"), ("ddim", "ddim")])
+def test_refine_stages_run_a_deterministic_sampler_whatever_stage_one_used(conv_model, monkeypatch, sde, refine):
+    """A stochastic sampler's few large steps at 4x the native scale painted vertical streaks
+    (benchmarks/streaks.py): stage 1 runs the request's sampler, the refine stages a deterministic one."""
+    import sys
+
+    edit_module = sys.modules["sdedit.engine.edit"]  # (the package exports the function under the same name)
+    calls = []
+    spied = {name: (lambda fn, name: lambda *a, **k: calls.append(name) or fn(*a, **k))(fn, name)
+             for name, fn in edit_module.SAMPLERS.items()}
+    monkeypatch.setattr(edit_module, "SAMPLERS", spied)
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde=sde, steps=4, seed=3)
+    assert len(res.params["stages"]) == 2 and res.params["sde"] == sde
+    assert calls == [sde, refine]

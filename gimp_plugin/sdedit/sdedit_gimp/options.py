@@ -68,9 +68,6 @@ ARGUMENTS: List[Argument] = [
              "the layer instead of only the edited selection (transparent outside)", False),
 ]
 
-#: The arguments that only a model taking text uses (greyed out in the dialog for other models).
-TEXT_ARGUMENTS = ("prompt", "negative-prompt", "guidance")
-
 
 class EditRequest(NamedTuple):
     """What one run asks the server for."""

@@ -15,6 +15,7 @@ from sdedit.engine import native_scale, seam
 from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
+from sdedit.engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
@@ -52,6 +53,8 @@ def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None)
         return len(vp_plan(t0, chosen, len(model.alphas_cumprod)))
     if sde in DETERMINISTIC:  # not in the paper: few steps is their point
         return int(chosen or model.default_steps.get("ode") or DEFAULT_FAST_STEPS)
+    if sde in FEW_STEP_SAMPLERS:  # live mode's distilled-model samplers: a handful of network calls
+        return int(chosen or DEFAULT_FEW_STEPS)
     return int(chosen) if chosen else paper
 
 
@@ -83,7 +86,7 @@ def edit(
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
-    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (docs/design.md §3).
     sde None: the model's declared default sampler (model.default_sde)."""
     sde = sde or model.default_sde
     validate(t0, sde, steps, samples, seed)
@@ -145,16 +148,20 @@ def edit(
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
 
-    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int,
+              run=sampler) -> torch.Tensor:
         noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
-        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
+        return run(watched, SamplerInput(g, m, noise, t, k), after_step)
+
+    def refine(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        return stage(g, m, chunk, t, k, SAMPLERS[native_scale.refine_sde(sde)])
 
     with torch.inference_mode():
         for chunk in chunks:
             if two_stage is None:
                 x = stage(guide, mask_t, chunk, float(t0), n_steps)
             else:
-                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage)
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage, refine)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]

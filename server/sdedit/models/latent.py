@@ -1,6 +1,6 @@
 """A Stable Diffusion checkpoint seen as one more DiffusionModel: SDEdit in a VAE's latent space.
 
-The samplers stay the same (DESIGN §4): they ask for the noise in a 4-channel latent at a VP step or a VE
+The samplers stay the same (docs/design.md §4): they ask for the noise in a 4-channel latent at a VP step or a VE
 noise level, and this class answers through the text-conditioned UNet, converting v-prediction to epsilon
 and applying classifier-free guidance with the unconditional and conditional halves in one batched call.
 The engine wraps the VAE around the sampling (`encode_image`, `decode_latent`).

@@ -16,10 +16,11 @@ import torch
 from sdedit.errors import InputError
 from sdedit.models import sd_prediction, vae_tiling
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.sd_family import Family, unwrap_state_dict, with_text_model_level
+from sdedit.models.sd_family import DEFAULT_SDE, Family, unwrap_state_dict, with_text_model_level
 from sdedit.models.sd_lookup import (  # noqa: F401 (re-exported)
     describe_family, describe_sd, family_of, is_sd_checkpoint, is_sd_model,
 )
+from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
@@ -62,6 +63,9 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
             max_side=2 * family.resolution, description=describe_family(family),
         )
         model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
+        model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
+        if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
+            model.default_guidance = NO_GUIDANCE
         return model
 
     model = build(family)
