@@ -127,7 +127,8 @@ def create_app(
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
-                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict())
+                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict(),
+                           prediction=i.prediction)
                 for i in backend.models()]
 
     @private.get("/loras", response_model=List[LoraEntry])

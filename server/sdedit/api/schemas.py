@@ -122,6 +122,8 @@ class ModelEntry(BaseModel):
                                                "this field.")
     live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
                                                         "size, guidance).")
+    prediction: Optional[str] = Field(None, description="Latent models: what the UNet predicts, 'epsilon' or "
+                                      "'v_prediction' (an SD 2.x file's is told from its weights when it is loaded).")
 
 
 class LoraEntry(BaseModel):
