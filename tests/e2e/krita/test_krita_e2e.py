@@ -56,7 +56,7 @@ def krita_run(request, tmp_path_factory):
     hub = FakeHub()
     hub.repos["tiny-org/krita-lora"] = {"pytorch_lora_weights.safetensors":
                                         write_diffusers_lora(work / "lora-src", "sd1").read_bytes()}
-    hub.throttle = 0.01  # 4 KiB every 10 ms: the progress bar has time to move
+    hub.throttle = 0.1  # 4 KiB every 100 ms (about 1.5 s): the progress bar has time to move
     hub.start()
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
