@@ -111,9 +111,11 @@ def _pull(args: argparse.Namespace) -> int:
     from sdedit.models.pull import plan_pull, run_pull
 
     plan = plan_pull(args.source, name=args.name, sha256=args.sha256)
-    if plan.target.exists():
-        print(f"sdedit: {plan.name} is already installed at {plan.target}.", file=sys.stderr)
-        _emit(args, {"state": "done", "path": str(plan.target), "done": plan.total, "total": plan.total})
+    installed = plan.installed()
+    if installed is not None:
+        print(f"sdedit: {plan.name} is already installed at {installed}.", file=sys.stderr)
+        _emit(args, {"state": "done", "path": str(installed), "done": plan.total, "total": plan.total,
+                     "name": installed.stem if installed.is_file() else installed.name})
         return 0
     if not args.quiet and not args.progress_json:
         licence = f", licence {plan.licence}" if plan.licence else ""

@@ -98,7 +98,7 @@ class Client:
                sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
                seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
                negative_prompt: Optional[str] = None, guidance: Optional[float] = None,
-               session: Optional[str] = None) -> str:
+               session: Optional[str] = None, loras: Optional[List[Dict[str, Any]]] = None) -> str:
         """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
 
         ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
@@ -115,6 +115,8 @@ class Client:
         body.update({key: value for key, value in params.items() if value is not None})
         if session is not None:
             body["session"] = validate_session(session)
+        if loras:  # [{"id", "scale"}] (model_manager.parse_loras); sent only when there are some
+            body["loras"] = [{"id": str(item["id"]), "scale": float(item.get("scale", 1.0))} for item in loras]
         answer = self._request("POST", "/v1/jobs", body)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise self._not_sdedit("the job answer has no id")

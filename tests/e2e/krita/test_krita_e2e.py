@@ -50,10 +50,20 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
+    # a fake Hugging Face Hub on loopback for the Models panel's download (the server reaches it by HF_ENDPOINT)
+    from fake_hub import FakeHub
+    from tiny_lora import write_diffusers_lora
+
+    hub = FakeHub()
+    hub.repos["tiny-org/krita-lora"] = {"pytorch_lora_weights.safetensors":
+                                        write_diffusers_lora(work / "lora-src", "sd1").read_bytes()}
+    hub.throttle = 0.1  # 4 KiB every 100 ms (about 1.5 s): the progress bar has time to move
+    hub.start()
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
     server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
-        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name}).start()
+        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name, "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(work / "hf-home")}).start()
     # The installation the plugin may start a server from (as install.py records it), with the tiny model.
     record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
@@ -65,12 +75,13 @@ def krita_run(request, tmp_path_factory):
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 900, "record": record,
                   "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
-                  "restart_url": "http://127.0.0.1:%d" % restart_port}
+                  "restart_url": "http://127.0.0.1:%d" % restart_port, "pull_source": "tiny-org/krita-lora"}
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=960)
     finally:
         server.stop()
+        hub.stop()
         started = stop_autostarted(work / "home", autostart_port)
         restarted = stop_autostarted(work / "home", restart_port)
     print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
@@ -80,6 +91,7 @@ def krita_run(request, tmp_path_factory):
     report["server_log"] = server.log_tail(200000)
     report["autostarted"] = started
     report["restarted"] = restarted
+    report["models_dir"] = str(models)
     return report, Path(config["out_dir"]), server.url
 
 
@@ -462,3 +474,16 @@ def test_server_killed_mid_job_says_it_stopped_and_offers_to_start_it_again(krit
     assert case["retry_report"] and case["retry_report"]["ok"], case["retry_report"]
     assert "SDEdit t0=1.00 VP #1 seed=41" in case["layers_after"]
     assert krita_run[0]["restarted"].get("health") == "ok"
+
+
+def test_models_panel_downloads_from_the_hub_with_progress_and_removes(krita_run):
+    case, _, _ = _case(krita_run, "models_panel")
+    assert any(line.startswith("sd15") for line in case["catalogue"]), case["catalogue"]
+    assert case["started"], case
+    assert case["last_pull"]["state"] == "done", case
+    assert any(0 < value < 1000 for value in case["progress_seen"]), case["progress_seen"]  # visible progress
+    assert case["status_while"] and case["status_while"].startswith("Downloading tiny-org/krita-lora"), case
+    assert case["status"] == "Installed krita-lora.", case
+    assert "krita-lora  (LoRA)" in case["installed"], case
+    assert case["remove_started"] and "krita-lora  (LoRA)" not in case["installed_after_remove"], case
+    assert not (Path(krita_run[0]["models_dir"]) / "loras" / "krita-lora.safetensors").exists()

@@ -893,13 +893,46 @@ def case_dialog(case):
         os.path.join(CONFIG["out_dir"], "krita-result.png"))
 
 
+def case_models_panel(case):
+    """The docker's Models panel: type a Hugging Face id, Download (from the fake Hub the server reaches through
+    HF_ENDPOINT) with the progress bar moving, the LoRA listed as installed, then Remove."""
+    docker = find_docker()
+    panel = docker.models_panel
+    docker.form.set_values({"server_url": CONFIG["server_url"]})
+    panel.refresh()
+    wait(20, lambda: panel.catalogue_list.count() > 0)
+    case["catalogue"] = [panel.catalogue_list.item(i).text() for i in range(panel.catalogue_list.count())]
+    panel.source_edit.setText(CONFIG["pull_source"])
+    seen = []
+    click(panel.download_button)
+    case["started"] = panel.downloading()
+    deadline = time.time() + 120
+    while panel.downloading() and time.time() < deadline:
+        seen.append(panel.progress.value())
+        case["status_while"] = case.get("status_while") or (panel.status_label.text() if 0 < seen[-1] < 1000 else None)
+        wait(0.05)
+    case["progress_seen"] = sorted(set(seen))
+    case["last_pull"] = panel.last_pull
+    case["status"] = panel.status_label.text()
+    wait(20, lambda: any("(LoRA)" in panel.installed_list.item(i).text() for i in range(panel.installed_list.count())))
+    case["installed"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    for i in range(panel.installed_list.count()):
+        if "(LoRA)" in panel.installed_list.item(i).text():
+            panel.installed_list.setCurrentRow(i)
+    case["remove_started"] = panel.remove_selected(confirm=False)
+    wait(20, lambda: not any("(LoRA)" in panel.installed_list.item(i).text()
+                             for i in range(panel.installed_list.count())))
+    case["installed_after_remove"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    case["status_after_remove"] = panel.status_label.text()
+
+
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
          ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
          ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
-         ("server_stopped", case_server_stopped)]
+         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel)]
 
 
 class Harness(Extension):
