@@ -49,6 +49,9 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
+    slow = models / "tiny-vp-slow-live"  # live mode's off switch needs a live job that runs for seconds
+    shutil.copytree(tiny_vp_dir, slow)
+    (slow / "sdedit.json").write_text(json.dumps({"live": {"sde": "vp", "steps": 600, "size": 32}}))
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
     server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
@@ -63,7 +66,8 @@ def krita_run(request, tmp_path_factory):
     try:
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 520, "record": record,
-                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1"}
+                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
+                  "slow_model": "tiny-vp-slow-live"}
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=580)
@@ -361,3 +365,49 @@ def test_prompt_fields_follow_the_model_and_the_prompt_goes_with_the_job(krita_r
     assert first["layers"] == ["SDEdit t0=0.60 \u201ca lake at dusk\u201d #1 seed=5"]
     assert second["layers"] == ["SDEdit t0=0.60 \u201ca red barn in snow\u201d #1 seed=5"]
     assert case["results_differ"], "another prompt with the same seed gave the same pixels"
+
+
+# -- live mode (the docker's Live toggle) ---------------------------------------------------------------------
+def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_run):
+    """Six strokes painted by script with Live on: several distinct previews, a busy indicator, every job
+    of the session final, and the last preview is exactly the server's edit of the final canvas."""
+    import base64
+
+    import httpx
+
+    case, out, url = _case(krita_run, "live")
+    assert case["live_on"] and case["idle"], case
+    assert case["live"]["size"] == 32 and case["live"]["sde"] == "ode", case["live"]
+    assert len(set(case["preview_keys"])) >= 4, case  # the first canvas and at least three stroke states
+    assert case["updates_shown"] >= 4 and case["busy_seen"]
+    assert set(case["sent_states"]) <= {"done", "cancelled"}, case["sent_states"]
+    params = case["params"]
+    assert params["seed"] == 23 and params["sde"] == "ode" and params["steps"] == 3 and params["samples"] == 1
+    final_png = (out / "live-final-canvas.png").read_bytes()
+    body = {"image": base64.b64encode(final_png).decode(), **{k: params[k] for k in ("t0", "sde", "steps", "seed")}}
+    with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
+        job = http.post("/v1/jobs", json=body).json()["id"]
+        assert http.get("/v1/jobs/%s" % job, params={"wait": 30}).json()["state"] == "done"
+        expected = base64.b64decode(http.get("/v1/jobs/%s/result" % job).json()["images"][0])
+    assert decode_png((out / "live-last-preview.png").read_bytes()) == decode_png(expected)
+
+
+def test_live_apply_renders_the_result_at_full_size_as_one_undo_step(krita_run):
+    case, out, _ = _case(krita_run, "live")
+    assert case["apply_started"] and case["apply_report"]["ok"], case["apply_report"]
+    added = [name for name in case["layers_after_apply"] if name not in case["layers_before"]]
+    assert len(added) == 1 and "seed 23" in added[0], added
+    # the canvas is the live size here, so the full-size render with the same seed is the preview itself
+    assert _png(out, "live-applied.png") == decode_png((out / "live-last-preview.png").read_bytes())
+    assert case["layers_after_undo"] == case["layers_before"]
+    assert not case["live_after_off"]
+
+
+def test_live_off_stops_all_work_within_a_second(krita_run):
+    case, _, _ = _case(krita_run, "live_off")
+    assert case["running"] and case["busy_visible"], case
+    assert case["live"]["steps"] == 600
+    assert case["off_call_s"] < 0.2, case  # the toggle returns at once
+    assert case["job_state"]["state"] == "cancelled" and case["job_state"]["progress"] < 1.0, case
+    assert case["stopped_after_s"] <= 1.0 and case["worker_finished_after_s"] <= 1.5, case
+    assert case["sent_after_off"] == 0 and not case["live_after_off"] and not case["busy_after_off"]
