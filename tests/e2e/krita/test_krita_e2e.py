@@ -79,6 +79,7 @@ def krita_run(request, tmp_path_factory):
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
     report["server_log"] = server.log_tail(200000)
+    report["tiny_model"] = str(tiny_vp_dir)
     report["autostarted"] = started
     return report, Path(config["out_dir"]), server.url
 
@@ -370,11 +371,7 @@ def test_prompt_fields_follow_the_model_and_the_prompt_goes_with_the_job(krita_r
 # -- live mode (the docker's Live toggle) ---------------------------------------------------------------------
 def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_run):
     """Six strokes painted by script with Live on: several distinct previews, a busy indicator, every job
-    of the session final, and the last preview is exactly the server's edit of the final canvas."""
-    import base64
-
-    import httpx
-
+    of the session final, and the last preview is exactly the model's edit of the final canvas."""
     case, out, url = _case(krita_run, "live")
     assert case["live_on"] and case["idle"], case
     assert case["live"]["size"] == 32 and case["live"]["sde"] == "ode", case["live"]
@@ -383,20 +380,41 @@ def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_
     assert set(case["sent_states"]) <= {"done", "cancelled"}, case["sent_states"]
     params = case["params"]
     assert params["seed"] == 23 and params["sde"] == "ode" and params["steps"] == 3 and params["samples"] == 1
-    final_png = (out / "live-final-canvas.png").read_bytes()
-    body = {"image": base64.b64encode(final_png).decode(), **{k: params[k] for k in ("t0", "sde", "steps", "seed")}}
-    with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
-        job = http.post("/v1/jobs", json=body).json()["id"]
-        assert http.get("/v1/jobs/%s" % job, params={"wait": 30}).json()["state"] == "done"
-        expected = base64.b64decode(http.get("/v1/jobs/%s/result" % job).json()["images"][0])
-    assert decode_png((out / "live-last-preview.png").read_bytes()) == decode_png(expected)
+    expected = _edit_in_process(krita_run, out / "live-final-canvas.png", params)
+    assert decode_png((out / "live-last-preview.png").read_bytes()) == expected
+
+
+def _edit_in_process(krita_run, canvas_png, params):
+    """The tiny default model's edit of a canvas PNG in this process (the engine is deterministic per seed on
+    the CPU: the server, with one thread, gives the same bytes), as decode_png's (width, height, rgba)."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from sdedit.engine import edit
+    from sdedit.models import load_model
+
+    report, _, _ = krita_run
+    model = load_model(report["tiny_model"], device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        image = Image.open(canvas_png)
+        image.load()
+        result = edit(model, image, t0=params["t0"], sde=params["sde"], steps=params["steps"], seed=params["seed"])
+    finally:
+        torch.set_num_threads(threads)
+    buf = io.BytesIO()
+    result.images[0].save(buf, "PNG")
+    return decode_png(buf.getvalue())
 
 
 def test_live_apply_renders_the_result_at_full_size_as_one_undo_step(krita_run):
     case, out, _ = _case(krita_run, "live")
     assert case["apply_started"] and case["apply_report"]["ok"], case["apply_report"]
     added = [name for name in case["layers_after_apply"] if name not in case["layers_before"]]
-    assert len(added) == 1 and "seed 23" in added[0], added
+    assert len(added) == 1 and "seed=23" in added[0], added
     # the canvas is the live size here, so the full-size render with the same seed is the preview itself
     assert _png(out, "live-applied.png") == decode_png((out / "live-last-preview.png").read_bytes())
     assert case["layers_after_undo"] == case["layers_before"]

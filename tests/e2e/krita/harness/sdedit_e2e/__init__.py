@@ -487,6 +487,8 @@ def case_live_off(case):
     case["busy_visible"] = panel.busy_bar.isVisible()
     job = worker.sent[-1]
     case["live"] = dict(worker.live)
+    ended = []
+    worker.finished.connect(lambda: ended.append(time.time()))
     off_at = time.time()
     panel.toggle.click()
     case["off_call_s"] = time.time() - off_at  # the GUI must not wait for the server
@@ -497,12 +499,12 @@ def case_live_off(case):
     wait(5, stopped)
     case["stopped_after_s"] = time.time() - off_at
     case["job_state"] = client.status(job)
-    wait(2, worker.isFinished)
-    case["worker_finished_after_s"] = time.time() - off_at
-    sent = len(worker.sent)
+    wait(2, lambda: bool(ended))
+    case["worker_finished_after_s"] = (ended[0] if ended else time.time()) - off_at
+    sent_list, sent = worker.sent, len(worker.sent)  # the list itself: the stopped thread's object goes away
     paint_stroke(document, node, width, height, 3)
     wait(1.5)
-    case["sent_after_off"] = len(worker.sent) - sent
+    case["sent_after_off"] = len(sent_list) - sent + (1 if panel.worker is not None else 0)
     case["live_after_off"] = panel.is_live()
     case["busy_after_off"] = panel.busy_bar.isVisible()
 
