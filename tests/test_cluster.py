@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ class RayHead:
                "--disable-usage-stats"]
         self._log = open(log_path, "wb")
         # no 30 s drain on SIGTERM (that is for Serve proxies under Kubernetes; this head has none)
-        self.proc = subprocess.Popen(cmd, env=dict(env, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0"),
+        self.proc = subprocess.Popen(cmd, env=dict(env, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0", RAY_AUTH_MODE="token"),
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> "RayHead":
@@ -121,7 +122,10 @@ class PoolServer(ServerProcess):
 
 @pytest.fixture(scope="module")
 def pool_env(tiny_vp_dir) -> dict:
-    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE), SDEDIT_MAX_WORK=str(MAX_WORK))
+    # The head runs with Ray's token auth, as a studio's cluster should, and its token is this test's own:
+    # Ray 2.60 no longer turns token auth on by itself (nor writes ~/.ray/auth_token) on `ray start`.
+    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE), SDEDIT_MAX_WORK=str(MAX_WORK),
+                      RAY_AUTH_TOKEN=secrets.token_hex(32))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,7 @@ def ray_head(pool_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool(pool_env, ray_head, tmp_path_factory):
-    # `ray start` turns on Ray's token auth (the token in ~/.ray/auth_token); a client must opt in
+    # the head has token auth on (pool_env's RAY_AUTH_TOKEN); a client must opt in
     server = PoolServer(dict(pool_env, RAY_AUTH_MODE="token"), tmp_path_factory.mktemp("pool") / "server.log",
                         ray_head.address)
     try:

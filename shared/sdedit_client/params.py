@@ -10,7 +10,7 @@ from .errors import InvalidParameter
 
 SDES = ("vp", "ve", "ode", "ddim", "lcm", "euler_a")  # the server's samplers: the two SDEs, two fast deterministic
 #                                                       ones, and two for few-step (LCM, Turbo) checkpoints
-#: Names that mean "no sde field: the model's declared default sampler" (DESIGN §3).
+#: Names that mean "no sde field: the model's declared default sampler" (docs/design.md §3).
 MODEL_DEFAULT_SDE = ("", "default", "auto", "model default")
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
@@ -79,7 +79,7 @@ def validate_params(
 
 
 def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any = None) -> Dict[str, Any]:
-    """The text fields of a request for a model that takes a prompt (DESIGN §3), checked.
+    """The text fields of a request for a model that takes a prompt (docs/design.md §3), checked.
 
     Returns only the fields to send: ``prompt`` and ``negative_prompt`` as given ("" = the paper's
     unconditional edit), ``guidance`` when not None. Raises :class:`InvalidParameter` with one sentence.

@@ -1,4 +1,4 @@
-"""The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
+"""The FastAPI application: docs/design.md §3 endpoints over a JobQueue and the engine backend."""
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +9,12 @@ from typing import Any, List, Optional, Sequence
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sdedit_client.handoff_key import normal_host, proof
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
-from .auth import BearerAuth
+from .auth import BearerAuth, TokenGate
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
 from .budget import Budget, check_request
@@ -26,6 +27,7 @@ from .preview import preview_png
 from .stream import result_response
 from .schemas import (
     ErrorMessage,
+    HandoffProof,
     Health,
     JobCreated,
     JobRequest,
@@ -61,13 +63,17 @@ def create_app(
     backend: Optional[EngineBackend] = None,
     bind_host: Optional[str] = None,
     allow_hosts: Sequence[str] = (),
+    handoff_key: Any = "auto",
 ) -> FastAPI:
     """Build the app. `token` None = no auth (loopback only; run_server enforces that). Requests must be
-    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
+    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py).
+    `handoff_key`: the per-user secret that GET /v1/handoff proves ("auto": read, or created, from the user's
+    key file; None: no proof, `sdedit edit` then edits in its own process)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
     if getattr(backend, "budget", False) is None:
         backend.budget = Budget(backend.device, limits.max_work, limits.max_job_s)
+    proof_key = _handoff_key() if handoff_key == "auto" else handoff_key
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None),
                      workers=getattr(backend, "workers", 1))  # a pool backend (sdedit.cluster) runs several
 
@@ -83,13 +89,14 @@ def create_app(
     app = FastAPI(
         title="SDEdit server",
         version=__version__,
-        description="Stochastic differential editing for the Krita and GIMP plugins (DESIGN.md §3).",
+        description="Stochastic differential editing for the Krita and GIMP plugins (docs/design.md §3).",
         lifespan=lifespan,
     )
     app.state.queue = queue
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
+    app.add_middleware(TokenGate, token=token)  # before any body is read
     app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
@@ -100,6 +107,19 @@ def create_app(
     @public.get("/health", response_model=Health)
     async def health() -> Health:
         return Health(status="ok", device=backend.device, models=[info.id for info in backend.models()])
+
+    @public.get("/handoff", response_model=HandoffProof, responses={404: _ERRORS[404], 422: _ERRORS[422]})
+    async def handoff(request: Request, nonce: str = Query(..., min_length=32, max_length=128, pattern="^[0-9a-f]+$",
+                                                           description="A fresh random hex string from the client.")
+                      ) -> HandoffProof:
+        """Proves this is the user's own sdedit (see sdedit_client.handoff_key): HMAC of the nonce and the address
+        the request reached, with the per-user secret. No token needed: the token is sent only after this."""
+        if proof_key is None:
+            raise ApiError(404, "This server has no hand-off key (its key file is missing or not private); "
+                                "clients edit in their own process.")
+        host, port = (request.scope.get("server") or ("", 0))[:2]
+        return HandoffProof(proof=proof(proof_key, nonce, str(host), int(port)), host=normal_host(str(host)),
+                            port=int(port))
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
@@ -134,7 +154,8 @@ def create_app(
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
-        return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
+        output = job.output
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},
@@ -159,6 +180,16 @@ def create_app(
     app.include_router(public)
     app.include_router(private)
     return app
+
+
+def _handoff_key() -> Optional[bytes]:
+    from sdedit_client.handoff_key import KeyProblem, load_key
+
+    try:
+        return load_key(create=True)
+    except (KeyProblem, OSError) as problem:
+        log.warning("no hand-off proof: %s; `sdedit edit` will edit in its own process", problem)
+        return None
 
 
 # -- request handling --------------------------------------------------------------------------------------

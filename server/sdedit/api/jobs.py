@@ -44,10 +44,13 @@ class QueueFull(RuntimeError):
 
 @dataclass
 class JobOutput:
-    """What a finished edit hands back: encoded PNG bytes per sample and their seeds."""
+    """What a finished edit hands back: encoded PNG bytes per sample, their seeds, and what ran (the
+    sampler steps and sampler the engine chose when the request left them to the model)."""
 
     pngs: List[bytes]
     seeds: List[int]
+    steps: Optional[int] = None
+    sde: Optional[str] = None
 
     @property
     def nbytes(self) -> int:

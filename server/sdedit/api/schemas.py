@@ -1,4 +1,4 @@
-"""JSON shapes of the HTTP API (DESIGN.md §3); FastAPI turns them into the OpenAPI schema."""
+"""JSON shapes of the HTTP API (docs/design.md §3); FastAPI turns them into the OpenAPI schema."""
 from __future__ import annotations
 
 from enum import Enum
@@ -10,7 +10,7 @@ from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
 from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
 
-#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
+#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; docs/design.md §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
@@ -77,6 +77,10 @@ class JobStatus(BaseModel):
 class JobResult(BaseModel):
     images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+    steps: Optional[int] = Field(None, description="The sampler steps that ran (the model's default when the job "
+                                                   "named none).")
+    sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
+                                                 "named none).")
 
 
 class LiveEntry(BaseModel):
@@ -104,6 +108,14 @@ class Health(BaseModel):
     status: str
     device: str
     models: List[str]
+
+
+class HandoffProof(BaseModel):
+    """GET /v1/handoff: proof that this is the user's own sdedit (sdedit_client.handoff_key)."""
+
+    proof: str = Field(description="HMAC-SHA256(user secret, nonce, host, port) as hex.")
+    host: str = Field(description="The server address the request reached.")
+    port: int
 
 
 class ErrorMessage(BaseModel):

@@ -86,7 +86,7 @@ def edit(
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
-    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (docs/design.md §3).
     sde None: the model's declared default sampler (model.default_sde)."""
     sde = sde or model.default_sde
     validate(t0, sde, steps, samples, seed)

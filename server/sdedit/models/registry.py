@@ -48,6 +48,8 @@ def discover() -> dict[str, Path]:
         if not directory.is_dir():
             continue
         for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):  # .downloads/: unfinished downloads are never models
+                continue
             if entry.is_dir() and is_model_folder(entry):
                 found.setdefault(entry.name, entry)
             elif entry.is_file() and entry.suffix == ".safetensors" and is_sd_checkpoint(entry):
