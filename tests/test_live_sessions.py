@@ -204,3 +204,15 @@ def test_the_stdlib_client_sends_the_session(server):
         assert wait_final(http, second)["state"] == "done"
     images, seeds = client.result(second)
     assert seeds == [2] and images[0].startswith(b"\x89PNG")
+
+
+def test_client_supersedes_only_cheap_jobs_and_once_in_a_row():
+    """The live client's rule (sdedit_client.live): a queued or young job is replaced by a newer canvas,
+    once in a row; a job past half way, or the replacement itself, is waited for so previews keep coming."""
+    from sdedit_client.live import send_now
+
+    assert send_now(None, 0.0, 0) and send_now("done", 1.0, 3) and send_now("cancelled", 0.2, 1)
+    assert send_now("queued", 0.0, 5)  # nothing spent on it yet
+    assert send_now("running", 0.2, 0)
+    assert not send_now("running", 0.2, 1), "a second replacement in a row would starve the previews"
+    assert not send_now("running", 0.7, 0), "a job past half way finishes first"
