@@ -30,6 +30,8 @@ SDE_CHOICES = (
     ("ve", "VE (NCSN sampler)"),
     ("ode", "ODE (fast, deterministic)"),
     ("ddim", "DDIM (fast, deterministic)"),
+    ("lcm", "LCM (LCM / LCM-LoRA models, 2-8 steps)"),
+    ("euler_a", "Euler a, trailing (Turbo models, 1-4 steps)"),
 )
 
 

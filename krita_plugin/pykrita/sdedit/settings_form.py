@@ -44,6 +44,8 @@ SDE_ITEMS = (
     ("VE (NCSN sampler)", "ve"),
     ("ODE (fast, deterministic)", "ode"),
     ("DDIM (fast, deterministic)", "ddim"),
+    ("LCM (LCM / LCM-LoRA models, 2-8 steps)", "lcm"),
+    ("Euler a, trailing (Turbo models, 1-4 steps)", "euler_a"),
 )
 
 

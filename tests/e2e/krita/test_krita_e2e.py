@@ -50,6 +50,7 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
+<<<<<<< HEAD
     # a fake Hugging Face Hub on loopback for the Models panel's download (the server reaches it by HF_ENDPOINT)
     from fake_hub import FakeHub
     from tiny_lora import write_diffusers_lora
@@ -59,6 +60,11 @@ def krita_run(request, tmp_path_factory):
                                         write_diffusers_lora(work / "lora-src", "sd1").read_bytes()}
     hub.throttle = 0.1  # 4 KiB every 100 ms (about 1.5 s): the progress bar has time to move
     hub.start()
+=======
+    slow = models / "tiny-vp-slow-live"  # live mode's off switch needs a live job that runs for seconds
+    shutil.copytree(tiny_vp_dir, slow)
+    (slow / "sdedit.json").write_text(json.dumps({"live": {"sde": "vp", "steps": 600, "size": 32}}))
+>>>>>>> g24live
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
     server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
@@ -75,7 +81,11 @@ def krita_run(request, tmp_path_factory):
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 900, "record": record,
                   "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
+<<<<<<< HEAD
                   "restart_url": "http://127.0.0.1:%d" % restart_port, "pull_source": "tiny-org/krita-lora"}
+=======
+                  "restart_url": "http://127.0.0.1:%d" % restart_port, "slow_model": "tiny-vp-slow-live"}
+>>>>>>> g24live
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=960)
@@ -89,6 +99,7 @@ def krita_run(request, tmp_path_factory):
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
     report["server_log"] = server.log_tail(200000)
+    report["tiny_model"] = str(tiny_vp_dir)
     report["autostarted"] = started
     report["restarted"] = restarted
     report["models_dir"] = str(models)
@@ -476,6 +487,7 @@ def test_server_killed_mid_job_says_it_stopped_and_offers_to_start_it_again(krit
     assert krita_run[0]["restarted"].get("health") == "ok"
 
 
+<<<<<<< HEAD
 def test_models_panel_downloads_from_the_hub_with_progress_and_removes(krita_run):
     case, _, _ = _case(krita_run, "models_panel")
     assert any(line.startswith("sd15") for line in case["catalogue"]), case["catalogue"]
@@ -487,3 +499,66 @@ def test_models_panel_downloads_from_the_hub_with_progress_and_removes(krita_run
     assert "krita-lora  (LoRA)" in case["installed"], case
     assert case["remove_started"] and "krita-lora  (LoRA)" not in case["installed_after_remove"], case
     assert not (Path(krita_run[0]["models_dir"]) / "loras" / "krita-lora.safetensors").exists()
+=======
+# -- live mode (the docker's Live toggle) ---------------------------------------------------------------------
+def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_run):
+    """Six strokes painted by script with Live on: several distinct previews, a busy indicator, every job
+    of the session final, and the last preview is exactly the model's edit of the final canvas."""
+    case, out, url = _case(krita_run, "live")
+    assert case["live_on"] and case["idle"], case
+    assert case["live"]["size"] == 32 and case["live"]["sde"] == "ode", case["live"]
+    assert len(set(case["preview_keys"])) >= 4, case  # the first canvas and at least three stroke states
+    assert case["updates_shown"] >= 4 and case["busy_seen"]
+    assert set(case["sent_states"]) <= {"done", "cancelled"}, case["sent_states"]
+    params = case["params"]
+    assert params["seed"] == 23 and params["sde"] == "ode" and params["steps"] == 3 and params["samples"] == 1
+    expected = _edit_in_process(krita_run, out / "live-final-canvas.png", params)
+    assert decode_png((out / "live-last-preview.png").read_bytes()) == expected
+
+
+def _edit_in_process(krita_run, canvas_png, params):
+    """The tiny default model's edit of a canvas PNG in this process (the engine is deterministic per seed on
+    the CPU: the server, with one thread, gives the same bytes), as decode_png's (width, height, rgba)."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from sdedit.engine import edit
+    from sdedit.models import load_model
+
+    report, _, _ = krita_run
+    model = load_model(report["tiny_model"], device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        image = Image.open(canvas_png)
+        image.load()
+        result = edit(model, image, t0=params["t0"], sde=params["sde"], steps=params["steps"], seed=params["seed"])
+    finally:
+        torch.set_num_threads(threads)
+    buf = io.BytesIO()
+    result.images[0].save(buf, "PNG")
+    return decode_png(buf.getvalue())
+
+
+def test_live_apply_renders_the_result_at_full_size_as_one_undo_step(krita_run):
+    case, out, _ = _case(krita_run, "live")
+    assert case["apply_started"] and case["apply_report"]["ok"], case["apply_report"]
+    added = [name for name in case["layers_after_apply"] if name not in case["layers_before"]]
+    assert len(added) == 1 and "seed=23" in added[0], added
+    # the canvas is the live size here, so the full-size render with the same seed is the preview itself
+    assert _png(out, "live-applied.png") == decode_png((out / "live-last-preview.png").read_bytes())
+    assert case["layers_after_undo"] == case["layers_before"]
+    assert not case["live_after_off"]
+
+
+def test_live_off_stops_all_work_within_a_second(krita_run):
+    case, _, _ = _case(krita_run, "live_off")
+    assert case["running"] and case["busy_visible"], case
+    assert case["live"]["steps"] == 600
+    assert case["off_call_s"] < 0.2, case  # the toggle returns at once
+    assert case["job_state"]["state"] == "cancelled" and case["job_state"]["progress"] < 1.0, case
+    assert case["stopped_after_s"] <= 1.0 and case["worker_finished_after_s"] <= 1.5, case
+    assert case["sent_after_off"] == 0 and not case["live_after_off"] and not case["busy_after_off"]
+>>>>>>> g24live
