@@ -1,7 +1,7 @@
 """Any canvas size: layout, colour and detail of default edits from 256 px to 2048 px, and selection seams.
 
-Held-out stroke paintings (scenes from sdedit.train.scenes with seeds never used in training, turned into
-flat-colour paintings by sdedit.train.strokes, cropped to each canvas' aspect and resized to it) are edited
+Held-out stroke paintings (scenes from sdedit.synth.scenes with seeds never used in training, turned into
+flat-colour paintings by sdedit.synth.strokes, cropped to each canvas' aspect and resized to it) are edited
 with the model's default sampler at t0 0.3 / 0.5 / 0.7. Per cell (mean over the guides):
   blur-RMSE  result vs guide, both Gaussian-blurred with radius = longer side / 32 (0-255): layout + colour
   detail     std of luminance minus its 2-px Gaussian blur: a flat or blurry result has none
@@ -41,10 +41,10 @@ from canvas_metrics import blur_rmse, detail, region_colour, seam_score, streak_
 
 from sdedit.engine import edit, native_scale, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
-from sdedit.train import guides as composed  # noqa: E402
+from sdedit.synth import guides as composed  # noqa: E402
 from sdedit.train.dataset import HELD_OUT_SEED_BASE  # noqa: E402
-from sdedit.train.scenes import render_scene  # noqa: E402
-from sdedit.train.strokes import stroke_painting  # noqa: E402
+from sdedit.synth.scenes import render_scene  # noqa: E402
+from sdedit.synth.strokes import stroke_painting  # noqa: E402
 
 SIZES = ((256, 256), (512, 384), (640, 360), (1024, 768), (2048, 1536))
 T0S = (0.3, 0.5, 0.7)
@@ -85,7 +85,7 @@ COMPOSED = (composed.lake, composed.mountains, composed.sunset_sea, composed.val
 
 
 def composed_guide(index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Another kind of painting: hand-composed blocks with brushed outlines (sdedit.train.guides, the demo
+    """Another kind of painting: hand-composed blocks with brushed outlines (sdedit.synth.guides, the demo
     guides' generator: drawn shapes, not quantised scenes), drawn at the canvas' size; (guide, regions)."""
     painting = np.asarray(COMPOSED[index % len(COMPOSED)](width, height).convert("RGB"))
     return painting, _labels(painting)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from sdedit.models.unshuffle_unet import UnshuffleEpsNet
-from sdedit.train import guides
+from sdedit.synth import guides
 from sdedit.train.__main__ import main as train_main
 from sdedit.train.dataset import CropSampler, generate
-from sdedit.train.metrics import faithfulness_l2, kid, texture_features
-from sdedit.train.noise import fbm_1d, fbm_2d
-from sdedit.train.scenes import render_scene
-from sdedit.train.strokes import stroke_painting
+from sdedit.synth.metrics import faithfulness_l2, kid, texture_features
+from sdedit.synth.noise import fbm_1d, fbm_2d
+from sdedit.synth.scenes import render_scene
+from sdedit.synth.strokes import stroke_painting
 
 TINY = dict(block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
             down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
@@ -126,7 +126,7 @@ def test_training_smoke_resume_and_export(tmp_path):
 def test_bundled_examples_exist_and_match_the_generator():
     for name, fn in guides.EXAMPLES.items():
         path = REPO / "examples" / name
-        assert path.is_file(), f"missing {path}; run python -m sdedit.train.guides examples"
+        assert path.is_file(), f"missing {path}; run python -m sdedit.synth.guides examples"
         from PIL import Image
         im = np.asarray(Image.open(path).convert("RGB"))
         assert im.shape[:2] == fn().size[::-1]
@@ -186,7 +186,7 @@ def test_device_crop_sampler_crops_are_scene_pixels_or_half_scale_views():
 def test_half_scale_kid_ignores_a_one_pixel_blur_that_texture_kid_punishes():
     from PIL import Image, ImageFilter
 
-    from sdedit.train.metrics import half_scale
+    from sdedit.synth.metrics import half_scale
 
     real = np.stack([render_scene(1_000_000 + s, 64) for s in range(24)])
     other = np.stack([render_scene(1_100_000 + s, 64) for s in range(24)])

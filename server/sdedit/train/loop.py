@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..models.unshuffle_unet import UnshuffleEpsNet, make_scheduler
 from .dataset import CropSampler, DeviceCropSampler, load_scenes
 
-TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
+TRAINED_ON = ("procedural landscape scenes rendered by sdedit.synth.scenes (numpy fractal noise: skies, clouds, "
               "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
               "dusk/overcast) and, from v3, 3-D heightfield landscapes rendered by sdedit.synth.terrain, 256x256, "
               "random {crop}x{crop} crops of the scenes and of the whole scenes at half scale")
