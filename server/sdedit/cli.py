@@ -149,12 +149,14 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sdedit.engine import edit  # torch and the engine: only now that the edit will run here
-    from sdedit.engine.latent_edit import validate_text
     from sdedit.models import load_model
+    from sdedit.models.facts import facts_of
+    from sdedit.params import validate_text
 
     model = load_model(args.model, args.device, args.precision)
-    args.sde = args.sde or getattr(model, "default_sde", "vp")
-    validate_text(model, args.prompt, args.negative_prompt, args.guidance)
+    facts = facts_of(model)
+    args.sde = args.sde or facts.default_sde
+    validate_text(facts, args.prompt, args.negative_prompt, args.guidance)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:

@@ -104,6 +104,7 @@ class EngineBackend:
         import torch
 
         from ..models import load_model
+        from ..models.facts import facts_of
         from ..models.speed import compile_requested
 
         model = load_model(None, device=self.device)
@@ -113,7 +114,7 @@ class EngineBackend:
         if compile_requested():
             side = model.resolution or 256
             side = -(-side // model.size_multiple) * model.size_multiple
-            if getattr(model, "kind", "pixel") == "latent":  # Stable Diffusion: a 4-channel latent, 1/8 the side
+            if facts_of(model).kind == "latent":  # Stable Diffusion: a 4-channel latent, 1/8 the side
                 model.eps_vp(torch.zeros(1, 4, side // 8, side // 8, device=model.device), 500)
                 return
             model.eps_vp(torch.zeros(1, 3, side, side, device=model.device), 500)

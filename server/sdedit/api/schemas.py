@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
-from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
+from ..params import MAX_GUIDANCE, MAX_PROMPT_CHARS
 
 #: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]

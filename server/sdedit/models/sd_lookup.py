@@ -38,4 +38,4 @@ def describe_sd(model_id: str, path: Path) -> ModelInfo:
     family = family_of(path)
     description = (sidecar(path).get("description") if path.is_file() else None) or family.title
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=DEFAULT_SDE)
+                     text=True, default_sde=DEFAULT_SDE, native_size=family.resolution)
