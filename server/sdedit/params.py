@@ -21,6 +21,14 @@ SDE_NAMES = ("vp", "ve", "ode", "ddim")  # the engine's SAMPLERS, in the same or
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def edit_limits() -> dict:
+    """The ranges of an edit's parameters, as the server publishes them (GET /v1/health "limits") so that
+    clients read them instead of keeping a copy (shared/sdedit_client/params.py keeps one for older servers)."""
+    return {"t0_min_exclusive": T0_MIN_EXCLUSIVE, "t0_max": T0_MAX, "max_samples": MAX_SAMPLES,
+            "max_steps": MAX_STEPS, "max_seed": MAX_SEED, "min_guidance": MIN_GUIDANCE, "max_guidance": MAX_GUIDANCE,
+            "max_prompt_chars": MAX_PROMPT_CHARS, "samplers": list(SDE_NAMES)}
+
+
 def validate(t0: float, sde: str, steps: int | None, samples: int, seed: int | None) -> None:
     """Range checks with messages that name the parameter and its allowed values."""
     if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (T0_MIN_EXCLUSIVE < float(t0) <= T0_MAX):

@@ -33,6 +33,7 @@ from .schemas import (
     JobState,
     JobStatus,
     ModelEntry,
+    PublishedLimits,
     ValidationProblem,
 )
 
@@ -99,7 +100,9 @@ def create_app(
 
     @public.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(status="ok", device=backend.device, models=[info.id for info in backend.models()])
+        infos = backend.models()
+        return Health(status="ok", device=backend.device, models=[info.id for info in infos],
+                      limits=published_limits(backend, limits, infos))
 
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
@@ -158,6 +161,19 @@ def create_app(
     app.include_router(public)
     app.include_router(private)
     return app
+
+
+def published_limits(backend: EngineBackend, limits: Limits, infos: list) -> PublishedLimits:
+    """The edit's parameter ranges (sdedit/params.py), the request limits and the default model's job budget."""
+    from ..params import edit_limits
+
+    work = why = None
+    budget = getattr(backend, "budget", None)
+    default = next((i for i in infos if i.default), None)
+    if budget is not None and default is not None:
+        work, why = budget.limit(default.id)
+    return PublishedLimits(**edit_limits(), max_pixels=limits.max_pixels, max_body_bytes=limits.max_body_bytes,
+                           max_work=work, max_work_why=why)
 
 
 # -- request handling --------------------------------------------------------------------------------------
