@@ -3,6 +3,9 @@
 - blur-RMSE: RMS difference (0-255) between result and guide, both Gaussian-blurred with a radius of
   longer side / 32 (so it compares layout and colour at a scale that does not depend on the canvas size);
 - detail: standard deviation of luminance minus its 2-px Gaussian blur (a flat or blurry result has none);
+- streak ratio: of that same high-pass luminance, mean |d/dx|^2 over mean |d/dy|^2. Vertical streaks ("dripping
+  paint") put their energy into horizontal differences (> 1); isotropic texture is near 1, and landscapes,
+  mostly horizontal structure (horizons, strata, ripples), are near 1 or below;
 - seam score: how much the result jumps across a selection's outline more than the guide does there.
   Along the outline, for each boundary pixel, the colour step between the mean of a thin band just inside and
   just outside (colour term), and the difference of mean gradient magnitude between those bands (texture
@@ -32,6 +35,15 @@ def detail(result: np.ndarray) -> float:
     """Standard deviation of luminance minus its 2-px Gaussian blur (0-255)."""
     lum = result.astype(np.float32) @ LUMA
     return float(np.std(lum - _blur(lum, 2.0)))
+
+
+def streak_ratio(result: np.ndarray) -> float:
+    """Horizontal over vertical gradient energy of the 2-px high-pass luminance (> 1: vertical streaks)."""
+    lum = result.astype(np.float32) @ LUMA if result.ndim == 3 else result.astype(np.float32)
+    high = lum - _blur(lum, 2.0)
+    gx = np.mean(np.diff(high, axis=1) ** 2)
+    gy = np.mean(np.diff(high, axis=0) ** 2)
+    return float(gx / max(gy, 1e-12))
 
 
 def _grad(img: np.ndarray) -> np.ndarray:

@@ -295,7 +295,7 @@ def test_submit_status_result_and_unknown_job(client):
     job = client.submit(encode_png(16, 16, _guide(16, 16)), t0=0.3, steps=2, seed=1)
     deadline = time.monotonic() + 60
     state = client.status(job)
-    assert set(state) == {"id", "state", "progress", "error"} and state["id"] == job
+    assert set(state) == {"id", "state", "progress", "error", "superseded_by"} and state["id"] == job
     while state["state"] not in ("done", "failed", "cancelled") and time.monotonic() < deadline:
         time.sleep(0.1)
         state = client.status(job)

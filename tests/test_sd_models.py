@@ -182,7 +182,7 @@ def test_sidecar_overrides_family_and_prediction(tmp_path, sd_files):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ddim_matches_diffusers_img2img_latents(sd_files, family):
     """Same components, same seed: our deterministic sampler ends on diffusers' img2img latents (DDIM, eta 0,
-    strength = t0, num_inference_steps = steps / t0; diffusers told to end at alpha 1 as we do)."""
+    strength = t0, num_inference_steps = steps / t0, "trailing" spacing; diffusers told to end at alpha 1 as we do)."""
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 
     from sdedit import imaging
@@ -196,7 +196,8 @@ def test_ddim_matches_diffusers_img2img_latents(sd_files, family):
     view = model.conditioned(model.encode_text("a lake at dawn", "", 6.0, (64, 64)))
     ours = sample_ddim(view, SamplerInput(z, None, NoiseSource([7], tuple(z.shape[1:]), z.device), 0.5, 5), lambda: None)
 
-    sched = DDIMScheduler.from_config(made[family]["components"]["scheduler"].config, set_alpha_to_one=True)
+    sched = DDIMScheduler.from_config(made[family]["components"]["scheduler"].config, set_alpha_to_one=True,
+                                      timestep_spacing="trailing")  # where diffusers' plan starts at SDEdit's t0
     common = dict(vae=model.vae, unet=model.unet, scheduler=sched, tokenizer=model.tokenizers[0],
                   text_encoder=model.text_encoders[0])
     if family == "sdxl":

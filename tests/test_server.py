@@ -1,4 +1,4 @@
-"""The HTTP server against a real `run_server` process on a free loopback port (DESIGN.md §3).
+"""The HTTP server against a real `run_server` process on a free loopback port (docs/design.md §3).
 
 Every job uses the session's tiny random model (tests/tiny_models.py) and few steps, so the whole module
 runs in well under a minute on a busy CPU. Results are compared pixel for pixel with the same edit run
@@ -119,7 +119,8 @@ def test_health_and_models(http):
 
     models = http.get("/v1/models").json()
     by_id = {m["id"]: m for m in models}
-    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde"}  # DESIGN §3
+    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde", "live"}  # docs/design.md §3
+    assert by_id["tiny-vp"]["live"] == {"sde": "ode", "steps": 3, "size": 32, "guidance": None}  # live mode
     assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
     assert (by_id["tiny-vp"]["kind"], by_id["tiny-vp"]["text"], by_id["tiny-vp"]["default_sde"]) == ("pixel", False, "vp")
     assert by_id["tiny-vp"]["resolution"] == 32
@@ -147,7 +148,8 @@ def test_job_life_cycle(http, reference):
 
     status = wait_final(http, job["id"])
     seconds = status.pop("seconds")
-    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None}
+    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None,
+                      "superseded_by": None}
     assert 0 < seconds < 120
     result = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert result["seeds"] == [77, 78]
@@ -163,6 +165,21 @@ def test_job_life_cycle(http, reference):
     assert http.get("/v1/jobs/0123456789abcdef/result").status_code == 404
     assert http.get("/v1/jobs/0123456789abcdef").status_code == 404
     assert http.delete("/v1/jobs/0123456789abcdef").status_code == 404
+
+
+def test_result_says_which_steps_and_sampler_ran(http, server):
+    """Issue 20, item 7: with steps and sampler left to the model, the result says what ran, so the plugins'
+    history shows the steps instead of 0; the plugins' client keeps it in ``last_ran``."""
+    from sdedit_client import Client
+
+    image = random_image(40, 32, seed=3)
+    _, result = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "sde": "ddim"})
+    assert result["steps"] == 20 and result["sde"] == "ddim"  # the fast samplers' default: 20 steps
+    _, asked = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "steps": 3})
+    assert asked["steps"] == 3 and asked["sde"] == "vp"  # the model's declared default sampler
+    client = Client(server.url, token=server.token)
+    client.run(image_bytes(image), t0=0.5, seed=4, sde="ode")
+    assert client.last_ran == {"steps": 20, "sde": "ode"}
 
 
 def test_every_sampler_and_jpeg_webp_input(http, reference):

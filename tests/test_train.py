@@ -195,3 +195,24 @@ def test_half_scale_kid_ignores_a_one_pixel_blur_that_texture_kid_punishes():
     full = kid(texture_features(blurred), texture_features(real), subset_size=12)[0]
     half = kid(texture_features(half_scale(blurred)), texture_features(half_scale(real)), subset_size=12)[0]
     assert half < full
+
+
+def test_attention_grows_from_attention_free_weights_as_the_identity(tmp_path):
+    """--attention with --init: today's weights load, the new mid-block attention starts at zero, so the
+    grown network computes what the old one did; its export loads in plain torch (no diffusers)."""
+    from sdedit.models.plain_unet import PlainUNet2D
+    from sdedit.train.loop import load_grown
+
+    torch.manual_seed(0)
+    old = UnshuffleEpsNet.new(eps_skip=0.5, **TINY).eval()
+    grown = UnshuffleEpsNet.new(eps_skip=0.5, **TINY, add_attention=True, attention_head_dim=16).eval()
+    added = load_grown(grown.unet, old.unet.state_dict())
+    assert added and all(".attentions." in k for k in added)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(grown(x, 300.0), old(x, 300.0), atol=1e-6)
+    grown.save_folder(tmp_path / "m", dtype=torch.float32)
+    loaded = UnshuffleEpsNet.from_folder(tmp_path / "m")
+    assert isinstance(loaded.unet, PlainUNet2D) and hasattr(loaded.unet.mid_block, "attentions")
+    with pytest.raises(SystemExit):  # weights of another shape are refused in one sentence
+        load_grown(grown.unet, {"conv_in.weight": torch.zeros(1)})

@@ -208,8 +208,12 @@ def _open_clip_keys(encoder, prefix: str, projection: torch.Tensor) -> dict:
     return out
 
 
-def original_state_dict(components: dict, family: str) -> dict:
-    """The components' weights renamed to the original single-file layout of their family."""
+def original_state_dict(components: dict, family: str, text_model_level: bool = True) -> dict:
+    """The components' weights renamed to the original single-file layout of their family.
+
+    `text_model_level=False` writes the CLIP encoder as diffusers' conversion script does under transformers 5
+    (`cond_stage_model.transformer.embeddings.*`: CLIPTextModel's own keys, which lost `text_model.`)."""
+    level = "text_model." if text_model_level else ""
     unet, vae = components["unet"], components["vae"]
     cfg = dict(unet.config)
     state = {"model.diffusion_model." + _unet_key(k, cfg): v for k, v in unet.state_dict().items()}
@@ -219,22 +223,23 @@ def original_state_dict(components: dict, family: str) -> dict:
         state["first_stage_model." + key] = value
     encoders = components["text_encoders"]
     if family == "sd1":
-        state.update(_clip_keys(encoders[0], "cond_stage_model.transformer.text_model."))
+        state.update(_clip_keys(encoders[0], "cond_stage_model.transformer." + level))
     elif family == "sd2v":
         width = encoders[0].config.hidden_size
         state.update(_open_clip_keys(encoders[0], "cond_stage_model.model.", torch.eye(width)))
     else:
-        state.update(_clip_keys(encoders[0], "conditioner.embedders.0.transformer.text_model."))
+        state.update(_clip_keys(encoders[0], "conditioner.embedders.0.transformer." + level))
         proj = encoders[1].state_dict()["text_projection.weight"].T.contiguous()
         state.update(_open_clip_keys(encoders[1], "conditioner.embedders.1.model.", proj))
     return {k: v.contiguous() for k, v in state.items()}
 
 
-def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str | None = "config") -> dict:
+def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str | None = "config",
+                      text_model_level: bool = True) -> dict:
     """A single-file checkpoint (.safetensors or .ckpt) of a tiny family, plus a sidecar JSON pointing at its
     configs (the shipped ones are for the real sizes). Returns the components it was made from."""
     components = tiny_components(family, seed)
-    state = original_state_dict(components, family)
+    state = original_state_dict(components, family, text_model_level)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file

@@ -1,20 +1,24 @@
 """`sdedit edit` through a running local server: its model is already loaded, so the command skips
 importing torch and loading the model, and the output files are byte for byte those of a local run.
 
-Only when the edit means exactly the same thing there: a server on this computer, a model it knows by id
-(the server never opens paths), the same device, no precision override. Otherwise, or when no server
-answers within a moment, the caller edits locally. Imports no torch (only the standard-library client).
+Only when the edit means exactly the same thing there: a server on this computer that proves it is this
+user's sdedit (sdedit_client.handoff_key: an HMAC of a fresh nonce with a secret in a private file; the
+token and picture are sent only after it), a model it knows by id (the server never opens paths), the same
+device, no precision override; and only results that match the input (count, seeds, size, mode) are written.
+Otherwise, or when no server answers within a moment, the caller edits locally and says why in one line.
+Imports no torch (only the standard-library client).
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import os
 import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Tuple, Union
 
 SERVER_URL_ENV = "SDEDIT_SERVER_URL"  # where `sdedit edit` looks for a server; "off" never looks
 DEFAULT_MODEL_ENV = "SDEDIT_DEFAULT_MODEL"  # the registry's override of the default model (models/registry.py)
@@ -43,9 +47,12 @@ def model_id_for_server(model: Optional[str]) -> Optional[str]:
     return None if Path(ref).expanduser().exists() else ref
 
 
-def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: Callable[[str], None]) -> bool:
+def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: Callable[[str], None],
+                   guide: Optional[Any] = None) -> bool:
     """Run the edit on a local server and write `paths` with `save(image, path)`; False = edit locally.
 
+    Only a server that proves it is this user's sdedit gets the picture and the token (`prove_server`), and its
+    results are checked (count, size, mode against `guide`, the decoded input) before anything is written.
     `note` gets one line for the user (why it fell back, or what it did). Ctrl-C cancels the server's job.
     """
     url = server_url()
@@ -61,11 +68,17 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     host = urllib.parse.urlsplit(url if "://" in url else "http://" + url).hostname
     if not _is_loopback(host):
         return False
-    try:
-        client = Client(url, token=os.environ.get("SDEDIT_TOKEN"), timeout=PROBE_TIMEOUT_S)
+    proven = prove_server(url)
+    if proven is None:
+        return False  # nothing answers: the usual case, and silent
+    if isinstance(proven, Refusal):
+        note(f"the program at {url} did not prove it is your sdedit server ({proven}); editing here instead.")
+        return False
+    try:  # from here on every request goes to the proven address, with the token
+        client = Client(proven, token=os.environ.get("SDEDIT_TOKEN"), timeout=PROBE_TIMEOUT_S)
         health = client.health()
     except SDEditError:
-        return False  # nothing answers: the usual case, and silent
+        return False
     if not isinstance(health, dict) or model not in (health.get("models") or []):
         return False
     if args.device != "auto" and _device_kind(args.device) != _device_kind(str(health.get("device", ""))):
@@ -92,14 +105,99 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
         return False
     finally:
         bar.close()
-    from PIL import Image
-
-    for png, path in zip(pngs, paths):
-        save(Image.open(io.BytesIO(png)), path)
+    images, problem = checked_results(pngs, seeds, args.samples, args.seed, guide)
+    if problem:
+        note(f"the server at {client.base_url} sent {problem}; editing here instead.")
+        return False
+    for picture, path in zip(images, paths):
+        save(picture, path)
     if not args.quiet:
         note(f"wrote {', '.join(map(str, paths))} via the server at {client.base_url} ({args.sde or 'default sampler'}, t0={args.t0}, "
              f"seed {', '.join(str(s) for s in seeds)}, {time.perf_counter() - started:.1f} s)")
     return True
+
+
+class Refusal(str):
+    """Why a program on the port is not trusted with the job (a few words)."""
+
+
+def prove_server(url: str) -> Union[None, str, Refusal]:
+    """The base URL of the proven server (its own address, which may differ from `url`'s `localhost`), None when
+    nothing answers, or a Refusal. Sends no token and no picture: only a fresh nonce."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from sdedit_client.client import normalize_url
+    from sdedit_client.handoff_key import KeyProblem, load_key, new_nonce, normal_host, proof_matches
+
+    try:
+        base = normalize_url(url)
+    except Exception:  # noqa: BLE001 - a bad $SDEDIT_SERVER_URL: nothing to hand off to
+        return None
+    parts = urllib.parse.urlsplit(base)
+    port = parts.port or 80
+    nonce = new_nonce()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{base}/v1/handoff?nonce={nonce}", timeout=PROBE_TIMEOUT_S) as response:
+            payload = response.read(4096)
+    except urllib.error.HTTPError as error:
+        return Refusal(f"it answered HTTP {error.code} to the hand-off proof")
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return None
+    try:
+        answer = json.loads(payload.decode("utf-8"))
+        host, offered, answered_port = normal_host(str(answer["host"])), answer["proof"], int(answer["port"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return Refusal("its answer to the hand-off proof is not one")
+    try:
+        key = load_key()
+    except KeyProblem as problem:
+        return Refusal(str(problem))
+    if not proof_matches(key, nonce, host, answered_port, offered):
+        return Refusal("its proof does not match your key")
+    if answered_port != port or not _is_loopback(host):
+        return Refusal(f"its proof is for {host}:{answered_port}, another address")
+    wanted = normal_host(parts.hostname or "")
+    if wanted != "localhost" and wanted != host:
+        return Refusal(f"its proof is for {host}:{answered_port}, another address")
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{answered_port}"
+
+
+def checked_results(pngs: list, seeds: list, samples: int, seed: Optional[int], guide: Any) -> Tuple[list, str]:
+    """(decoded images, '') when the server's answer is what this edit must give, else ([], what is wrong)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(pngs) != samples or len(seeds) != samples:
+        return [], f"{len(pngs)} image(s) and {len(seeds)} seed(s) for {samples} sample(s)"
+    if seed is not None and list(seeds) != [seed + k for k in range(samples)]:
+        return [], f"seeds {seeds} for seed {seed}"
+    images = []
+    for k, png in enumerate(pngs):
+        try:
+            picture = Image.open(io.BytesIO(png))
+            if picture.format != "PNG":
+                return [], f"image {k} as {picture.format}, not PNG"
+            picture.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            return [], f"image {k} that is not a readable PNG"
+        if guide is not None:
+            if picture.size != guide.size:
+                return [], (f"a {picture.width}x{picture.height} image for a {guide.width}x{guide.height} input")
+            if picture.mode != result_mode(guide):
+                return [], f"an image in mode {picture.mode} for an input that gives {result_mode(guide)}"
+        images.append(picture)
+    return images, ""
+
+
+def result_mode(guide: Any) -> str:
+    """The mode of the engine's result for this input (imaging.rebuild_image): alpha kept, grey stays grey."""
+    has_alpha = guide.mode in ("RGBA", "LA", "PA") or (guide.mode == "P" and "transparency" in guide.info)
+    if has_alpha:
+        return "RGBA"
+    return "L" if guide.mode == "L" else "RGB"
 
 
 def _is_loopback(host: Optional[str]) -> bool:

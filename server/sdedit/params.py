@@ -17,7 +17,7 @@ MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1
 MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 50.0
 MAX_PROMPT_CHARS = 2000
-SDE_NAMES = ("vp", "ve", "ode", "ddim")  # the engine's SAMPLERS, in the same order
+SDE_NAMES = ("vp", "ve", "ode", "ddim", "lcm", "euler_a")  # the engine's SAMPLERS, in the same order
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 

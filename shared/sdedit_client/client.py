@@ -1,4 +1,4 @@
-"""HTTP client for the SDEdit server (DESIGN §3 API), on urllib only.
+"""HTTP client for the SDEdit server (docs/design.md §3 API), on urllib only.
 
 Every failure becomes an :class:`~sdedit_client.errors.SDEditError` subclass with a one-sentence message,
 so a plugin can show ``str(error)`` to the painter as is.
@@ -7,6 +7,7 @@ so a plugin can show ``str(error)`` to the painter as is.
 import base64
 import json
 import socket
+import struct
 import time
 import urllib.error
 import urllib.parse
@@ -22,7 +23,7 @@ from .errors import (
     SDEditError,
     ServerUnavailable,
 )
-from .params import FALLBACK_LIMITS, limits_from, validate_params, validate_text
+from .params import FALLBACK_LIMITS, limits_from, validate_params, validate_session, validate_text
 from .settings import DEFAULT_URL
 
 START_HINT = "start it by running sdedit serve"
@@ -62,6 +63,8 @@ class Client:
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
         self._opener = urllib.request.build_opener(*handlers)
         self._limits: Optional[Dict[str, Any]] = None  # what the server published, once health was asked
+        #: What the last fetched result says ran: {"steps": int, "sde": str} (empty from older servers).
+        self.last_ran: Dict[str, Any] = {}
 
     # -- the API -----------------------------------------------------------------------------------------
     def health(self) -> Dict[str, Any]:
@@ -90,11 +93,13 @@ class Client:
     def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5,
                sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
                seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
-               negative_prompt: Optional[str] = None, guidance: Optional[float] = None) -> str:
+               negative_prompt: Optional[str] = None, guidance: Optional[float] = None,
+               session: Optional[str] = None) -> str:
         """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
 
         ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
-        given (for models that take a prompt).
+        given (for models that take a prompt). ``session`` (live mode): the server cancels this session's
+        queued or running job ("superseded"), so only the newest edit of a live canvas is worked on.
         """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
@@ -105,13 +110,16 @@ class Client:
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
         body.update({key: value for key, value in params.items() if value is not None})
+        if session is not None:
+            body["session"] = validate_session(session)
         answer = self._request("POST", "/v1/jobs", body)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise self._not_sdedit("the job answer has no id")
         return str(answer["id"])
 
     def status(self, job_id: str) -> Dict[str, Any]:
-        """``{"id", "state", "progress", "error"}`` of a job."""
+        """``{"id", "state", "progress", "error", "superseded_by"}`` of a job (``superseded_by``: the newer job
+        of the same live session that replaced it, else None)."""
         answer = self._request("GET", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or "state" not in answer:
             raise self._not_sdedit("the job status has no state")
@@ -120,10 +128,12 @@ class Client:
         except (TypeError, ValueError):
             progress = 0.0
         return {"id": answer.get("id", job_id), "state": str(answer["state"]), "progress": progress,
-                "error": answer.get("error")}
+                "error": answer.get("error"), "superseded_by": answer.get("superseded_by")}
 
     def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
-        """The finished job's images (PNG bytes, the input's size) and the seed of each."""
+        """The finished job's images (PNG bytes, the input's size) and the seed of each.
+
+        What ran (the sampler steps and sampler, when the server says) is kept in ``last_ran``."""
         answer = self._request("GET", "/v1/jobs/%s/result" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
             raise self._not_sdedit("the result has no image list")
@@ -132,6 +142,12 @@ class Client:
         except (TypeError, ValueError):
             raise self._not_sdedit("a result image is not valid base64")
         seeds = [int(s) for s in answer.get("seeds") or []]
+        ran: Dict[str, Any] = {}
+        if isinstance(answer.get("steps"), int) and not isinstance(answer.get("steps"), bool):
+            ran["steps"] = answer["steps"]
+        if isinstance(answer.get("sde"), str):
+            ran["sde"] = answer["sde"]
+        self.last_ran = ran
         return images, seeds
 
     def cancel(self, job_id: str) -> None:
@@ -160,6 +176,7 @@ class Client:
         is deleted on the server and :class:`JobCancelled` raised. Blocking: call it off the GUI thread.
         """
         job_id = self.submit(image_png, mask_png, **params)
+        samples = int(params.get("samples") or 1)
         try:
             while True:
                 if should_cancel is not None and should_cancel():
@@ -168,7 +185,9 @@ class Client:
                 if on_progress is not None:
                     on_progress(state["progress"])
                 if state["state"] == "done":
-                    return self.result(job_id)
+                    images, seeds = self.result(job_id)
+                    self.check_results(images, seeds, samples, png_size(image_png))
+                    return images, seeds
                 if state["state"] == "failed":
                     raise JobFailed("The SDEdit server could not finish the edit: %s"
                                     % _sentence(state.get("error") or "it gave no reason."))
@@ -178,6 +197,26 @@ class Client:
         except (JobCancelled, KeyboardInterrupt):
             self._cancel_quietly(job_id)
             raise
+
+    def check_results(self, images: List[bytes], seeds: List[int], samples: int,
+                      size: Optional[Tuple[int, int]]) -> None:
+        """Raise SDEditError unless there is one PNG (8-bit grey/RGB/RGBA) of the input's ``size`` per sample:
+        a result that is not what was asked for is never handed to the editor."""
+        if len(images) != samples or len(seeds) != samples:
+            raise self._wrong_result("%d image(s) and %d seed(s) for %d sample(s)" % (len(images), len(seeds),
+                                                                                         samples))
+        for index, png in enumerate(images):
+            header = png_header(png)
+            if header is None:
+                raise self._wrong_result("image %d is not a PNG" % index)
+            if size is not None and header[:2] != tuple(size):
+                raise self._wrong_result("a %dx%d image for a %dx%d input" % (header[0], header[1], size[0], size[1]))
+            if header[2:] not in ((8, 0), (8, 2), (8, 6)):
+                raise self._wrong_result("image %d has an unexpected pixel format" % index)
+
+    def _wrong_result(self, what: str) -> SDEditError:
+        return SDEditError("The server at %s sent a wrong result (%s); nothing was changed: check that the server "
+                           "URL points at your SDEdit server." % (self.base_url, what))
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def _cancel_quietly(self, job_id: str) -> None:
@@ -246,6 +285,20 @@ class Client:
     def _not_sdedit(self, what: str) -> SDEditError:
         return SDEditError("The server at %s did not answer like an SDEdit server (%s): check the server URL."
                            % (self.base_url, what))
+
+
+def png_header(data: bytes) -> Optional[Tuple[int, int, int, int]]:
+    """(width, height, bit depth, colour type) from a PNG's IHDR, or None when the bytes are not a PNG."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < 33 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" \
+            or bytes(data[12:16]) != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", bytes(data[16:24]))
+    return width, height, data[24], data[25]
+
+
+def png_size(data: bytes) -> Optional[Tuple[int, int]]:
+    header = png_header(data)
+    return None if header is None else header[:2]
 
 
 def _server_message(error: urllib.error.HTTPError) -> str:

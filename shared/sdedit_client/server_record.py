@@ -43,6 +43,34 @@ def cache_dir(platform: Optional[str] = None) -> str:
     return os.path.join(base, "sdedit")
 
 
+def private_dir(path: str) -> str:
+    """Create ``path`` (and its parents) for this user only (0700) and tighten it if it already exists and is
+    ours; returns it. Logs, locks, the server record and the hand-off key live in such folders."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if not sys.platform.startswith("win"):
+        try:
+            info = os.stat(path)
+            if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                os.chmod(path, 0o700)
+        except OSError:
+            pass
+    return path
+
+
+def private_file(path: str, mode: str = "w", encoding: Optional[str] = "utf-8"):
+    """``open(path, mode)`` for a file only this user may read (created 0600; an existing one made 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    if "+" in mode:
+        flags = (flags & ~os.O_WRONLY) | os.O_RDWR
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o600)
+    if not sys.platform.startswith("win"):
+        try:
+            os.fchmod(fd, 0o600)
+        except OSError:
+            pass
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+
+
 def record_path() -> str:
     """The server record's path: $SDEDIT_SERVER_RECORD, else ``server.json`` in :func:`config_dir`."""
     return os.environ.get(RECORD_ENV) or os.path.join(config_dir(), "server.json")
@@ -66,9 +94,9 @@ def write_record(python: str, root: str = "", env: Optional[Dict[str, str]] = No
         "env": dict(env or {}),
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    private_dir(os.path.dirname(os.path.abspath(path)))
     tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with private_file(tmp, "w") as handle:
         json.dump(record, handle, indent=2)
         handle.write("\n")
     os.replace(tmp, path)

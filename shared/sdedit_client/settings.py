@@ -101,7 +101,7 @@ def text_params(settings: Dict[str, Any]) -> Dict[str, Any]:
 def model_takes_text(models: List[Dict[str, Any]], model_id: Optional[str]) -> bool:
     """Whether the model ``model_id`` ("" or None = the server's default) takes a prompt, per GET /v1/models.
 
-    A server that does not say (older than DESIGN §3's ``text`` field) takes none.
+    A server that does not say (older than docs/design.md §3's ``text`` field) takes none.
     """
     wanted = (model_id or "").strip()
     for model in models or []:
@@ -134,3 +134,37 @@ def default_values(current: Dict[str, Any]) -> Dict[str, Any]:
         if current.get(key):
             out[key] = current[key]
     return out
+
+
+# -- what the dialogs say about the server and its models (the same words in Krita and GIMP) -----------------
+def model_label(model: Dict[str, Any]) -> str:
+    """A model list entry, e.g. ``tiny-vp (VP, 256px, default)`` or ``sd15 (VP, 512px, prompt)``."""
+    extras = []
+    if model.get("default_sde") or model.get("sde"):
+        extras.append(str(model.get("default_sde") or model.get("sde")).upper())
+    if model.get("resolution"):
+        extras.append("%spx" % model["resolution"])
+    if model.get("text"):
+        extras.append("prompt")
+    if model.get("default"):
+        extras.append("default")
+    return "%s (%s)" % (model.get("id"), ", ".join(extras)) if extras else str(model.get("id"))
+
+
+def text_note(takes_text: bool, compact: bool = False) -> str:
+    """The line under the prompt fields: why they are enabled, or why not."""
+    if takes_text:
+        return "This model takes a prompt; empty = the plain (unconditional) edit."
+    if compact:
+        return "Prompts: only for models that take text."
+    return "The prompt fields are for models that take text (Stable Diffusion); this one does not."
+
+
+def connected_text(models: List[Any], health: Dict[str, Any]) -> str:
+    """The server line once the server answered."""
+    return "Connected: %d model(s), running on %s." % (len(models), health.get("device", "an unknown device"))
+
+
+def not_started_text(base_url: str) -> str:
+    """The server line for a local server that is not running: the edit starts it, nobody else has to."""
+    return "No SDEdit server answers at %s yet: it is started when the edit begins." % base_url

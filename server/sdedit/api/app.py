@@ -1,4 +1,4 @@
-"""The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
+"""The FastAPI application: docs/design.md §3 endpoints over a JobQueue and the engine backend."""
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +9,12 @@ from typing import Any, List, Optional, Sequence
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sdedit_client.handoff_key import normal_host, proof
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
-from .auth import BearerAuth
+from .auth import BearerAuth, TokenGate
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
 from .budget import Budget, check_request
@@ -26,6 +27,7 @@ from .preview import preview_png
 from .stream import result_response
 from .schemas import (
     ErrorMessage,
+    HandoffProof,
     Health,
     JobCreated,
     JobRequest,
@@ -62,13 +64,17 @@ def create_app(
     backend: Optional[EngineBackend] = None,
     bind_host: Optional[str] = None,
     allow_hosts: Sequence[str] = (),
+    handoff_key: Any = "auto",
 ) -> FastAPI:
     """Build the app. `token` None = no auth (loopback only; run_server enforces that). Requests must be
-    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py)."""
+    addressed to loopback, `bind_host` or one of `allow_hosts` (DNS rebinding, see hostguard.py).
+    `handoff_key`: the per-user secret that GET /v1/handoff proves ("auto": read, or created, from the user's
+    key file; None: no proof, `sdedit edit` then edits in its own process)."""
     limits = limits or Limits.from_env()
     backend = backend or EngineBackend(device)
     if getattr(backend, "budget", False) is None:
         backend.budget = Budget(backend.device, limits.max_work, limits.max_job_s)
+    proof_key = _handoff_key() if handoff_key == "auto" else handoff_key
     queue = JobQueue(backend.run, limits, warm_up=getattr(backend, "warm_up", None),
                      workers=getattr(backend, "workers", 1))  # a pool backend (sdedit.cluster) runs several
 
@@ -84,13 +90,14 @@ def create_app(
     app = FastAPI(
         title="SDEdit server",
         version=__version__,
-        description="Stochastic differential editing for the Krita and GIMP plugins (DESIGN.md §3).",
+        description="Stochastic differential editing for the Krita and GIMP plugins (docs/design.md §3).",
         lifespan=lifespan,
     )
     app.state.queue = queue
     app.state.backend = backend
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
+    app.add_middleware(TokenGate, token=token)  # before any body is read
     app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
     _install_error_handlers(app)
 
@@ -104,18 +111,32 @@ def create_app(
         return Health(status="ok", device=backend.device, models=[info.id for info in infos],
                       limits=published_limits(backend, limits, infos))
 
+    @public.get("/handoff", response_model=HandoffProof, responses={404: _ERRORS[404], 422: _ERRORS[422]})
+    async def handoff(request: Request, nonce: str = Query(..., min_length=32, max_length=128, pattern="^[0-9a-f]+$",
+                                                           description="A fresh random hex string from the client.")
+                      ) -> HandoffProof:
+        """Proves this is the user's own sdedit (see sdedit_client.handoff_key): HMAC of the nonce and the address
+        the request reached, with the per-user secret. No token needed: the token is sent only after this."""
+        if proof_key is None:
+            raise ApiError(404, "This server has no hand-off key (its key file is missing or not private); "
+                                "clients edit in their own process.")
+        host, port = (request.scope.get("server") or ("", 0))[:2]
+        return HandoffProof(proof=proof(proof_key, nonce, str(host), int(port)), host=normal_host(str(host)),
+                            port=int(port))
+
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
-                           default_sde=i.default_sde) for i in backend.models()]
+                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict())
+                for i in backend.models()]
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
     def submit(request: JobRequest) -> JobCreated:
-        _refuse_if_full(queue, limits)
+        _refuse_if_full(queue, request.session)
         params, describe = _validated(request, backend, limits)
         try:
-            job = queue.submit(params, describe)
+            job = queue.submit(params, describe, session=request.session)
         except QueueFull as full:
             raise _queue_full(full.retry_after) from None
         return JobCreated(id=job.id, state=job.state)
@@ -136,7 +157,8 @@ def create_app(
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
-        return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
+        output = job.output
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},
@@ -174,6 +196,16 @@ def published_limits(backend: EngineBackend, limits: Limits, infos: list) -> Pub
         work, why = budget.limit(default.id)
     return PublishedLimits(**edit_limits(), max_pixels=limits.max_pixels, max_body_bytes=limits.max_body_bytes,
                            max_work=work, max_work_why=why)
+
+
+def _handoff_key() -> Optional[bytes]:
+    from sdedit_client.handoff_key import KeyProblem, load_key
+
+    try:
+        return load_key(create=True)
+    except (KeyProblem, OSError) as problem:
+        log.warning("no hand-off proof: %s; `sdedit edit` will edit in its own process", problem)
+        return None
 
 
 # -- request handling --------------------------------------------------------------------------------------
@@ -223,8 +255,8 @@ async def _until_settled(queue: JobQueue, job: Job, timeout: float) -> None:
         undo()
 
 
-def _refuse_if_full(queue: JobQueue, limits: Limits) -> None:
-    if queue.counts()["queued"] >= limits.max_queue:
+def _refuse_if_full(queue: JobQueue, session: Optional[str]) -> None:
+    if not queue.has_room(session):
         raise _queue_full(queue.retry_after())
 
 
@@ -249,7 +281,8 @@ def _unknown_job(job_id: str, limits: Limits) -> ApiError:
 def _status(queue: JobQueue, job: Job) -> JobStatus:
     seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
-                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
+                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4),
+                     superseded_by=job.superseded_by)
 
 
 def _no_preview(job: Job) -> str:
@@ -263,6 +296,9 @@ def _no_preview(job: Job) -> str:
 def _not_ready(job: Job) -> str:
     if job.state is JobState.failed:
         return f"The job failed and has no result: {job.error}"
+    if job.state is JobState.cancelled and job.superseded_by:
+        return (f"The job was superseded by job {job.superseded_by} of the same session and has no result; "
+                "ask for that one.")
     if job.state is JobState.cancelled:
         return "The job was cancelled and has no result."
     return f"The job is {job.state.value} ({job.progress:.0%} done); ask again when its state is 'done'."

@@ -139,4 +139,6 @@ class EngineBackend:
             self.budget.learn_model(model)
             self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
-        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])
+        ran = result.params or {}
+        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds], steps=int(ran.get("steps") or result.steps),
+                         sde=ran.get("sde") or p.sde)

@@ -89,17 +89,14 @@ class Budget:
         with). A model never loaded is assumed to take the paper's step count at its fixed or max size."""
         from ..engine import resolve_steps
         from ..engine.canvas import plan_canvas
-        from ..engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC
 
         with self._lock:
             facts = self._facts.get(model_id)
         if facts is not None:
-            sde = sde or facts.default_sde
-            n_steps = resolve_steps(facts, sde, t0, steps or None)
+            n_steps = resolve_steps(facts, sde or facts.default_sde, t0, steps or None)
             plan = plan_canvas(facts, width, height, t0, n_steps)
             return Work(*plan.size, samples, plan.steps_per_sample(n_steps))
-        sde = sde or "vp"
-        n_steps = steps or (DEFAULT_FAST_STEPS if sde in DETERMINISTIC else max(1, round(t0 * 1000)))
+        n_steps = resolve_steps(ModelFacts(model_id), sde or "vp", t0, steps or None)  # the paper's, 20 for ode
         if resolution:
             return Work(resolution, resolution, samples, n_steps)
         scale = min(1.0, DEFAULT_MAX_SIDE / max(width, height))

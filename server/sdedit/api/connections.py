@@ -6,11 +6,14 @@ every accept fails and logs a traceback). This subclass of uvicorn's h11 protoco
 
 - a header deadline: a request's headers must be complete `header_timeout_s` after its first byte (or after
   the connection opened); trickling bytes does not extend it;
-- a body deadline: while the app waits for body bytes, `body_timeout_s` may pass between two chunks; a body
-  the app has not read yet (it is busy, or waits for a memory slot) never counts against the client;
+- a body deadline: while the app waits for body bytes, `body_timeout_s` may pass between two chunks, and
+  every `body_timeout_s` window must bring at least `min_body_rate` bytes a second (one byte every few
+  seconds never trips a gap timer, and held connections forever); a body the app has not read yet (it is
+  busy, or waits for a memory slot) never counts against the client;
 - a connection cap below the open-file limit: at the cap, a new connection pushes out the oldest one that has
   no request being served (a stalled or idle one), so `/v1/health` and real clients still get in; when every
-  connection is busy the newcomer gets 503.
+  connection is busy the newcomer may still ask `GET /v1/health` (a few connections are kept in reserve for
+  it, closed after the answer); anything else gets 503.
 
 Each cause is logged once, then counted and summed up in one line per minute (`CauseLog`).
 """
@@ -28,6 +31,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger("sdedit.api.connections")
 
 FILE_RESERVE = 64  # open files kept free for models, logs and the server itself
+HEALTH_RESERVE = 8  # connections over the cap that may ask GET /v1/health only
+HEALTH_REQUEST = b"GET /v1/health"
 SUMMARY_S = 60.0
 
 
@@ -110,22 +115,29 @@ def connection_cap(wanted: int) -> int:
     return max(4, min(wanted, soft - FILE_RESERVE))
 
 
-def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connections: int) -> type:
+def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connections: int,
+                     min_body_rate: float = 0.0) -> type:
     """An H11Protocol class with these limits, for `uvicorn.run(..., http=...)`."""
     causes = CauseLog(log)
+    window_bytes = min_body_rate * body_timeout_s
 
     class GuardedH11Protocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._header_timer: Optional[asyncio.TimerHandle] = None
             self._body_timer: Optional[asyncio.TimerHandle] = None
+            self._rate_timer: Optional[asyncio.TimerHandle] = None
+            self._window_bytes = 0
             self._opened = time.monotonic()
+            self._health_only: Optional[bytearray] = None  # over the cap: the first bytes, until the request is known
+            self._close_after_response = False
             if len(self.server_state.connections) >= max_connections and not _push_out_one(self):
-                causes.note(f"refused connections: all {max_connections} allowed connections are serving "
-                            "requests (503)")
-                transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nconnection: close\r\n"
-                                b"content-length: 40\r\nretry-after: 5\r\n\r\nThe server has too many connections now.\n")
-                transport.close()
-                return
+                if len(self.server_state.connections) >= max_connections + HEALTH_RESERVE:
+                    causes.note(f"refused connections: all {max_connections} allowed connections are serving "
+                                "requests (503)")
+                    _write_503(transport)
+                    transport.close()
+                    return
+                self._health_only = bytearray()
             super().connection_made(transport)
             self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
 
@@ -136,6 +148,22 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._health_only is not None:
+                self._health_only += data
+                head = bytes(self._health_only)
+                if len(head) < len(HEALTH_REQUEST) + 1 and HEALTH_REQUEST.startswith(head[:len(HEALTH_REQUEST)]):
+                    return  # not enough bytes yet to tell
+                if not (head.startswith(HEALTH_REQUEST) and head[len(HEALTH_REQUEST):][:1] in (b" ", b"?")):
+                    causes.note(f"refused requests: all {max_connections} allowed connections are serving "
+                                "requests; only GET /v1/health is answered beyond them (503)")
+                    self._cancel_timers()
+                    _write_503(self.transport)
+                    self.transport.close()
+                    return
+                self._health_only, self._close_after_response = None, True
+                data = head
+            if state_is_send_body(self) and self._rate_timer is not None:
+                self._window_bytes += len(data)
             super().data_received(data)
             if self.transport.is_closing():
                 self._cancel_timers()
@@ -151,6 +179,17 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
             self._body_timer = None
             if state is h11.SEND_BODY:
                 self._body_timer = self.loop.call_later(body_timeout_s, self._body_late)
+                if self._rate_timer is None and window_bytes > 0:
+                    self._window_bytes = 0
+                    self._rate_timer = self.loop.call_later(body_timeout_s, self._rate_check)
+            elif self._rate_timer is not None:
+                self._cancel(self._rate_timer)
+                self._rate_timer = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._close_after_response and self.transport is not None and not self.transport.is_closing():
+                self.transport.close()  # a health answer over the cap: give the reserve place back
 
         # -- deadlines --------------------------------------------------------------------------------------
         def _headers_late(self) -> None:
@@ -173,15 +212,34 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
             causes.note(f"closed connections whose request body stalled for {body_timeout_s:g} s")
             self.transport.close()
 
+        def _rate_check(self) -> None:
+            """Every window of a body the server waits for must bring `min_body_rate` bytes a second."""
+            self._rate_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+                return
+            waiting_on_us = self.cycle is not None and (self.cycle.body or self.flow.read_paused
+                                                        or self.cycle.waiting_for_100_continue)
+            if not waiting_on_us and self._window_bytes < window_bytes:
+                causes.note(f"closed connections whose request body came slower than {min_body_rate:g} bytes/s "
+                            f"over {body_timeout_s:g} s")
+                self.transport.close()
+                return
+            self._window_bytes = 0
+            self._rate_timer = self.loop.call_later(body_timeout_s, self._rate_check)
+
         def _cancel_timers(self) -> None:
             self._cancel(self._header_timer)
             self._cancel(self._body_timer)
-            self._header_timer = self._body_timer = None
+            self._cancel(self._rate_timer)
+            self._header_timer = self._body_timer = self._rate_timer = None
 
         @staticmethod
         def _cancel(timer: Optional[asyncio.TimerHandle]) -> None:
             if timer is not None:
                 timer.cancel()
+
+    def state_is_send_body(protocol: H11Protocol) -> bool:
+        return protocol.conn.their_state is h11.SEND_BODY
 
     def _waiting_for_request(protocol: H11Protocol) -> bool:
         """No request of this connection is being served (none yet, or the last one answered)."""
@@ -203,3 +261,8 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
         return True
 
     return GuardedH11Protocol
+
+
+def _write_503(transport: asyncio.BaseTransport) -> None:
+    transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+                    b"content-length: 40\r\nretry-after: 5\r\n\r\nThe server has too many connections now.\n")

@@ -2,7 +2,7 @@
 
 Defaults suit a painter's machine; each can be tuned with an environment variable (SDEDIT_MAX_BODY_MB,
 SDEDIT_MAX_PIXELS, SDEDIT_MAX_QUEUE, SDEDIT_RESULT_TTL_S, SDEDIT_MAX_RESULTS, SDEDIT_MAX_RESULT_MB, SDEDIT_HEADER_TIMEOUT_S,
-SDEDIT_BODY_TIMEOUT_S, SDEDIT_MAX_CONNECTIONS, SDEDIT_MAX_LARGE_BODIES, SDEDIT_MAX_WORK, SDEDIT_MAX_JOB_S).
+SDEDIT_BODY_TIMEOUT_S, SDEDIT_MIN_BODY_RATE, SDEDIT_MAX_CONNECTIONS, SDEDIT_MAX_LARGE_BODIES, SDEDIT_MAX_WORK, SDEDIT_MAX_JOB_S).
 Loaded models are cached (LRU) by sdedit.models.load_model itself.
 The ranges of t0, steps, samples and seed are the engine's, enforced by the request schema (schemas.py).
 """
@@ -27,6 +27,7 @@ class Limits:
     max_result_bytes: int = 1024 * 1024 * 1024
     header_timeout_s: float = 10.0  # a request's headers must be complete this long after its first byte
     body_timeout_s: float = 30.0  # at most this long between two chunks of a body the server waits for
+    min_body_rate: float = 4096.0  # bytes a second a body must average over each body_timeout_s window
     max_connections: int = 128  # open connections at once (lowered to fit the open-file limit)
     max_large_bodies: int = 2  # bodies over 8 MiB (or of unknown size) read and decoded at once
     max_work: Optional[int] = None  # pixel-steps one job may ask for; None = max_job_s on this device
@@ -46,6 +47,7 @@ class Limits:
             max_result_bytes=int(_number(env, "SDEDIT_MAX_RESULT_MB", base.max_result_bytes / 2**20) * 2**20),
             header_timeout_s=_number(env, "SDEDIT_HEADER_TIMEOUT_S", base.header_timeout_s),
             body_timeout_s=_number(env, "SDEDIT_BODY_TIMEOUT_S", base.body_timeout_s),
+            min_body_rate=_number(env, "SDEDIT_MIN_BODY_RATE", base.min_body_rate),
             max_connections=int(_number(env, "SDEDIT_MAX_CONNECTIONS", base.max_connections)),
             max_large_bodies=int(_number(env, "SDEDIT_MAX_LARGE_BODIES", base.max_large_bodies)),
             max_work=int(_number(env, "SDEDIT_MAX_WORK", 1)) if env.get("SDEDIT_MAX_WORK", "").strip() else None,

@@ -1,4 +1,4 @@
-"""JSON shapes of the HTTP API (DESIGN.md §3); FastAPI turns them into the OpenAPI schema."""
+"""JSON shapes of the HTTP API (docs/design.md §3); FastAPI turns them into the OpenAPI schema."""
 from __future__ import annotations
 
 from enum import Enum
@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..params import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MIN_GUIDANCE, T0_MAX, T0_MIN_EXCLUSIVE
 
-#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
+#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; docs/design.md §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
@@ -49,6 +49,11 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=MIN_GUIDANCE, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+    session: Optional[str] = Field(
+        None, min_length=1, max_length=128,
+        description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
+                    "supersedes the session's queued or running job, which ends 'cancelled' (error 'superseded'): "
+                    "at most one job per session is queued or running, and the newest wins.")
 
 
 class JobCreated(BaseModel):
@@ -60,14 +65,30 @@ class JobStatus(BaseModel):
     id: str
     state: JobState
     progress: float = Field(ge=0.0, le=1.0, description="Fraction of sampler steps done.")
-    error: Optional[str] = Field(None, description="Why the job failed (state 'failed' only).")
+    error: Optional[str] = Field(None, description="Why the job failed (state 'failed'), or 'superseded: ...' "
+                                                   "for a cancelled live-mode job that a newer one replaced.")
     queue_position: Optional[int] = Field(None, description="Jobs ahead of this one while it is queued.")
     seconds: Optional[float] = Field(None, description="Time spent running so far (total once finished).")
+    superseded_by: Optional[str] = Field(None, description="Live mode: the id of the newer job of the same "
+                                                           "session that replaced this one.")
 
 
 class JobResult(BaseModel):
     images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+    steps: Optional[int] = Field(None, description="The sampler steps that ran (the model's default when the job "
+                                                   "named none).")
+    sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
+                                                 "named none).")
+
+
+class LiveEntry(BaseModel):
+    """A model's live-mode defaults: what a re-edit-as-you-paint preview should ask for."""
+
+    sde: str = Field(description="The sampler for live previews.")
+    steps: int = Field(description="Sampler steps for live previews.")
+    size: int = Field(description="Longest side, in pixels, of the region a live preview sends.")
+    guidance: Optional[float] = Field(None, description="Text models: the guidance for live previews.")
 
 
 class ModelEntry(BaseModel):
@@ -78,6 +99,8 @@ class ModelEntry(BaseModel):
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
     default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
+                                                        "size, guidance).")
 
 
 class PublishedLimits(BaseModel):
@@ -104,6 +127,14 @@ class Health(BaseModel):
     device: str
     models: List[str]
     limits: Optional[PublishedLimits] = None
+
+
+class HandoffProof(BaseModel):
+    """GET /v1/handoff: proof that this is the user's own sdedit (sdedit_client.handoff_key)."""
+
+    proof: str = Field(description="HMAC-SHA256(user secret, nonce, host, port) as hex.")
+    host: str = Field(description="The server address the request reached.")
+    port: int
 
 
 class ErrorMessage(BaseModel):

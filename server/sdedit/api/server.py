@@ -58,10 +58,10 @@ def run_server(
     logger = logging.getLogger("sdedit.api")
     logger.info("SDEdit server at http://%s:%d (%s)", shown, int(port),
                 "bearer token required on every call but /v1/health" if token else "no token: loopback clients only")
-    logger.info("at most %d connections; request headers within %g s, body chunks at most %g s apart",
-                cap, limits.header_timeout_s, limits.body_timeout_s)
+    logger.info("at most %d connections; request headers within %g s, body chunks at most %g s apart and at "
+                "least %g bytes/s", cap, limits.header_timeout_s, limits.body_timeout_s, limits.min_body_rate)
     uvicorn.run(app, host=host, port=int(port), log_level="info", access_log=False, timeout_graceful_shutdown=10,
-                http=guarded_protocol(limits.header_timeout_s, limits.body_timeout_s, cap))
+                http=guarded_protocol(limits.header_timeout_s, limits.body_timeout_s, cap, limits.min_body_rate))
 
 
 def _check_port_free(host: str, port: int) -> None:

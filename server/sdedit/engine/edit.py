@@ -13,6 +13,7 @@ from sdedit.engine import native_scale
 from sdedit.engine.canvas import EditResult, finish, prepare
 from sdedit.engine.latent_edit import latent_edit
 from sdedit.engine.noise import NoiseSource
+from sdedit.engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.models.base import DiffusionModel
@@ -40,6 +41,8 @@ def resolve_steps(model: DiffusionModel | ModelFacts, sde: str, t0: float, steps
         return len(vp_plan(t0, chosen, facts.schedule_length))
     if sde in DETERMINISTIC:  # not in the paper: few steps is their point
         return int(chosen or facts.default_steps.get("ode") or DEFAULT_FAST_STEPS)
+    if sde in FEW_STEP_SAMPLERS:  # live mode's distilled-model samplers: a handful of network calls
+        return int(chosen or DEFAULT_FEW_STEPS)
     return int(chosen) if chosen else paper
 
 
@@ -71,7 +74,7 @@ def edit(
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
-    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (docs/design.md §3).
     sde None: the model's declared default sampler (its facts' default_sde, models/facts.py)."""
     facts = facts_of(model)
     sde = sde or facts.default_sde

@@ -1,4 +1,4 @@
-"""SDEdit in a VAE's latent space (DESIGN §4 "Latent models"): Stable Diffusion img2img, done the paper's way.
+"""SDEdit in a VAE's latent space (docs/design.md §4 "Latent models"): Stable Diffusion img2img, done the paper's way.
 
 Encode the guide, run the same samplers on the latent (the model's own beta schedule, epsilon or v), decode,
 composite in pixels. The pixel mask becomes a latent mask that covers every latent touching an edited pixel;

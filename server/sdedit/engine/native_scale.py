@@ -1,4 +1,4 @@
-"""Canvases larger than the model's native size: edit at native scale, then refine at full size (DESIGN §4).
+"""Canvases larger than the model's native size: edit at native scale, then refine at full size (docs/design.md §4).
 
 A network run far above the size it was trained at keeps its own pixel scale: on a 1024 px canvas a model
 trained on 256 px scenes paints 256 px-scene structures, so it repeats small features and drifts in
@@ -102,16 +102,24 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     runs at): a last pass there at t0 min(t0, DETAIL_T0) re-grows the detail the upscale loses.
     """
     width, height = full_size
-    inner_w, inner_h = width - 2 * edge_margin, height - 2 * edge_margin  # the picture without the margin
+    # the picture without the margin; a canvas a few pixels thin, scaled to max_side, can have less picture
+    # than margin left at the working size: count it as one pixel
+    inner_w, inner_h = max(1, width - 2 * edge_margin), max(1, height - 2 * edge_margin)
     if not native_size or max(inner_w, inner_h) <= native_size * THRESHOLD:
         return None
     if square:
         low, pad, padded = (native_size, native_size), 0, (native_size, native_size)
     else:
         scale = native_size / math.sqrt(inner_w * inner_h)  # about native_size² pixels, the region's aspect
+        if scale * THRESHOLD > 1.0:  # a thin strip holds fewer pixels than native_size²: stage 1 would not be
+            return None              # smaller than the picture itself, so one stage at full size is the edit
         pad = edge_margin
-        padded = tuple(max(multiple, _round_to(v * scale + 2 * pad, multiple)) for v in (width, height))
-        low = tuple(max(8, p - 2 * pad) for p in padded)
+        # the picture keeps the region's aspect (to a pixel); the network's multiple is reached by replicating
+        # the edge on the right and bottom. (Rounding the picture itself to the multiple squeezed one axis by
+        # up to 8 %: scaled back up, stage 1's structures came out stretched vertically, the streak measure
+        # of benchmarks/streaks.py rose from 0.87 to 1.07 at 1024x768, t0 0.5.)
+        low = tuple(max(8, int(round(v * scale))) for v in (width, height))
+        padded = tuple(max(multiple, int(math.ceil((v + 2 * pad) / multiple)) * multiple) for v in low)
     refine_t0 = min(float(t0), REFINE_T0)
     # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
     refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
@@ -139,6 +147,8 @@ def working_plan(region_size: tuple[int, int], *, native_size: int | None, resol
     staged = plan(native_size, imaging.working_size(region, None, multiple, refine_max_side(resolution, max_side)),
                   multiple, 0 if resolution else edge_margin, t0, steps, square=resolution is not None,
                   detail_size=canvas)
+    if staged is None and canvas is not None and canvas[0] * canvas[1] <= max_side ** 2:
+        size = canvas  # a long thin strip (40x4096): no more pixels than max_side², edited at its own size
     return (size if staged is None else staged.working_size), staged
 
 

@@ -1,7 +1,7 @@
 """Selections that blend in: a feathered band and a colour match just inside a hard selection's edge.
 
 A hard selection pasted back as is shows its outline: the edit's colour drifts a little from the kept
-surroundings and its texture stops at a straight line. Two fixes, both *inside* the selection (DESIGN §3:
+surroundings and its texture stops at a straight line. Two fixes, both *inside* the selection (docs/design.md §3:
 pixels outside the mask come back unchanged, byte for byte):
 
 - feather: the mask falls from full to zero over a band of pixels just inside the outline, so the edit

@@ -22,10 +22,18 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 # the tensor that tells each text-encoder layout apart (the names diffusers' single-file loader also keys on)
 SD1_CLIP = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+SD1_CLIP_TOKENS = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
+OPENCLIP_H_WIDTH = 1024  # SD 2.x's text encoder width (SD 1.x's CLIP-L is 768)
 SD2_OPENCLIP = "cond_stage_model.model.token_embedding.weight"
 SDXL_OPENCLIP = "conditioner.embedders.1.model.positional_embedding"
 SDXL_REFINER = "conditioner.embedders.0.model.text_projection"
 UNET_IN = UNET_PREFIX + "input_blocks.0.0.weight"
+V_PRED_MARKER = "v_pred"  # an empty tensor some v-prediction files carry (ComfyUI's convention)
+
+# Where the original layout keeps a CLIP text encoder in transformers' own key names. transformers 5 saves
+# CLIPTextModel without its `text_model.` level, so diffusers' conversion script (and some early fine-tunes)
+# write `cond_stage_model.transformer.embeddings.*`; diffusers' loader only reads the `text_model.` form.
+HF_CLIP_PREFIXES = ("cond_stage_model.transformer.", "conditioner.embedders.0.transformer.")
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,25 @@ def detect_family(shapes: dict[str, tuple[int, ...]]) -> str:
     if SD2_OPENCLIP in shapes:
         return "sd2v"
     if SD1_CLIP in shapes:
-        return "sd1"
+        tokens = shapes.get(SD1_CLIP_TOKENS, ())
+        # SD 2.x's OpenCLIP saved in transformers' layout (diffusers' conversion script under transformers 5)
+        return "sd2v" if len(tokens) == 2 and tokens[1] == OPENCLIP_H_WIDTH else "sd1"
     raise InputError("This checkpoint has a UNet but no text encoder this program knows (SD 1.x CLIP, SD 2.x or "
                      "SDXL OpenCLIP); give a full SD 1.x, 2.x or SDXL checkpoint.")
+
+
+def with_text_model_level(state: dict) -> dict:
+    """The same mapping with every transformers-layout CLIP key under `text_model.` (both layouts load).
+
+    Works on a state dict or on a dict of shapes; keys already in that form, and all others, are kept."""
+    out = {}
+    for key, value in state.items():
+        for prefix in HF_CLIP_PREFIXES:
+            if key.startswith(prefix) and not key.startswith(prefix + "text_model."):
+                key = prefix + "text_model." + key[len(prefix):]
+                break
+        out[key] = value
+    return out
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -88,7 +112,7 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
-                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                return with_text_model_level({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
         import torch
 
         state = _load_pickle(path)
@@ -96,7 +120,7 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}); it may be "
                          "damaged or a pickle that is not plain weights.") from exc
     state = unwrap_state_dict(state)
-    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    return with_text_model_level({k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")})
 
 
 def _load_pickle(path: Path) -> object:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
+from sdedit.models.live import LiveDefaults, NO_GUIDANCE, few_step_kind, latent_live, read_scheduler  # noqa: F401
 from sdedit.models.sd_family import (
     DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar,
     tensor_shapes,
@@ -36,6 +37,21 @@ def family_of(path: Path) -> Family:
 def describe_sd(model_id: str, path: Path) -> ModelInfo:
     """The listing of a checkpoint, from its configs or tensor names only."""
     family = family_of(path)
-    description = (sidecar(path).get("description") if path.is_file() else None) or family.title
+    side = sidecar(path) if path.is_file() else {}
+    description = side.get("description") or family.title
+    live = live_defaults_of(path, family, side)
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=DEFAULT_SDE, native_size=family.resolution)
+                     text=True, default_sde=default_sde_of(path, side), live=live, native_size=family.resolution)
+
+
+def live_defaults_of(path: Path, family: Family, side: dict | None = None) -> LiveDefaults:
+    """The checkpoint's live-mode defaults (models/live.py): Turbo, LCM or a plain SD model's."""
+    side = sidecar(path) if side is None and path.is_file() else (side or {})
+    return latent_live(path, family.resolution, family.guidance, read_scheduler(path), side)
+
+
+def default_sde_of(path: Path, side: dict | None = None) -> str:
+    """A few-step (Turbo, LCM) checkpoint's own sampler; DPM-Solver++ for the others."""
+    side = sidecar(path) if side is None and path.is_file() else (side or {})
+    kind = side.get("few_step") or few_step_kind(path, read_scheduler(path))
+    return {"turbo": "euler_a", "lcm": "lcm"}.get(kind, DEFAULT_SDE)

@@ -58,24 +58,27 @@ def krita_run(request, tmp_path_factory):
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
         "SDEDIT_DEFAULT_MODEL": str(tiny_vp_dir), "SDEDIT_MODELS_DIR": str(tiny_vp_dir.parent),
         "OMP_NUM_THREADS": "1"})
-    autostart_port = free_port()
+    autostart_port, restart_port = free_port(), free_port()
     started = {}
     try:
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
-                  "out_dir": str(work / "out"), "timeout_s": 520, "record": record,
-                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1"}
+                  "out_dir": str(work / "out"), "timeout_s": 900, "record": record,
+                  "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
+                  "restart_url": "http://127.0.0.1:%d" % restart_port}
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
-        report, log, seconds = run_krita(work / "home", config, timeout=580)
+        report, log, seconds = run_krita(work / "home", config, timeout=960)
     finally:
         server.stop()
         started = stop_autostarted(work / "home", autostart_port)
+        restarted = stop_autostarted(work / "home", restart_port)
     print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
         "%s %.1f s" % (name, case.get("seconds", -1)) for name, case in report.get("cases", {}).items())))
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
     report["server_log"] = server.log_tail(200000)
     report["autostarted"] = started
+    report["restarted"] = restarted
     return report, Path(config["out_dir"]), server.url
 
 
@@ -209,10 +212,17 @@ def test_cancel_stops_the_job_and_adds_nothing(krita_run):
     assert seconds < 30, lines[0]
 
 
-def test_closing_the_image_during_a_job_is_reported_not_a_crash(krita_run):
+def test_closing_the_image_during_a_job_cancels_it_at_once(krita_run):
     case, _, _ = _case(krita_run, "closed")
-    assert case["report"]["kind"] == "error" and "closed" in case["report"]["message"]
+    assert case["progress_before_close"], case
+    assert case["report"]["kind"] == "closed", case["report"]
+    assert case["report"]["message"] == "The image was closed, so SDEdit stopped its job."
     assert case["report"]["layers"] == []
+    assert case["close_seconds"] < 5 and case["progress_dialogs"] == [], case
+    # the server stopped the job (DELETE), long before its 3 x 997 steps would have finished
+    lines = [line for line in krita_run[0]["server_log"].splitlines() if "steps=997" in line and "samples=3" in line]
+    assert len(lines) == 1 and "state=cancelled" in lines[0], lines
+    assert float(re.search(r"seconds=([0-9.]+)", lines[0]).group(1)) < 30, lines[0]
 
 
 def test_local_server_down_without_installation_is_one_sentence_that_says_how_to_start_it(krita_run):
@@ -293,11 +303,25 @@ def test_selection_only_result_layer_has_the_selection_as_alpha(krita_run):
     assert inside_changed > 0.5 * 40 * 32
 
 
-def test_group_as_active_layer_is_called_a_group(krita_run):
-    case, _, _ = _case(krita_run, "group_active")
-    assert case["node_type"] == "grouplayer", case
-    assert case["message"] == ("SDEdit works on a paint layer, but the active layer is a group: select a paint "
-                               "layer in the Layers docker.")
+def test_group_is_edited_as_its_merged_picture_like_in_gimp(krita_run):
+    """A group is edited as what it shows (its children merged), as the GIMP plug-in does; the result goes
+    right above the group. Outside the selection the result is exactly the merged picture."""
+    case, out, _ = _case(krita_run, "group_active")
+    assert case["active_type"] == "grouplayer", case
+    assert case["message"] is None and case["report"]["ok"], (case["message"], case["report"])
+    names = [n["name"] for n in case["tree"]]
+    assert names[names.index("Sky") + 1] == "SDEdit t0=0.60 VP #1 seed=13", names
+    w, h, merged = _png(out, "group-merged.png")
+    _, _, lower = _png(out, "group-lower.png")
+    _, _, result = _png(out, "group-result.png")
+    mask = _png(out, "group-mask.png")[2][0::4]
+    merged_px, lower_px, result_px = _pixels(merged), _pixels(lower), _pixels(result)
+    outside = [i for i in range(w * h) if not mask[i]]
+    assert any(merged_px[i] != lower_px[i] for i in outside)  # the merged picture is not one child's
+    assert all(result_px[i] == merged_px[i] for i in outside)
+    assert sum(1 for i in range(w * h) if mask[i] and result_px[i] != merged_px[i]) > 0.5 * 24 * 16
+    assert case["vector_message"] == ("SDEdit works on a paint layer or a group, but the active layer is a vector "
+                                      "layer: select a paint layer or a group in the Layers docker.")
 
 
 def test_docker_is_in_settings_dockers_and_previews_live(krita_run):
@@ -361,3 +385,64 @@ def test_prompt_fields_follow_the_model_and_the_prompt_goes_with_the_job(krita_r
     assert first["layers"] == ["SDEdit t0=0.60 \u201ca lake at dusk\u201d #1 seed=5"]
     assert second["layers"] == ["SDEdit t0=0.60 \u201ca red barn in snow\u201d #1 seed=5"]
     assert case["results_differ"], "another prompt with the same seed gave the same pixels"
+
+
+def test_docker_apply_adds_the_clicked_thumbnail(krita_run):
+    """A real click on the 3rd thumbnail, then on Apply: the added layer holds result #3's pixels."""
+    case, out, _ = _case(krita_run, "docker_pick")
+    assert case["started"] and case["report"]["ok"], case["report"]
+    assert case["results"] == ["#1 seed 23", "#2 seed 24", "#3 seed 25"]
+    assert case["row_before"] == 0 and case["row_after_click"] == 2
+    assert case["added"] == ["SDEdit t0=0.60 DDIM #3 seed=25"], case["added"]
+    applied = _png(out, "pick-applied.png")[2]
+    results = [_png(out, "pick-result-%d.png" % k)[2] for k in (1, 2, 3)]
+    assert [applied == r for r in results] == [False, False, True]
+
+
+def test_docker_history_shows_the_steps_that_ran_when_steps_are_automatic(krita_run):
+    case, _, _ = _case(krita_run, "docker_pick")
+    assert case["report"]["params"]["steps"] is None and case["report"]["ran"] == {"steps": 20, "sde": "ddim"}
+    assert len(case["history"]) >= 1 and "t0=0.60 DDIM, 20 step(s), seeds 23-25" in case["history"][-1], \
+        case["history"]
+    assert "steps 20 (the model's default)" in case["settings_text"], case["settings_text"]
+
+
+def test_empty_layer_is_refused_before_any_work(krita_run):
+    case, _, _ = _case(krita_run, "empty_layer")
+    assert case["bounds"] == [0, 0, 40, 32], case  # erased, not deleted: Krita still sees the strokes' area
+    whole, selected = case["runs"]
+    assert whole == {"started": False, "message": "The layer \u201c%s\u201d is empty (fully transparent), so "
+                     "SDEdit has nothing to repaint: paint some strokes there first." % case["active"]}, whole
+    assert selected == {"started": False, "message": "The layer \u201c%s\u201d is empty (fully transparent) "
+                        "inside the selection, so SDEdit has nothing to repaint: paint some strokes there first."
+                        % case["active"]}, selected
+    assert case["docker_started"] is False and case["docker_status"] == selected["message"]
+    assert case["layers_after"] == case["layers_before"]
+
+
+def test_docker_says_connected_once_the_server_it_started_is_up(krita_run):
+    case, _, _ = _case(krita_run, "docker_server")
+    assert case["label_before"].startswith("No SDEdit server answers at http://127.0.0.1:"), case["label_before"]
+    assert case["started"] and case["report"]["ok"], case["report"]
+    assert case["label_after"].startswith("Connected: "), case["label_after"]
+    assert "DDIM, 20 step(s)" in case["history"][-1], case["history"]
+
+
+def test_server_killed_mid_job_says_it_stopped_and_offers_to_start_it_again(krita_run):
+    case, _, _ = _case(krita_run, "server_stopped")
+    assert case.get("killed"), case
+    report = case["report"]
+    assert report["kind"] == "server_stopped", report
+    log = case["state_before"]["log"]
+    assert report["message"] == "The SDEdit server stopped during the edit; the last line of its log %s is: '%s'." % (
+        log, case["log_last_line"]), (report["message"], case["log_last_line"])
+    assert "sdedit serve" not in report["message"]
+    box = case["boxes"][0]
+    assert box["name"] == "sdedit_server_stopped" and box["text"] == report["message"]
+    assert "Start the server again" in box["buttons"] and "Close" in box["buttons"], box
+    assert len(case["boxes"]) == 1, case["boxes"]  # the repeated edit succeeded: no other message
+    # pressing it started a new server (another process) and the edit ran again to the end
+    assert case["state_after"]["pid"] != case["state_before"]["pid"]
+    assert case["retry_report"] and case["retry_report"]["ok"], case["retry_report"]
+    assert "SDEdit t0=1.00 VP #1 seed=41" in case["layers_after"]
+    assert krita_run[0]["restarted"].get("health") == "ok"

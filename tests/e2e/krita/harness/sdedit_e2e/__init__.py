@@ -237,24 +237,274 @@ def swap_bgra(data):
 
 
 def case_group_active(case):
-    """A group as the active layer: the message names it "a group"."""
+    """A group as the active layer is edited as its merged picture; the result goes above the group.
+
+    Made as a painter makes it: Layer > Quick Group (Ctrl+G) around the strokes, a layer added in the group,
+    then Page Up (activate next layer) climbs from the top layer of the group to the group itself."""
+    import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
 
-    document = new_document("sdedit-e2e-group", 32, 32)
-    # Layer → Quick Group (Ctrl+G), as a painter does. Krita 5.1 keeps the grouped layer active (and
-    # Document.setActiveNode on a node added from Python trips a SAFE ASSERT), so the check that run_edit
-    # makes on the active node is made on the real group node.
+    width, height = 48, 40
+    document = new_document("sdedit-e2e-group", width, height)
+    strokes_layer = document.activeNode()
+    half = bytearray(stroke_image(width, height))  # strokes on the left half, the right half transparent
+    for y in range(height):
+        for x in range(width // 2, width):
+            half[4 * (y * width + x) + 3] = 0
+    paint(document, strokes_layer, bytes(half), (0, 0, width, height))
     Krita.instance().action("create_quick_group").trigger()
-    wait(3, lambda: document.rootNode().childNodes()[0].type() == "grouplayer")
-    group = document.rootNode().childNodes()[0]
-    case["tree"] = tree(document.rootNode())
+    wait(5, lambda: document.rootNode().childNodes()[-1].type() == "grouplayer")
+    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
+    group.setName("Sky")
+    lower = document.createNode("Paper", "paintlayer")  # yellow paper under the strokes, inside the group
+    lower.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
+    group.addChildNode(lower, None)
+    document.refreshProjection()
+    document.waitForDone()
+    wait(0.5)
+    case["steps_to_group"] = []
+    for _ in range(4):
+        active = document.activeNode()
+        case["steps_to_group"].append(active.name() if active is not None else None)
+        if active is not None and active.type() == "grouplayer":
+            break
+        Krita.instance().action("activateNextLayer").trigger()
+        wait(2, lambda: document.activeNode() is not None and document.activeNode() != active)
+    case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
     case["node_type"] = group.type()
+    rect = (0, 0, width, height)
+    case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
+    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
+    selection = Selection()
+    selection.select(8, 20, 24, 16, 255)
+    document.setSelection(selection)
+    wait(0.3)
+    case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     try:
-        require_paint_layer(group)
+        controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 1,
+                                      "steps": 4, "seed_mode": "fixed", "seed": 13, "model": "",
+                                      "result_layer": "full"}, document=document)
+        case["report"] = wait_report(controller)
         case["message"] = None
     except SDEditError as error:
+        case["report"] = None
         case["message"] = str(error)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result"] = dump_png("group-result.png", width, height, rgba_of(child, rect))
+    vector = document.createVectorLayer("Shapes")
+    try:
+        require_paint_layer(vector)
+        case["vector_message"] = None
+    except SDEditError as error:
+        case["vector_message"] = str(error)
+
+
+def find_docker():
+    """The SDEdit docker, shown floating beside the canvas (so that real clicks reach it)."""
+    from sdedit.docker import SDEditDocker
+
+    docker = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)][0]
+    window = Krita.instance().activeWindow().qwindow()
+    window.move(0, 0)
+    window.resize(1600, 1000)
+    docker.show()
+    docker.setFloating(True)
+    docker.resize(470, 980)
+    docker.move(1125, 10)
+    docker.raise_()
+    wait(0.3)
+    return docker
+
+
+def click(widget, pos=None):
+    """A real left click (press and release) on ``widget`` at ``pos`` (its centre by default)."""
+    from PyQt5.QtCore import QEvent, Qt
+    from PyQt5.QtGui import QMouseEvent
+
+    pos = pos if pos is not None else widget.rect().center()
+    for kind in (QEvent.MouseButtonPress, QEvent.MouseButtonRelease):
+        event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), Qt.LeftButton,
+                            Qt.LeftButton if kind == QEvent.MouseButtonPress else Qt.NoButton, Qt.NoModifier)
+        QApplication.sendEvent(widget, event)
+        QApplication.processEvents()
+
+
+def case_docker_pick(case):
+    """Real clicks in the docker: Generate 3 results with steps left automatic, click the 3rd thumbnail, Apply."""
+    from sdedit.pixels import swap_red_blue
+
+    docker = find_docker()
+    width, height = 48, 40
+    document = new_document("sdedit-e2e-docker-pick", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "ddim", "samples": 3,
+                            "steps": 0, "seed_mode": "fixed", "seed": 23, "model": "", "result_layer": "full"})
+    wait(10, lambda: not docker.form.server_info_pending())
+    click(docker.generate_button)
+    case["started"] = docker.running()
+    wait(240, lambda: not docker.running())
+    report = dict(getattr(docker, "last_report", None) or {"ok": False, "message": "still running"})
+    report.pop("images", None)
+    case["report"] = report
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+    case["settings_text"] = docker.settings_label.text()
+    entry = docker.shown
+    results = docker.results_list
+    case["results"] = [results.item(i).text() for i in range(results.count())]
+    case["row_before"] = results.currentRow()
+    results.scrollToItem(results.item(2))
+    click(results.viewport(), results.visualItemRect(results.item(2)).center())
+    case["row_after_click"] = results.currentRow()
+    before = [c.name() for c in document.rootNode().childNodes()]
+    click(docker.apply_button)
+    document.waitForDone()
+    wait(0.5)
+    case["added"] = [c.name() for c in document.rootNode().childNodes() if c.name() not in before]
+    rect = (0, 0, width, height)
+    for index, image in enumerate(entry.images if entry is not None else []):
+        dump_png("pick-result-%d.png" % (index + 1), width, height, swap_red_blue(image))
+    for child in document.rootNode().childNodes():
+        if child.name() in case["added"]:
+            case["applied_png"] = dump_png("pick-applied.png", width, height, rgba_of(child, rect))
+
+
+def erased(data):
+    """What Krita's eraser leaves of BGRA pixels: the colour stays, the alpha goes to 0."""
+    out = bytearray(data)
+    out[3::4] = bytes(len(data) // 4)
+    return bytes(out)
+
+
+def case_empty_layer(case):
+    """A fully transparent layer (painted, then erased) is refused with one sentence, before any job: from a
+    script, and from the docker's Generate."""
+    import sdedit
+    from sdedit_client import SDEditError
+
+    width, height = 40, 32
+    document = new_document("sdedit-e2e-empty", width, height)
+    layer = document.activeNode()
+    paint(document, layer, erased(stroke_image(width, height)), (0, 0, width, height))
+    b = layer.bounds()
+    case["bounds"] = [b.x(), b.y(), b.width(), b.height()]
+    case["active"] = layer.name()
+    before = [c.name() for c in document.rootNode().childNodes()]
+    runs = []
+    for selected in (None, (4, 4, 16, 12)):
+        if selected:
+            # one visible pixel again, but outside the selection
+            strokes = bytearray(erased(stroke_image(width, height)))
+            strokes[4 * (30 * width + 36):4 * (30 * width + 36) + 4] = bytes((0, 0, 255, 255))
+            paint(document, layer, bytes(strokes), (0, 0, width, height))
+            selection = Selection()
+            selection.select(*selected, 255)
+            document.setSelection(selection)
+            wait(0.3)
+        try:
+            controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "samples": 3, "steps": 4},
+                                         document=document)
+            controller.cancel()
+            runs.append({"started": True, "report": wait_report(controller, 60)})
+        except SDEditError as error:
+            runs.append({"started": False, "message": str(error)})
+    case["runs"] = runs
+    docker = find_docker()
+    docker.form.set_values({"server_url": CONFIG["server_url"], "samples": 1, "steps": 4})
+    case["docker_started"] = docker.generate()
+    case["docker_status"] = docker.status_label.text()
+    if case["docker_started"]:
+        docker.controller.cancel()
+        wait(60, lambda: not docker.running())
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes() if c.name() != "Selection Mask"]
+    case["layers_before"] = before
+
+
+def case_docker_server(case):
+    """The docker with a local URL where no server runs yet: it says so; Generate starts the server, and then
+    the docker says it is connected."""
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    docker = find_docker()
+    width, height = 40, 32
+    document = new_document("sdedit-e2e-docker-server", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["restart_url"], "t0": 0.5, "sde": "ddim", "samples": 1,
+                            "steps": 0, "seed_mode": "fixed", "seed": 31, "model": "", "result_layer": "full"})
+    wait(15, lambda: "answers" in docker.form.server_label.text())
+    case["label_before"] = docker.form.server_label.text()
+    case["started"] = docker.generate()
+    wait(240, lambda: not docker.running())
+    report = dict(getattr(docker, "last_report", None) or {"ok": False, "message": "still running"})
+    report.pop("images", None)
+    case["report"] = report
+    wait(20, lambda: docker.form.server_label.text().startswith("Connected"))
+    case["label_after"] = docker.form.server_label.text()
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+
+
+def case_server_stopped(case):
+    """The server the plugin started is killed mid-job: the message says it stopped, with its log's last line,
+    and offers to start it again; pressing that starts the server again and repeats the edit."""
+    import signal
+
+    import sdedit
+    from sdedit import controller as controller_module
+
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    port = int(CONFIG["restart_url"].rsplit(":", 1)[1])
+    state_path = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sdedit",
+                              "server-%d.json" % port)
+    document = new_document("sdedit-e2e-server-stopped", 48, 40)
+    paint(document, document.activeNode(), stroke_image(48, 40), (0, 0, 48, 40))
+    seen = {"boxes": []}
+
+    def sweep():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            entry = {"name": box.objectName(), "text": box.text(), "informative": box.informativeText(),
+                     "buttons": [b.text().replace("&", "") for b in box.buttons()]}
+            seen["boxes"].append(entry)
+            restart = [b for b in box.buttons() if b.text().replace("&", "") == controller_module.RESTART_BUTTON]
+            if restart and not seen.get("restarted"):
+                seen["restarted"] = True
+                seen["log_last_line"] = _last_line(seen.get("log"))
+                restart[0].click()
+            else:
+                box.close()
+        if not seen.get("stop"):
+            QTimer.singleShot(200, sweep)
+
+    QTimer.singleShot(200, sweep)
+    controller = sdedit.run_edit({"server_url": CONFIG["restart_url"], "t0": 1.0, "sde": "vp", "samples": 1,
+                                  "steps": 150, "seed_mode": "fixed", "seed": 41, "result_layer": "full"},
+                                 document=document, interactive=True)
+    wait(240, lambda: controller.report is not None or (controller._progress is not None
+                                                        and controller._progress.value() > 0
+                                                        and not controller._starting))
+    state = json.load(open(state_path)) if os.path.exists(state_path) else {}
+    case["state_before"] = state
+    seen["log"] = state.get("log")
+    if state.get("pid") and controller.report is None:
+        os.kill(int(state["pid"]), signal.SIGKILL)
+        case["killed"] = int(state["pid"])
+    case["report"] = wait_report(controller, 60)
+    wait(240, lambda: controller.retry is not None and controller.retry.report is not None)
+    case["retry_report"] = controller.retry.report if controller.retry is not None else None
+    seen["stop"] = True
+    wait(0.5)
+    case["boxes"] = seen["boxes"]
+    case["log_last_line"] = seen.get("log_last_line")
+    case["state_after"] = json.load(open(state_path)) if os.path.exists(state_path) else {}
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+def _last_line(path):
+    if not path or not os.path.exists(path):
+        return None
+    lines = [line.strip() for line in open(path, errors="replace").read().splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def image_key(pixmap):
@@ -507,17 +757,24 @@ def case_cancel(case):
 
 
 def case_closed(case):
-    """The image is closed while its job runs: a clear message, no crash, nothing written anywhere."""
+    """The image is closed while its long job runs: the job is cancelled at once, its progress dialog goes,
+    no crash, nothing written anywhere."""
     import sdedit
 
-    document = new_document("sdedit-e2e-closed", 48, 48)
-    paint(document, document.activeNode(), stroke_image(48, 48), (0, 0, 48, 48))
-    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.8, "samples": 1, "steps": 4,
+    document = new_document("sdedit-e2e-closed", 64, 64)
+    paint(document, document.activeNode(), stroke_image(64, 64), (0, 0, 64, 64))
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 1.0, "samples": 3, "steps": 997,
                                   "seed_mode": "random"}, document=document)
+    wait(60, lambda: controller._progress is not None and controller._progress.value() > 0)
+    case["progress_before_close"] = controller._progress.value() if controller._progress else None
     document.setModified(False)
+    started = time.time()
     document.close()
-    wait(0.5)
     case["report"] = wait_report(controller, 120)
+    case["close_seconds"] = time.time() - started
+    wait(0.5)
+    case["progress_dialogs"] = [w.objectName() for w in QApplication.topLevelWidgets()
+                                if w.objectName() == "sdedit_progress" and w.isVisible()]
     case["documents_open"] = len(Krita.instance().documents())
 
 
@@ -636,7 +893,9 @@ CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_tw
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
          ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
-         ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
+         ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
+         ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
+         ("server_stopped", case_server_stopped)]
 
 
 class Harness(Extension):
