@@ -75,9 +75,7 @@ def pipeline(model, sched: dict):
     return pipe
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from sdedit.models.timing import sync  # noqa: E402  (one place times network calls)
 
 
 def main() -> None:

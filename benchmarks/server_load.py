@@ -322,7 +322,9 @@ def _gif() -> bytes:
 def make_models(folder: Path) -> Path:
     import pickle
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    from bench import use_tests
+
+    use_tests()
     from tiny_models import make_vp_folder
 
     make_vp_folder(folder / "tiny-vp")

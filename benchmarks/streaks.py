@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canvas import canvas_guide, SEED_BASE  # noqa: E402
 from canvas_metrics import detail, streak_ratio  # noqa: E402
 

@@ -35,14 +35,24 @@ def conv_model(tmp_path_factory):
 
 
 def _imports(path: Path) -> set[str]:
-    """sdedit.engine modules a file imports, at the top or inside functions."""
+    """sdedit.engine modules a file imports at run time, at the top or inside functions (not the ones under
+    `if TYPE_CHECKING:`, which never run)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+
+    def walk(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for child in node.orelse:
+                walk(child)
+            return
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sdedit.engine"):
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             found.update(n for n in names if (ENGINE / (n.split(".")[-1] + ".py")).is_file())
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("sdedit.engine."))
+        for child in ast.iter_child_nodes(node):
+            walk(child)
+
+    walk(ast.parse(path.read_text()))
     return {n for n in found if n.count(".") == 2}
 
 

@@ -8,7 +8,6 @@ default model when the server starts, else from a cautious guess for the device 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -64,19 +63,11 @@ class Budget:
             return None
 
     def _calibrate(self, model) -> float:
-        import torch
+        from ..models.timing import time_call
 
         side = model.resolution or 128
         side = -(-side // model.size_multiple) * model.size_multiple
-        x = torch.zeros(1, 3, side, side, device=model.device)
-        with torch.inference_mode():
-            model.eps_vp(x, 500)  # first call: allocations, kernel choice
-            started = time.perf_counter()
-            for _ in range(2):
-                model.eps_vp(x, 500)
-            if model.device.type == "cuda":
-                torch.cuda.synchronize()
-            rate = (time.perf_counter() - started) / 2 / (side * side)
+        rate = time_call(model, (side, side), repeats=2, step=500, random=False).median / (side * side)
         with self._lock:
             self._rates.setdefault(model.id, rate)
         return rate
