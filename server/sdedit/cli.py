@@ -137,7 +137,7 @@ def check_edit_request(args: argparse.Namespace):
     from sdedit.imaging import load_image
     from sdedit.params import check_device, check_precision, validate
 
-    validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
+    validate(args.t0, args.sde, args.steps, args.samples, args.seed)
     from sdedit.models.lora import check_loras_exist, parse_lora
 
     args.loras = [parse_lora(spec) for spec in getattr(args, "lora", [])]

@@ -29,11 +29,11 @@ def edit_limits() -> dict:
             "max_prompt_chars": MAX_PROMPT_CHARS, "samplers": list(SDE_NAMES)}
 
 
-def validate(t0: float, sde: str, steps: int | None, samples: int, seed: int | None) -> None:
+def validate(t0: float, sde: str | None, steps: int | None, samples: int, seed: int | None) -> None:
     """Range checks with messages that name the parameter and its allowed values."""
     if isinstance(t0, bool) or not isinstance(t0, (int, float)) or not (T0_MIN_EXCLUSIVE < float(t0) <= T0_MAX):
         raise InputError(f"t0 must be a number in (0, 1], got {t0!r}.")
-    if sde not in SDE_NAMES:
+    if sde is not None and sde not in SDE_NAMES:  # None: the model's declared default, known once it is loaded
         raise InputError(f"Unknown SDE '{sde}': choose one of {', '.join(SDE_NAMES)}.")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS):
         raise InputError(f"steps must be a whole number from 1 to {MAX_STEPS} (0 or none for the model's default), got {steps!r}.")

@@ -87,7 +87,8 @@ class Budget:
             n_steps = resolve_steps(facts, sde or facts.default_sde, t0, steps or None)
             plan = plan_canvas(facts, width, height, t0, n_steps)
             return Work(*plan.size, samples, plan.steps_per_sample(n_steps))
-        n_steps = resolve_steps(ModelFacts(model_id), sde or "vp", t0, steps or None)  # the paper's, 20 for ode
+        unknown = ModelFacts(model_id)  # never loaded: the paper's steps (20 for ode), a model's default facts
+        n_steps = resolve_steps(unknown, sde or unknown.default_sde, t0, steps or None)
         if resolution:
             return Work(resolution, resolution, samples, n_steps)
         scale = min(1.0, DEFAULT_MAX_SIDE / max(width, height))
