@@ -16,7 +16,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sdedit import imaging
 from sdedit.engine import native_scale
 from sdedit.engine.canvas import EditResult, finish, prepare
 from sdedit.engine.noise import NoiseSource
