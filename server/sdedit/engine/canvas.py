@@ -35,6 +35,7 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None  # the mask the edit used (uint8, 255 = edit; a hard selection grown), if given
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ class Canvas:
     image: Image.Image
     rgb: np.ndarray  # (H, W, 3) uint8
     alpha: np.ndarray | None  # (H, W) uint8, None for opaque modes
-    mask: np.ndarray  # (H, W) uint8, 255 = edit
+    mask: np.ndarray  # (H, W) uint8, 255 = edit (a hard selection grown by its transition band, seam.py)
     plan: Plan | None
+    mask_given: bool = False  # the request had a mask (the result reports the one used)
 
     @property
     def region(self) -> imaging.Region | None:
@@ -149,19 +151,22 @@ class Canvas:
 
 
 def prepare(image: Image.Image, mask: Image.Image | None, facts: ModelFacts, t0: float, steps: int) -> Canvas:
-    """Split the picture, read the mask and plan the edit (plan None when the mask is empty)."""
+    """Split the picture, read the mask (a hard selection grown, engine/seam.py) and plan the edit (plan None
+    when the mask is empty)."""
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = imaging.mask_array(mask, image.size)
+    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))
     box = imaging.working_region(mask_u8, square=facts.resolution is not None)
     plan = None if box is None else plan_region(fit_region(box, facts, image.size), facts, t0, steps)
-    return Canvas(image, rgb, alpha, mask_u8, plan)
+    return Canvas(image, rgb, alpha, mask_u8, plan, mask_given=mask is not None)
 
 
 def finish(canvas: Canvas, outputs: list, seeds: list[int], steps: int, evaluations: int, started: float,
            params: dict) -> EditResult:
     """The result: each output pasted back (the input unchanged when nothing was edited)."""
+    used = canvas.mask if canvas.mask_given else None
     if canvas.plan is None:
-        return EditResult(canvas.unchanged(seeds), seeds, steps, 0, time.perf_counter() - started, params=params)
+        return EditResult(canvas.unchanged(seeds), seeds, steps, 0, time.perf_counter() - started, params=params,
+                          mask=used)
     images = [canvas.paste_back(out) for out in outputs]
     return EditResult(images, seeds, steps, evaluations, time.perf_counter() - started, canvas.size, canvas.region,
-                      params)
+                      params, used)

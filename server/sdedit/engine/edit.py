@@ -131,16 +131,20 @@ def pixel_edit(model: DiffusionModel, image: Image.Image, mask: Image.Image | No
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
 
-    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int,
+              run=sampler) -> torch.Tensor:
         noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
-        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
+        return run(watched, SamplerInput(g, m, noise, t, k), after_step)
+
+    def refine(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        return stage(g, m, chunk, t, k, SAMPLERS[native_scale.refine_sde(sde)])
 
     with torch.inference_mode():
         for chunk in chunks:
             if two_stage is None:
                 x = stage(guide, mask_t, chunk, t0, steps)
             else:
-                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, t0, steps, two_stage)
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, t0, steps, two_stage, refine)
             outputs.extend(x.float().cpu())
     return finish(canvas, outputs, seeds, steps_per_sample, total, started, params)
 
