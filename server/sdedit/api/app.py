@@ -163,7 +163,8 @@ def create_app(
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
         output = job.output
-        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde)  # JobResult, streamed
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde,
+                               mask=output.mask)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},

@@ -153,15 +153,19 @@ class EngineBackend:
 
         p: EditParams = job.params
         model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
+        prompt, negative_prompt = p.prompt, p.negative_prompt
         if getattr(model, "kind", "pixel") == "latent":
             from ..models.lora import apply_loras
 
             apply_loras(model, p.loras or [], paths=False)  # switching adapters: the checkpoint stays loaded
+            from ..models.embeddings import use_embeddings
+
+            prompt, negative_prompt = use_embeddings(model, prompt), use_embeddings(model, negative_prompt)
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
-                      seed=p.seed, progress=progress, cancel=cancel, prompt=p.prompt,
-                      negative_prompt=p.negative_prompt, guidance=p.guidance,
+                      seed=p.seed, progress=progress, cancel=cancel, prompt=prompt,
+                      negative_prompt=negative_prompt, guidance=p.guidance,
                       preview=lambda rgb: store_preview(job, rgb))
         if self.budget is not None and result.working_size:
             from .budget import Work
@@ -170,5 +174,6 @@ class EngineBackend:
             self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
         ran = result.params or {}
+        mask = None if result.mask is None else encode_png(Image.fromarray(result.mask, "L"))
         return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds], steps=int(ran.get("steps") or result.steps),
-                         sde=ran.get("sde") or p.sde)
+                         sde=ran.get("sde") or p.sde, mask=mask)

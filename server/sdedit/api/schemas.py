@@ -92,6 +92,9 @@ class JobResult(BaseModel):
                                                    "named none).")
     sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
                                                  "named none).")
+    mask: Optional[str] = Field(None, description="When the job had a mask: base64 PNG (8-bit grey, the input's "
+                                "size) of the mask the edit used. A hard selection is grown and feathered "
+                                "outward; pixels where it is 0 are the input's, byte for byte.")
 
 
 class LiveEntry(BaseModel):
@@ -105,12 +108,18 @@ class LiveEntry(BaseModel):
 
 class ModelEntry(BaseModel):
     id: str
-    resolution: Optional[int]
-    sde: str
-    default: bool
+    resolution: Optional[int] = Field(description="A fixed square working size in pixels, or null: the model takes "
+                                                  "any size (fully convolutional).")
+    sde: str = Field(description="The SDE the model was trained with: 'vp' (DDPM, an epsilon/v model) or 've' "
+                                 "(NCSN++). Not the sampler a job gets: that is default_sde. Any model drives every "
+                                 "sampler (docs/design.md §4).")
+    default: bool = Field(description="Whether this model is used when a job names none.")
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
-    default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    default_sde: str = Field("vp", description="The sampler a job gets when it sends no 'sde': the one this "
+                                               "model's benchmark shows best ('ode' for the embedded model and "
+                                               "Stable Diffusion). Clients offering a 'model default' choice use "
+                                               "this field.")
     live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
                                                         "size, guidance).")
     prediction: Optional[str] = Field(None, description="Latent models: what the UNet predicts, 'epsilon' or "

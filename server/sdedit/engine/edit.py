@@ -40,6 +40,7 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None  # the mask the edit used (uint8, 255 = edit; a hard selection grown), if given
 
 
 def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
@@ -98,14 +99,15 @@ def edit(
                            max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = imaging.mask_array(mask, image.size)
+    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))  # a hard selection grown
     seeds = make_seeds(seed, samples)
     n_steps = resolve_steps(model, sde, float(t0), steps or None)
     params = {"t0": float(t0), "sde": sde, "steps": n_steps, "samples": samples, "model": model.id}
     region = imaging.working_region(mask_u8, square=model.resolution is not None)
     if region is None:  # empty mask: nothing to edit
         images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
-        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params)
+        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params,
+                          mask=None if mask is None else mask_u8)
 
     if model.resolution is None and model.edge_margin:
         region = imaging.add_margin(region, model.edge_margin)  # the network's border stays off the picture
@@ -166,7 +168,7 @@ def edit(
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
     return EditResult(images, seeds, steps_per_sample, steps_per_sample * len(chunks), time.perf_counter() - started,
-                      size, region, params)
+                      size, region, params, None if mask is None else mask_u8)
 
 
 def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:
