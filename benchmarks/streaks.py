@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from canvas import canvas_guide, SEED_BASE  # noqa: E402
+from canvas import SEED_BASE, guides_for  # noqa: E402
 from canvas_metrics import detail, streak_ratio  # noqa: E402
 
 from sdedit.engine import edit, native_scale  # noqa: E402
@@ -79,14 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--t0", type=float, nargs="*", default=[0.5])
     ap.add_argument("--guides", type=int, default=2)
     ap.add_argument("--first-guide", type=int, default=0)
+    ap.add_argument("--set", choices=["scenes", "composed"], default="scenes",
+                    help="scenes: quantised held-out scenes; composed: the hand-composed demo paintings")
     ap.add_argument("--scenes", type=int, default=12, help="training scenes to measure (0: skip)")
     ap.add_argument("--terrain", action="store_true", help="also the 3-D renderer's scenes")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--refine-sde", default="ode",
+                    help="engine/native_scale.REFINE_SDE for this run ('same': the request's sampler everywhere)")
     a = ap.parse_args(argv)
     import torch
     from PIL import Image
 
     torch.set_num_threads(a.threads)
+    if hasattr(native_scale, "REFINE_SDE"):
+        native_scale.REFINE_SDE = None if a.refine_sde == "same" else a.refine_sde
     print(f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     if a.scenes:
         for name, ratio, det in scene_rows(a.scenes, (256, 512), a.terrain):
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(a.model, device="cpu")
     for s in a.sizes:
         w, h = (int(v) for v in s.split("x"))
-        guides = [canvas_guide(a.first_guide + i, w, h) for i in range(a.guides)]
+        guides = [guides_for(a.set, a.first_guide + i, w, h)[0] for i in range(a.guides)]
         print(f"{s} stroke paintings{'':<24} streak {np.mean([streak_ratio(g) for g in guides]):5.2f}", flush=True)
         for sde in a.sde:
             for t0 in a.t0:

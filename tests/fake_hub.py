@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -27,6 +28,7 @@ class FakeHub:
         self.digest_files: set[str] = set()  # static files served with a Repr-Digest header
         self.lie_sha256: dict[str, str] = {}  # path -> the (wrong) SHA-256 the Hub claims
         self.drops: list[int] = []  # each GET of a file takes the next: close the connection after that many bytes
+        self.throttle = 0.0  # seconds between 4 KiB pieces of a body (a slow download, to cancel)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -148,6 +150,12 @@ class FakeHub:
                 with hub.lock:
                     if hub.drops:
                         drop = hub.drops.pop(0)
+                if drop is None and hub.throttle:
+                    for i in range(0, len(body), 4096):
+                        self.wfile.write(body[i:i + 4096])
+                        self.wfile.flush()
+                        time.sleep(hub.throttle)
+                    return
                 if drop is None:
                     self.wfile.write(body)
                     return

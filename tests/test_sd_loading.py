@@ -170,3 +170,190 @@ def test_ddim_matches_diffusers_trailing_img2img(sd1_file, t0, steps):
     theirs = pipe(prompt="a lake", image=z, strength=t0, num_inference_steps=round(steps / t0), guidance_scale=6.0,
                   generator=torch.Generator().manual_seed(3), output_type="latent").images
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+# -- 14: the VAE in one piece unless the size needs tiles --------------------------------------------------
+@pytest.mark.parametrize("width,height", [(512, 512), (200, 136)])
+def test_vae_is_untiled_where_one_piece_fits(sd1_file, width, height):
+    """Pixels equal diffusers' plain VAE (0.0 difference) where one piece fits in memory; the VAE was always
+    tiled (64 px tiles for the tiny VAE, 512 px for SD's), which differs by up to 0.29 at 512 px."""
+    from diffusers import AutoencoderKL
+
+    from sdedit import imaging
+
+    path, made = sd1_file
+    model = load(path)
+    plain = AutoencoderKL.from_config(model.vae.config)
+    plain.load_state_dict(made["vae"].state_dict())
+    plain.eval()
+    image = imaging.to_tensor(np.asarray(guide_image(width, height, seed=3)))
+    with torch.inference_mode():
+        z = model.encode_image(image)
+        assert torch.equal(z, plain.encode(image).latent_dist.mode() * model.scaling_factor)
+        ours = model.decode_latent(z)
+        theirs = plain.decode(z / model.scaling_factor).sample.clamp(-1, 1)
+    assert torch.equal(ours, theirs)
+
+
+def test_vae_tiles_above_the_one_piece_side(sd1_file, monkeypatch):
+    from sdedit import imaging
+    from sdedit.models.vae_tiling import tile_only_above
+
+    model = load(sd1_file[0])
+    image = imaging.to_tensor(np.asarray(guide_image(200, 136, seed=3)))
+    with torch.inference_mode():
+        whole = model.decode_latent(model.encode_image(image))
+        tile_only_above(model.vae, 64)
+        calls = []
+        monkeypatch.setattr(model.vae, "tiled_decode", lambda z, **kw: calls.append(z.shape) or
+                            type(model.vae).tiled_decode(model.vae, z, **kw))
+        tiled = model.decode_latent(model.encode_image(image))
+    assert calls and tiled.shape == whole.shape and not torch.equal(tiled, whole)
+    assert torch.isfinite(tiled).all()
+
+
+def test_one_piece_side_follows_device_memory():
+    from types import SimpleNamespace
+
+    from sdedit.models.vae_tiling import device_memory, one_piece_side
+
+    sd_vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[128, 256, 512, 512]))
+    gib = 1 << 30
+    assert one_piece_side(sd_vae, torch.float32, 24 * gib) == 1024  # SD 1.x's largest working size in one piece
+    assert one_piece_side(sd_vae, torch.float32, 8 * gib) == 576  # 512 px still in one piece on an 8 GB machine
+    assert one_piece_side(sd_vae, torch.bfloat16, 8 * gib) == 832
+    assert one_piece_side(sd_vae, torch.bfloat16, 80 * gib) >= 2048  # SDXL at 2048 px, bf16 VAE, 80 GB GPU
+    assert device_memory(torch.device("cpu")) > gib
+
+
+# -- 16: shapes that fit no shipped config -----------------------------------------------------------------
+def one_sentence(text: str) -> bool:
+    return "\n" not in text.strip() and text.count(". ") == 0 and "Traceback" not in text
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2v", "sdxl"])
+def test_nonstandard_shapes_are_one_sentence_naming_the_sidecar(tmp_path, family, no_network):
+    """The tiny files without their sidecar fit none of the shipped (real-size) configs."""
+    from sdedit.errors import InputError
+
+    path = tmp_path / f"odd-{family}.safetensors"
+    write_single_file(path, family, config_folder=None)
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "is not a standard Stable Diffusion 1.x, 2.x or XL checkpoint" in message
+    assert f"odd-{family}.json" in message and '"config"' in message and one_sentence(message), message
+    assert len(message) < 600
+
+
+def test_sidecar_config_that_does_not_fit_names_it(tmp_path, no_network):
+    from sdedit.errors import InputError
+
+    path = tmp_path / "odd.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    write_configs(tmp_path / "xl-config", "sdxl")
+    path.with_suffix(".json").write_text(json.dumps({"config": "xl-config", "family": "sd1"}))
+    with pytest.raises(InputError) as err:
+        load(path)
+    message = str(err.value)
+    assert "does not fit the configs its sidecar odd.json names" in message and one_sentence(message), message
+
+
+def test_cli_refuses_a_nonstandard_file_in_one_line(tmp_path):
+    from test_sd_models import run_cli
+
+    path = tmp_path / "odd-sd1.safetensors"
+    write_single_file(path, "sd1", config_folder=None)
+    sketch = tmp_path / "sketch.png"
+    guide_image(64, 64).save(sketch)
+    res = run_cli("edit", str(sketch), "--model", str(path), "--prompt", "a lake", "-o", str(tmp_path / "o.png"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "not a standard Stable Diffusion" in res.stderr and "odd-sd1.json" in res.stderr
+
+
+# -- 13: SD 2.x epsilon or v, told from the weights ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sd2_fitted(tmp_path_factory):
+    """Two SD 2.x-shaped single files without any marker: one UNet fitted to predict epsilon, one v."""
+    from tiny_sd import fit_prediction
+
+    root = tmp_path_factory.mktemp("sd2fit")
+    files = {}
+    for kind in ("epsilon", "v_prediction"):
+        made = fit_prediction(tiny_components("sd2v", seed=1), kind, steps=60)
+        files[kind] = root / f"sd2-{kind}.safetensors"
+        write_single_file(files[kind], "sd2v", config_folder="config-sd2", components=made)
+    return root, files
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_sd2_prediction_is_told_from_the_weights(sd2_fitted, kind, private_cache, no_network):
+    from sdedit.models.sd_lookup import describe_sd
+    from sdedit.models.sd_prediction import cache_file, remembered
+
+    path = sd2_fitted[1][kind]
+    before = describe_sd("m", path)
+    assert before.prediction == "v_prediction" and before.prediction_note == "assumed until it is first loaded"
+    model = load(path)
+    assert model.prediction == kind  # the file says nothing: before, every SD 2.x file ran as v
+    assert model.family.name == ("sd2" if kind == "epsilon" else "sd2v")
+    assert model.native_resolution == (512 if kind == "epsilon" else 768)
+    assert model.description.endswith("prediction told from its weights")
+    after = describe_sd("m", path)
+    assert (after.prediction, after.resolution, after.prediction_note) == (
+        kind, model.native_resolution, "told from its weights")
+    assert cache_file().stat().st_mode & 0o077 == 0
+    errors = remembered(path)["errors"]
+    other = "v_prediction" if kind == "epsilon" else "epsilon"
+    assert errors[other] > 3 * errors[kind], errors  # not a close call
+    again = load(path)  # remembered: no second probe needed, same answer
+    assert again.prediction == kind
+
+
+@pytest.mark.slow
+def test_sidecar_prediction_overrides_the_weights(sd2_fitted, private_cache, monkeypatch, no_network):
+    from sdedit.models import sd_prediction
+
+    path = sd2_fitted[1]["epsilon"]
+    side = path.with_suffix(".json")
+    saved = side.read_text()
+    monkeypatch.setattr(sd_prediction, "probe", lambda model: pytest.fail("probed despite the sidecar"))
+    try:
+        side.write_text(json.dumps({**json.loads(saved), "prediction": "v_prediction"}))
+        model = load(path)
+        assert model.prediction == "v_prediction" and "set by its sidecar" in model.description
+    finally:
+        side.write_text(saved)
+
+
+@pytest.mark.slow
+def test_models_list_and_api_say_which_prediction_was_chosen(sd2_fitted, private_cache, tmp_path):
+    from test_sd_models import run_cli
+    from test_server_support import ServerProcess, server_env
+
+    root, files = sd2_fitted
+    env = {"SDEDIT_MODELS_DIR": str(root), "XDG_CACHE_HOME": str(private_cache)}
+    listed = run_cli("models", env_extra=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("sd2-epsilon "))
+    assert "v (assumed until it is first loaded)" in row and "768" in row, listed.stdout
+    load(files["epsilon"])  # the first load tells (same cache)
+    listed = run_cli("models", env_extra=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("sd2-epsilon "))
+    assert "epsilon (told from its weights)" in row and " 512 " in row, listed.stdout
+    proc = ServerProcess(server_env(root, files["v_prediction"], XDG_CACHE_HOME=str(private_cache)),
+                         tmp_path / "server.log").wait_ready()
+    try:
+        with proc.client() as http:
+            entries = {m["id"]: m for m in http.get("/v1/models").json()}
+        assert entries["sd2-epsilon"]["prediction"] == "epsilon" and entries["sd2-epsilon"]["resolution"] == 512
+        assert entries["sd2-v_prediction"]["prediction"] == "v_prediction"
+    finally:
+        assert proc.stop() == 0, proc.log()[-2000:]

@@ -172,6 +172,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     args.sde = args.sde or getattr(model, "default_sde", "vp")
     validate_text(model, args.prompt, args.negative_prompt, args.guidance)
     apply_loras(model, args.loras)
+    from sdedit.models.embeddings import use_embeddings
+
+    args.prompt, args.negative_prompt = use_embeddings(model, args.prompt), use_embeddings(model, args.negative_prompt)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:

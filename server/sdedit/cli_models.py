@@ -50,14 +50,22 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _prediction_cell(info) -> str:
+    """What a latent model's UNet predicts, and how that was settled when the file does not say (SD 2.x)."""
+    if not info.prediction:
+        return "-"
+    short = {"v_prediction": "v"}.get(info.prediction, info.prediction)
+    return f"{short} ({info.prediction_note})" if info.prediction_note else short
+
+
 def _list() -> int:
     from sdedit.models import list_models
     from sdedit.models.folders import EMBEDDING_DIR, LORA_DIR, find_in_subfolder, models_folder
 
-    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
+    rows = [("id", "kind", "text", "size", "default_sde", "prediction", "default", "path")]
     for info in list_models():
-        rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
-                     "*" if info.default else "", info.path))
+        rows.append((info.id, info.kind, "yes" if info.text else "no", size_words(info), info.default_sde,
+                     _prediction_cell(info), "*" if info.default else "", info.path))
     _table(rows)
     for title, kind in (("LoRAs (--lora NAME[:SCALE])", LORA_DIR), ("Embeddings (write NAME in the prompt)",
                                                                        EMBEDDING_DIR)):
@@ -67,6 +75,16 @@ def _list() -> int:
             _table([(name, str(path)) for name, path in found.items()])
     print(f"\nModels folder: {models_folder()} (`sdedit models pull NAME`, `sdedit models catalogue`)")
     return 0
+
+
+def size_words(info) -> str:
+    """What `sdedit models` says about a model's size: its fixed resolution, or the native size it was
+    trained at (larger canvases are edited at that scale first, docs/design.md §4) and that it takes any."""
+    if info.resolution:
+        return f"{info.resolution} px fixed"
+    if info.native_size:
+        return f"{info.native_size} px native, any size"
+    return "any size"
 
 
 def _catalogue() -> int:
@@ -93,9 +111,11 @@ def _pull(args: argparse.Namespace) -> int:
     from sdedit.models.pull import plan_pull, run_pull
 
     plan = plan_pull(args.source, name=args.name, sha256=args.sha256)
-    if plan.target.exists():
-        print(f"sdedit: {plan.name} is already installed at {plan.target}.", file=sys.stderr)
-        _emit(args, {"state": "done", "path": str(plan.target), "done": plan.total, "total": plan.total})
+    installed = plan.installed()
+    if installed is not None:
+        print(f"sdedit: {plan.name} is already installed at {installed}.", file=sys.stderr)
+        _emit(args, {"state": "done", "path": str(installed), "done": plan.total, "total": plan.total,
+                     "name": installed.stem if installed.is_file() else installed.name})
         return 0
     if not args.quiet and not args.progress_json:
         licence = f", licence {plan.licence}" if plan.licence else ""

@@ -11,7 +11,7 @@ from gi.repository import Gimp  # noqa: E402
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
 from sdedit_client.autostart import ensure_server  # noqa: E402
-from sdedit_client.mask import cut_to_selection, mask_needed, mask_png, require_visible  # noqa: E402
+from sdedit_client.mask import cut_to_selection, grown_mask, mask_needed, mask_png, require_visible  # noqa: E402
 from sdedit_client.png import encode_png  # noqa: E402
 from sdedit_client.settings import model_takes_text  # noqa: E402
 
@@ -113,11 +113,13 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=
         ensure_server(client.base_url, on_status=_server_status(window), cancel=cancelled)
         if request.text and model_takes_text(client.models(), params.get("model")):
             params = dict(params, **request.text)
-        images, seeds = client.run(image_png, mask, on_progress=_progress(samples, client, window),
-                                   should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1,
-                                   **params)
+        result = client.run(image_png, mask, on_progress=_progress(samples, client, window),
+                            should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1, **params)
     finally:
         client.release()
+    images, seeds = result
+    if only_selection:  # the server grew the selection: the layer keeps its fade, not just the selection
+        selection = grown_mask(getattr(result, "mask", None), selection, width, height, decode_rgba)
 
     Gimp.progress_set_text("SDEdit: adding %d layer(s)…" % len(images))
     results = []

@@ -134,6 +134,7 @@ class EditController(QObject):
     def _on_success(self, images, seeds, params, ran) -> None:
         if self.report is not None:  # already finished (its image was closed)
             return
+        self.source = self.source.with_edit_mask(getattr(self._worker, "edit_mask", None))
         if not _is_open(self.source.document):
             self._finish({"ok": False, "kind": "closed", "message": CLOSED_MESSAGE})
             return

@@ -168,6 +168,11 @@ class SDEditDocker(DockWidget):
         self.settings_label = QLabel("")
         self.settings_label.setWordWrap(True)
         layout.addWidget(self.settings_label)
+        from .models_panel import ModelsPanel  # installed models, the catalogue, Download / Cancel / Remove
+
+        self.models_panel = ModelsPanel(lambda: self.form.values().get("server_url") or "", body)
+        self.models_panel.changed.connect(self.form.refresh_server_info)  # a new model shows in the model list
+        layout.addWidget(self.models_panel)
         layout.addStretch(1)
 
         scroll = QScrollArea()
@@ -176,6 +181,7 @@ class SDEditDocker(DockWidget):
         self.setWidget(scroll)
         self._update_buttons()
         self.form.refresh_server_info()
+        self.models_panel.refresh()
 
     # -- Krita --------------------------------------------------------------------------------------------
     def canvasChanged(self, canvas) -> None:  # noqa: N802 - Krita's name

@@ -29,6 +29,13 @@ class Source:
         self.bgra = bgra
         self.mask = mask
         self.space = space
+        self.edit_mask = mask  # the mask the server edited with (the selection grown), once a result came
+
+    def with_edit_mask(self, edit_mask: Optional[bytes]) -> "Source":
+        """The same pixels, with the mask a result was edited with (each result keeps its own)."""
+        copy = Source(self.document, self.node, self.rect, self.bgra, self.mask, self.space)
+        copy.edit_mask = edit_mask if edit_mask is not None else self.mask
+        return copy
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -128,7 +135,7 @@ def insert_results(source: Source, images_bgra: List[bytes], names: List[str], g
         if len(bgra) != width * height * 4:
             raise SDEditError("The server returned a result of the wrong size: update the SDEdit server.")
         if only_selection:
-            bgra = cut_to_selection(bgra, source.mask, source.bgra)
+            bgra = cut_to_selection(bgra, source.edit_mask, source.bgra)
         raw = bgra if is_native_srgb8(*source.space) else convert_pixels(bgra, width, height, SRGB8, source.space)
         layer = document.createNode(name, "paintlayer")
         if (layer.colorModel(), layer.colorDepth(), layer.colorProfile()) != source.space:

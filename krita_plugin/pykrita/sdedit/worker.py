@@ -14,7 +14,7 @@ from PyQt5.QtCore import QThread, pyqtSignal
 from sdedit_client import Client, JobCancelled, SDEditError, ServerStopped, ServerUnavailable
 from sdedit_client.client import _is_loopback, normalize_url
 from sdedit_client.autostart import ensure_server, started_server, stopped_error
-from sdedit_client.mask import mask_needed
+from sdedit_client.mask import grown_mask, mask_needed
 from sdedit_client.settings import model_takes_text, not_started_text
 
 from .qt_png import decode_to_bgra, encode_bgra, encode_gray
@@ -68,6 +68,7 @@ class EditWorker(QThread):
         self._size = (width, height)
         self._bgra = bgra
         self._mask = mask
+        self.edit_mask = None  # type: Optional[bytes]  # the mask the server edited with, once it answered
         self._params = dict(params)
         self._text = dict(text or {})
         self._cancel = threading.Event()
@@ -89,11 +90,14 @@ class EditWorker(QThread):
             try:
                 if self._text and model_takes_text(self._client.models(), params.get("model")):
                     params.update(self._text)
-                pngs, seeds = self._client.run(image, mask, on_progress=self._on_progress,
-                                               should_cancel=self._cancel.is_set,
-                                               poll_interval=0.1 if self._previews else 0.25, **params)
+                result = self._client.run(image, mask, on_progress=self._on_progress,
+                                          should_cancel=self._cancel.is_set,
+                                          poll_interval=0.1 if self._previews else 0.25, **params)
             except ServerUnavailable as error:  # it answered a moment ago: did it stop?
                 raise stopped_error(self._client.base_url, started) or error
+            pngs, seeds = result
+            if mask is not None:  # the server grew the selection: result layers keep that fade
+                self.edit_mask = grown_mask(getattr(result, "mask", None), self._mask, width, height, decode_to_bgra)
             images = []
             for png in pngs:
                 w, h, bgra = decode_to_bgra(png)

@@ -34,6 +34,7 @@ from .schemas import (
     JobResult,
     JobState,
     JobStatus,
+    LoraEntry,
     ModelEntry,
     ValidationProblem,
 )
@@ -85,6 +86,8 @@ def create_app(
             yield
         finally:
             queue.stop()
+            if getattr(app.state, "pulls", None) is not None:
+                app.state.pulls.stop()  # end download processes; their partial files stay for the next try
 
     app = FastAPI(
         title="SDEdit server",
@@ -124,8 +127,13 @@ def create_app(
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
-                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict())
+                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict(),
+                           prediction=i.prediction)
                 for i in backend.models()]
+
+    @private.get("/loras", response_model=List[LoraEntry])
+    async def loras() -> List[LoraEntry]:
+        return [LoraEntry(id=name) for name in backend.loras()] if hasattr(backend, "loras") else []
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
@@ -155,7 +163,8 @@ def create_app(
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
         output = job.output
-        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde)  # JobResult, streamed
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde,
+                               mask=output.mask)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},
@@ -177,8 +186,13 @@ def create_app(
         await _until_settled(queue, job, CANCEL_WAIT_S)
         return _status(queue, job)
 
+    from .pulls import pull_router  # the model manager's downloads (`sdedit models pull` as a job)
+
+    pulls = pull_router(token, limits, backend)
+    app.state.pulls = pulls.manager
     app.include_router(public)
     app.include_router(private)
+    app.include_router(pulls)
     return app
 
 
@@ -198,6 +212,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     try:
         backend.check_model(request.model)
         model_sde = backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        loras = backend.check_loras(request.model, request.loras) if hasattr(backend, "check_loras") else []
         sde = request.sde if "sde" in request.model_fields_set else model_sde
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
@@ -217,7 +232,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(422, str(err)) from None
     params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
                         samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
-                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+                        negative_prompt=request.negative_prompt, guidance=request.guidance, loras=loras)
     describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")

@@ -51,10 +51,11 @@ class JobOutput:
     seeds: List[int]
     steps: Optional[int] = None
     sde: Optional[str] = None
+    mask: Optional[bytes] = None  # PNG of the mask the edit used (a selection grown and feathered), if one was sent
 
     @property
     def nbytes(self) -> int:
-        return sum(len(png) for png in self.pngs)
+        return sum(len(png) for png in self.pngs) + len(self.mask or b"")
 
 
 @dataclass

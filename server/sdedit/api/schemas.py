@@ -26,6 +26,15 @@ class JobState(str, Enum):
         return self in (JobState.done, JobState.failed, JobState.cancelled)
 
 
+class LoraRef(BaseModel):
+    """One LoRA of a job: an id from GET /v1/loras and its scale (0 = off)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=200, description="A LoRA id from GET /v1/loras.")
+    scale: float = Field(1.0, ge=-4.0, le=4.0, allow_inf_nan=False, description="Strength; 1 = as trained, 0 = off.")
+
+
 class JobRequest(BaseModel):
     """POST /v1/jobs body. Unknown fields are ignored so older servers accept newer clients."""
 
@@ -50,6 +59,8 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+    loras: Optional[List[LoraRef]] = Field(None, max_length=8,
+                                           description="Stable Diffusion models only: LoRAs to apply, each once.")
     session: Optional[str] = Field(
         None, min_length=1, max_length=128,
         description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
@@ -81,6 +92,9 @@ class JobResult(BaseModel):
                                                    "named none).")
     sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
                                                  "named none).")
+    mask: Optional[str] = Field(None, description="When the job had a mask: base64 PNG (8-bit grey, the input's "
+                                "size) of the mask the edit used. A hard selection is grown and feathered "
+                                "outward; pixels where it is 0 are the input's, byte for byte.")
 
 
 class LiveEntry(BaseModel):
@@ -94,14 +108,26 @@ class LiveEntry(BaseModel):
 
 class ModelEntry(BaseModel):
     id: str
-    resolution: Optional[int]
-    sde: str
-    default: bool
+    resolution: Optional[int] = Field(description="A fixed square working size in pixels, or null: the model takes "
+                                                  "any size (fully convolutional).")
+    sde: str = Field(description="The SDE the model was trained with: 'vp' (DDPM, an epsilon/v model) or 've' "
+                                 "(NCSN++). Not the sampler a job gets: that is default_sde. Any model drives every "
+                                 "sampler (docs/design.md §4).")
+    default: bool = Field(description="Whether this model is used when a job names none.")
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
-    default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    default_sde: str = Field("vp", description="The sampler a job gets when it sends no 'sde': the one this "
+                                               "model's benchmark shows best ('ode' for the embedded model and "
+                                               "Stable Diffusion). Clients offering a 'model default' choice use "
+                                               "this field.")
     live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
                                                         "size, guidance).")
+    prediction: Optional[str] = Field(None, description="Latent models: what the UNet predicts, 'epsilon' or "
+                                      "'v_prediction' (an SD 2.x file's is told from its weights when it is loaded).")
+
+
+class LoraEntry(BaseModel):
+    id: str
 
 
 class Health(BaseModel):

@@ -40,6 +40,7 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None  # the mask the edit used (uint8, 255 = edit; a hard selection grown), if given
 
 
 def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
@@ -98,14 +99,15 @@ def edit(
                            max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = imaging.mask_array(mask, image.size)
+    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))  # a hard selection grown
     seeds = make_seeds(seed, samples)
     n_steps = resolve_steps(model, sde, float(t0), steps or None)
     params = {"t0": float(t0), "sde": sde, "steps": n_steps, "samples": samples, "model": model.id}
     region = imaging.working_region(mask_u8, square=model.resolution is not None)
     if region is None:  # empty mask: nothing to edit
         images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
-        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params)
+        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params,
+                          mask=None if mask is None else mask_u8)
 
     if model.resolution is None and model.edge_margin:
         region = imaging.add_margin(region, model.edge_margin)  # the network's border stays off the picture
@@ -148,21 +150,25 @@ def edit(
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
 
-    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int,
+              run=sampler) -> torch.Tensor:
         noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
-        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
+        return run(watched, SamplerInput(g, m, noise, t, k), after_step)
+
+    def refine(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        return stage(g, m, chunk, t, k, SAMPLERS[native_scale.refine_sde(sde)])
 
     with torch.inference_mode():
         for chunk in chunks:
             if two_stage is None:
                 x = stage(guide, mask_t, chunk, float(t0), n_steps)
             else:
-                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage)
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage, refine)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
     return EditResult(images, seeds, steps_per_sample, steps_per_sample * len(chunks), time.perf_counter() - started,
-                      size, region, params)
+                      size, region, params, None if mask is None else mask_u8)
 
 
 def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:

@@ -33,7 +33,7 @@ CONNECT_TIMEOUT_S = 10.0  # an unreachable host is reported within this
 READ_TIMEOUT_S = 60.0  # a server that stops sending for this long counts as a dropped connection
 RETRIES = 3  # dropped connections retried (with Range) per file within one run, after each bit of progress
 CHUNK = 1 << 20  # hashing
-NET_CHUNK = 64 << 10  # small reads: little is lost when a connection drops
+NET_CHUNK = 16 << 10  # small reads: progress moves, and little is lost when a connection drops
 DISK_RESERVE = 64 * 2**20  # keep this much free beyond the download
 GENERIC_STEMS = {"pytorch_lora_weights", "diffusion_pytorch_model", "model", "learned_embeds"}
 PIPELINE_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
@@ -67,6 +67,13 @@ class PullPlan:
     source: str = ""
     licence: str | None = None
     classify: bool = False  # put a single file in loras/ or embeddings/ by its tensor names
+
+    def installed(self) -> Path | None:
+        """Where this download is already installed (a classified single file may sit in loras/ or embeddings/)."""
+        places = [self.target]
+        if self.classify and not self.folder:
+            places += [self.target.parent / kind / self.target.name for kind in (LORA_DIR, EMBEDDING_DIR)]
+        return next((p for p in places if p.exists()), None)
 
     @property
     def total(self) -> int | None:
@@ -317,8 +324,8 @@ def run_pull(plan: PullPlan, progress: Progress | None = None, cancel: Callable[
     """Download, verify and install; returns the installed path. Partial files stay for the next run."""
     import requests
 
-    if plan.target.exists():
-        return plan.target
+    if plan.installed() is not None:
+        return plan.installed()
     total = plan.total
     if max_bytes is not None and total is not None and total > max_bytes:
         raise InputError(f"{plan.name} is {human_size(total)}, more than this server's limit of "

@@ -26,6 +26,7 @@ from krita_runner import ROOT, krita_missing_reason, run_krita  # noqa: E402
 from sdedit_server_process import ServerProcess, free_port  # noqa: E402
 
 from sdedit_client.png import decode_png  # noqa: E402
+from sdedit.engine.seam import edit_mask  # noqa: E402
 from sdedit_client.server_record import write_record  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +50,26 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
+<<<<<<< HEAD
+    # a fake Hugging Face Hub on loopback for the Models panel's download (the server reaches it by HF_ENDPOINT)
+    from fake_hub import FakeHub
+    from tiny_lora import write_diffusers_lora
+
+    hub = FakeHub()
+    hub.repos["tiny-org/krita-lora"] = {"pytorch_lora_weights.safetensors":
+                                        write_diffusers_lora(work / "lora-src", "sd1").read_bytes()}
+    hub.throttle = 0.1  # 4 KiB every 100 ms (about 1.5 s): the progress bar has time to move
+    hub.start()
+=======
     slow = models / "tiny-vp-slow-live"  # live mode's off switch needs a live job that runs for seconds
     shutil.copytree(tiny_vp_dir, slow)
     (slow / "sdedit.json").write_text(json.dumps({"live": {"sde": "vp", "steps": 600, "size": 32}}))
+>>>>>>> g24live
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
     server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
-        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name}).start()
+        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name, "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(work / "hf-home")}).start()
     # The installation the plugin may start a server from (as install.py records it), with the tiny model.
     record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
@@ -67,12 +81,17 @@ def krita_run(request, tmp_path_factory):
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 900, "record": record,
                   "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
+<<<<<<< HEAD
+                  "restart_url": "http://127.0.0.1:%d" % restart_port, "pull_source": "tiny-org/krita-lora"}
+=======
                   "restart_url": "http://127.0.0.1:%d" % restart_port, "slow_model": "tiny-vp-slow-live"}
+>>>>>>> g24live
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=960)
     finally:
         server.stop()
+        hub.stop()
         started = stop_autostarted(work / "home", autostart_port)
         restarted = stop_autostarted(work / "home", restart_port)
     print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
@@ -83,6 +102,7 @@ def krita_run(request, tmp_path_factory):
     report["tiny_model"] = str(tiny_vp_dir)
     report["autostarted"] = started
     report["restarted"] = restarted
+    report["models_dir"] = str(models)
     return report, Path(config["out_dir"]), server.url
 
 
@@ -119,6 +139,13 @@ def _png(out, name):
     return decode_png((out / name).read_bytes())
 
 
+def _grown(mask: bytes, width: int, height: int, t0: float) -> bytes:
+    """The mask the server edits with: a hard selection grown by its feathered band (docs/design.md §4)."""
+    import numpy as np
+
+    return edit_mask(np.frombuffer(mask, np.uint8).reshape(height, width), t0).tobytes()
+
+
 def _pixels(data):
     return [bytes(data[i:i + 4]) for i in range(0, len(data), 4)]
 
@@ -146,11 +173,13 @@ def test_masked_edit_adds_k_named_layers_changing_only_the_selection(krita_run):
     mask = mask_rgba[0::4]
     assert sum(1 for m in mask if m == 255) == 48 * 36 and sum(1 for m in mask if m not in (0, 255)) == 0
     src = _pixels(source)
+    grown = _grown(mask, w, h, 0.6)
+    assert sum(1 for g in grown if g) > sum(1 for m in mask if m)  # the selection grows beyond its outline
     results = []
     for item in case["results"]:
         _, _, rgba = _png(out, item["png"])
         px = _pixels(rgba)
-        outside_changed = sum(1 for i in range(w * h) if not mask[i] and px[i] != src[i])
+        outside_changed = sum(1 for i in range(w * h) if not grown[i] and px[i] != src[i])
         inside_changed = sum(1 for i in range(w * h) if mask[i] and px[i] != src[i])
         assert outside_changed == 0, item["name"]
         assert inside_changed > 0.5 * 48 * 36, (item["name"], inside_changed)
@@ -194,8 +223,9 @@ def test_float_linear_layer_is_converted_both_ways(krita_run):
     # the strokes really are colours, not a washed-out linear-as-sRGB misreading
     src = _pixels(source)
     assert {bytes((20, 60, 200, 255)), bytes((220, 40, 30, 255)), bytes((40, 160, 40, 255))} <= set(src)
+    grown = _grown(bytes(mask), w, h, 0.5)
     outside = [max(abs(a - b) for a, b in zip(p, q)) for i, (p, q) in enumerate(zip(src, _pixels(edited)))
-               if not mask[i]]
+               if not grown[i]]
     assert outside and max(outside) <= 1  # 8-bit -> float -> 8-bit round trip only
     inside = sum(1 for i, (p, q) in enumerate(zip(src, _pixels(edited))) if mask[i] and p != q)
     assert inside > 0.5 * 32 * 32
@@ -311,7 +341,7 @@ def test_group_is_edited_as_its_merged_picture_like_in_gimp(krita_run):
     """A group is edited as what it shows (its children merged), as the GIMP plug-in does; the result goes
     right above the group. Outside the selection the result is exactly the merged picture."""
     case, out, _ = _case(krita_run, "group_active")
-    assert case["active_type"] == "grouplayer", case
+    assert case["active_type"] == "grouplayer" and case["edited"] == "Sky", case
     assert case["message"] is None and case["report"]["ok"], (case["message"], case["report"])
     names = [n["name"] for n in case["tree"]]
     assert names[names.index("Sky") + 1] == "SDEdit t0=0.60 VP #1 seed=13", names
@@ -355,11 +385,16 @@ def test_docker_apply_is_one_layer_and_one_undo_step_apply_all_is_a_group(krita_
     group = top[-1]
     assert group["name"] == "SDEdit t0=0.60 x2" and group["type"] == "grouplayer"
     assert sorted(c["name"] for c in group["children"]) == ["SDEdit t0=0.60 #1 seed=17", "SDEdit t0=0.60 #2 seed=18"]
-    # the applied layer holds only the selection (the default result layer)
+    # the applied layer holds only the selection (the default result layer), grown by the server's feathered
+    # band: opaque inside, fading out beyond the outline, transparent past the band
     w, h, rgba = _png(out, "docker-applied.png")
     alpha = rgba[3::4]
-    inside = [alpha[y * w + x] for y in range(16, 80) for x in range(24, 104)]
-    assert set(inside) == {255} and sum(alpha) == 255 * len(inside)
+    selected = bytes(255 if 24 <= x < 104 and 16 <= y < 80 else 0 for y in range(h) for x in range(w))
+    grown = _grown(selected, w, h, 0.6)
+    inside = [alpha[i] for i in range(w * h) if selected[i]]
+    assert set(inside) == {255}
+    assert all(alpha[i] == 0 for i in range(w * h) if not grown[i])
+    assert max(abs(alpha[i] - grown[i]) for i in range(w * h)) <= 1 and any(0 < a < 255 for a in alpha)
 
 
 def test_docker_run_again_reproduces_the_pixels(krita_run):
@@ -452,6 +487,19 @@ def test_server_killed_mid_job_says_it_stopped_and_offers_to_start_it_again(krit
     assert krita_run[0]["restarted"].get("health") == "ok"
 
 
+<<<<<<< HEAD
+def test_models_panel_downloads_from_the_hub_with_progress_and_removes(krita_run):
+    case, _, _ = _case(krita_run, "models_panel")
+    assert any(line.startswith("sd15") for line in case["catalogue"]), case["catalogue"]
+    assert case["started"], case
+    assert case["last_pull"]["state"] == "done", case
+    assert any(0 < value < 1000 for value in case["progress_seen"]), case["progress_seen"]  # visible progress
+    assert case["status_while"] and case["status_while"].startswith("Downloading tiny-org/krita-lora"), case
+    assert case["status"] == "Installed krita-lora.", case
+    assert "krita-lora  (LoRA)" in case["installed"], case
+    assert case["remove_started"] and "krita-lora  (LoRA)" not in case["installed_after_remove"], case
+    assert not (Path(krita_run[0]["models_dir"]) / "loras" / "krita-lora.safetensors").exists()
+=======
 # -- live mode (the docker's Live toggle) ---------------------------------------------------------------------
 def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_run):
     """Six strokes painted by script with Live on: several distinct previews, a busy indicator, every job
@@ -513,3 +561,4 @@ def test_live_off_stops_all_work_within_a_second(krita_run):
     assert case["job_state"]["state"] == "cancelled" and case["job_state"]["progress"] < 1.0, case
     assert case["stopped_after_s"] <= 1.0 and case["worker_finished_after_s"] <= 1.5, case
     assert case["sent_after_off"] == 0 and not case["live_after_off"] and not case["busy_after_off"]
+>>>>>>> g24live

@@ -239,52 +239,54 @@ def swap_bgra(data):
 def case_group_active(case):
     """A group as the active layer is edited as its merged picture; the result goes above the group.
 
-    Made as a painter makes it: Layer > Quick Group (Ctrl+G) around the strokes, a layer added in the group,
-    then Page Up (activate next layer) climbs from the top layer of the group to the group itself."""
+    Made as a painter makes it: Layer > New > Group Layer (Krita makes the new group active), then two layers
+    in it: strokes on the left half over yellow paper."""
     import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
 
     width, height = 48, 40
     document = new_document("sdedit-e2e-group", width, height)
-    strokes_layer = document.activeNode()
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    Krita.instance().action("add_new_group_layer").trigger()
+    wait(5, lambda: any(n.type() == "grouplayer" for n in document.rootNode().childNodes()))
+    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
+    group.setName("Sky")
     half = bytearray(stroke_image(width, height))  # strokes on the left half, the right half transparent
     for y in range(height):
         for x in range(width // 2, width):
             half[4 * (y * width + x) + 3] = 0
-    paint(document, strokes_layer, bytes(half), (0, 0, width, height))
-    Krita.instance().action("create_quick_group").trigger()
-    wait(5, lambda: document.rootNode().childNodes()[-1].type() == "grouplayer")
-    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
-    group.setName("Sky")
-    lower = document.createNode("Paper", "paintlayer")  # yellow paper under the strokes, inside the group
-    lower.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
-    group.addChildNode(lower, None)
+    strokes_layer = document.createNode("Strokes", "paintlayer")
+    strokes_layer.setPixelData(bytes(half), 0, 0, width, height)
+    paper = document.createNode("Paper", "paintlayer")
+    paper.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
+    group.addChildNode(paper, None)
+    group.addChildNode(strokes_layer, paper)
     document.refreshProjection()
     document.waitForDone()
-    wait(0.5)
-    case["steps_to_group"] = []
-    for _ in range(4):
-        active = document.activeNode()
-        case["steps_to_group"].append(active.name() if active is not None else None)
-        if active is not None and active.type() == "grouplayer":
-            break
-        Krita.instance().action("activateNextLayer").trigger()
-        wait(2, lambda: document.activeNode() is not None and document.activeNode() != active)
-    case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
-    case["node_type"] = group.type()
     rect = (0, 0, width, height)
     case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
     case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
     selection = Selection()
     selection.select(8, 20, 24, 16, 255)
     document.setSelection(selection)
-    wait(0.3)
+    wait(2.0)  # Krita may activate a layer added to the group meanwhile
     case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    case["steps_to_group"] = []
+    for _ in range(3):  # Krita sometimes hands the focus to a layer added in the group: give it back
+        active = document.activeNode()
+        case["steps_to_group"].append(active.name() if active is not None else None)
+        if active is not None and active.type() == "grouplayer":
+            break
+        document.setActiveNode(group)  # works for a node Krita made itself (not for ones added from Python)
+        wait(3, lambda: document.activeNode() is not None and document.activeNode().type() == "grouplayer")
+    case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
+    case["node_type"] = group.type()
     try:
         controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 1,
                                       "steps": 4, "seed_mode": "fixed", "seed": 13, "model": "",
                                       "result_layer": "full"}, document=document)
+        case["edited"] = controller.source.node.name()
         case["report"] = wait_report(controller)
         case["message"] = None
     except SDEditError as error:
@@ -450,7 +452,6 @@ def case_server_stopped(case):
     import signal
 
     import sdedit
-    from sdedit import controller as controller_module
 
     os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
     port = int(CONFIG["restart_url"].rsplit(":", 1)[1])
@@ -466,7 +467,7 @@ def case_server_stopped(case):
             entry = {"name": box.objectName(), "text": box.text(), "informative": box.informativeText(),
                      "buttons": [b.text().replace("&", "") for b in box.buttons()]}
             seen["boxes"].append(entry)
-            restart = [b for b in box.buttons() if b.text().replace("&", "") == controller_module.RESTART_BUTTON]
+            restart = [b for b in box.buttons() if b.text().replace("&", "") == RESTART_BUTTON]
             if restart and not seen.get("restarted"):
                 seen["restarted"] = True
                 seen["log_last_line"] = _last_line(seen.get("log"))
@@ -498,6 +499,9 @@ def case_server_stopped(case):
     case["log_last_line"] = seen.get("log_last_line")
     case["state_after"] = json.load(open(state_path)) if os.path.exists(state_path) else {}
     case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+RESTART_BUTTON = "Start the server again"  # the plugin's button (controller.RESTART_BUTTON)
 
 
 def _last_line(path):
@@ -1038,13 +1042,50 @@ def case_dialog(case):
         os.path.join(CONFIG["out_dir"], "krita-result.png"))
 
 
+def case_models_panel(case):
+    """The docker's Models panel: type a Hugging Face id, Download (from the fake Hub the server reaches through
+    HF_ENDPOINT) with the progress bar moving, the LoRA listed as installed, then Remove."""
+    docker = find_docker()
+    panel = docker.models_panel
+    docker.form.set_values({"server_url": CONFIG["server_url"]})
+    panel.refresh()
+    wait(20, lambda: panel.catalogue_list.count() > 0)
+    case["catalogue"] = [panel.catalogue_list.item(i).text() for i in range(panel.catalogue_list.count())]
+    panel.source_edit.setText(CONFIG["pull_source"])
+    seen = []
+    click(panel.download_button)
+    case["started"] = panel.downloading()
+    deadline = time.time() + 120
+    while panel.downloading() and time.time() < deadline:
+        seen.append(panel.progress.value())
+        case["status_while"] = case.get("status_while") or (panel.status_label.text() if 0 < seen[-1] < 1000 else None)
+        wait(0.05)
+    case["progress_seen"] = sorted(set(seen))
+    case["last_pull"] = panel.last_pull
+    case["status"] = panel.status_label.text()
+    wait(20, lambda: any("(LoRA)" in panel.installed_list.item(i).text() for i in range(panel.installed_list.count())))
+    case["installed"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    for i in range(panel.installed_list.count()):
+        if "(LoRA)" in panel.installed_list.item(i).text():
+            panel.installed_list.setCurrentRow(i)
+    case["remove_started"] = panel.remove_selected(confirm=False)
+    wait(20, lambda: not any("(LoRA)" in panel.installed_list.item(i).text()
+                             for i in range(panel.installed_list.count())))
+    case["installed_after_remove"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    case["status_after_remove"] = panel.status_label.text()
+
+
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
          ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
          ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
+<<<<<<< HEAD
+         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel)]
+=======
          ("server_stopped", case_server_stopped), ("live", case_live), ("live_off", case_live_off)]
+>>>>>>> g24live
 
 
 class Harness(Extension):
