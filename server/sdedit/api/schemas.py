@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Literal, Optional, Union
+from typing import Any, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
@@ -50,6 +50,15 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+
+
+    @field_validator("t0", "steps", "samples", "seed", "guidance", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        """JSON true is not the number 1: a client bug must not silently edit at full noise."""
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class JobCreated(BaseModel):
