@@ -314,6 +314,9 @@ def body_trickle(server: "Served") -> Dict[str, object]:
 def slow_upload_cancel(server: "Served") -> Dict[str, object]:
     uploads = [_upload(server, 50 * 2**20) for _ in range(2)]
     _trickle(list(uploads), 1.0, 0.5)
+    # they keep trickling (a byte a second, under the gap timer) while the job is cancelled
+    keep = threading.Thread(target=_trickle, args=(list(uploads), 25.0, 1.0), daemon=True)
+    keep.start()
     with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
         job = client.post("/v1/jobs", json={"image": b64(png_bytes(96, 3)), "t0": 1.0, "sde": "vp", "steps": 1000,
                                             "samples": 4}).json()["id"]
@@ -326,6 +329,7 @@ def slow_upload_cancel(server: "Served") -> Dict[str, object]:
         seconds = time.monotonic() - started
     for sock in uploads:
         sock.close()
+    keep.join()
     return {"DELETE answered in s": seconds, "job state": state}
 
 
