@@ -1,10 +1,12 @@
 """Any canvas size: layout, colour and detail of default edits from 256 px to 2048 px, and selection seams.
 
-Held-out stroke paintings (scenes from sdedit.train.scenes with seeds never used in training, turned into
-flat-colour paintings by sdedit.train.strokes, cropped to each canvas' aspect and resized to it) are edited
+Held-out stroke paintings (scenes from sdedit.synth.scenes with seeds never used in training, turned into
+flat-colour paintings by sdedit.synth.strokes, cropped to each canvas' aspect and resized to it) are edited
 with the model's default sampler at t0 0.3 / 0.5 / 0.7. Per cell (mean over the guides):
   blur-RMSE  result vs guide, both Gaussian-blurred with radius = longer side / 32 (0-255): layout + colour
   detail     std of luminance minus its 2-px Gaussian blur: a flat or blurry result has none
+  streak     that high-pass luminance's mean |d/dx|^2 over mean |d/dy|^2: > 1.2 reads as vertical streaks
+             ("dripping paint"), isotropic texture is ~1, landscapes' horizontal structure < 1
   region     per stroke region (one flat colour of the painting, shrunk by 1 % of the side), the distance
              between the mean colour of the result and of the guide there (RGB, 0-255), area-weighted mean
              over the regions; worst = the largest over all regions and guides
@@ -19,6 +21,7 @@ the unmasked edit along the same line.
     python benchmarks/canvas.py --sizes 512x384 --t0 0.5 --compare # one row, two-stage vs one stage
     python benchmarks/canvas.py --quick                             # smoke run
     python benchmarks/canvas.py --set composed --guides 4           # drawn block paintings instead
+    python benchmarks/canvas.py --sde ode vp --t0 0.5               # the streak column per sampler
 """
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from canvas_metrics import blur_rmse, detail, region_colour, seam_score  # noqa: E402
+from canvas_metrics import blur_rmse, detail, region_colour, seam_score, streak_ratio  # noqa: E402
 
 from sdedit.engine import edit, native_scale, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
-from sdedit.train import guides as composed  # noqa: E402
+from sdedit.synth import guides as composed  # noqa: E402
 from sdedit.train.dataset import HELD_OUT_SEED_BASE  # noqa: E402
-from sdedit.train.scenes import render_scene  # noqa: E402
-from sdedit.train.strokes import stroke_painting  # noqa: E402
+from sdedit.synth.scenes import render_scene  # noqa: E402
+from sdedit.synth.strokes import stroke_painting  # noqa: E402
 
 SIZES = ((256, 256), (512, 384), (640, 360), (1024, 768), (2048, 1536))
 T0S = (0.3, 0.5, 0.7)
@@ -82,7 +85,7 @@ COMPOSED = (composed.lake, composed.mountains, composed.sunset_sea, composed.val
 
 
 def composed_guide(index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Another kind of painting: hand-composed blocks with brushed outlines (sdedit.train.guides, the demo
+    """Another kind of painting: hand-composed blocks with brushed outlines (sdedit.synth.guides, the demo
     guides' generator: drawn shapes, not quantised scenes), drawn at the canvas' size; (guide, regions)."""
     painting = np.asarray(COMPOSED[index % len(COMPOSED)](width, height).convert("RGB"))
     return painting, _labels(painting)
@@ -127,15 +130,17 @@ def no_seam_blend():
 
 
 def run_cell(model, guides: list[np.ndarray], t0: float, seed: int, mask: np.ndarray | None = None,
-             regions: list[np.ndarray] | None = None) -> dict:
+             regions: list[np.ndarray] | None = None, sde: str | None = None) -> dict:
     outs, secs = [], []
     for i, g in enumerate(guides):
         t = time.perf_counter()
-        res = edit(model, Image.fromarray(g), None if mask is None else Image.fromarray(mask), t0=t0, seed=seed + i)
+        res = edit(model, Image.fromarray(g), None if mask is None else Image.fromarray(mask), t0=t0, seed=seed + i,
+                   sde=sde)
         secs.append(time.perf_counter() - t)
         outs.append(np.asarray(res.images[0].convert("RGB")))
     return {"blur_rmse": float(np.mean([blur_rmse(o, g) for o, g in zip(outs, guides)])),
             "detail": float(np.mean([detail(o) for o in outs])), "seconds": float(np.mean(secs)),
+            "streak": float(np.mean([streak_ratio(o) for o in outs])),
             **({} if regions is None else _region_columns(outs, guides, regions)),
             "sde": res.params["sde"], "stages": res.params.get("stages"), "outputs": outs}
 
@@ -187,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guides", type=int, default=2, help="paintings per size")
     ap.add_argument("--first-guide", type=int, default=0, help="index of the first painting (another set)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sde", nargs="*", default=[None],
+                    help="samplers to run (each a row per cell; default: the model's default sampler)")
     ap.add_argument("--set", choices=["scenes", "composed"], default="scenes",
                     help="scenes: quantised held-out scenes; composed: the 4 hand-composed demo paintings")
     ap.add_argument("--compare", action="store_true", help="also edit each cell in one stage at full size")
@@ -209,21 +216,22 @@ def main(argv: list[str] | None = None) -> int:
     modes = [("default", contextlib.nullcontext)] + ([("one stage", lambda: one_stage(model))] if a.compare else []) \
         + ([("no detail", no_detail_pass)] if a.compare_detail else [])
     rows, grid_rows = [], []
-    print(f"{'size':>10} {'mode':>10} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'region':>6} {'worst':>6} "
-          f"{'s/edit':>7}", flush=True)
+    print(f"{'size':>10} {'mode':>10} {'sde':>4} {'t0':>4} {'blur-RMSE':>9} {'detail':>7} {'streak':>6} "
+          f"{'region':>6} {'worst':>6} {'s/edit':>7}", flush=True)
     for w, h in sizes:
         guides, regions = zip(*(guides_for(a.set, a.first_guide + i, w, h) for i in range(a.guides)))
-        for mode, ctx in modes:
+        for (mode, ctx), sde in ((m, s) for m in modes for s in a.sde):
             pictures = [guides[0]]
             for t0 in a.t0:
                 with ctx():
-                    cell = run_cell(model, guides, t0, a.seed, regions=regions)
+                    cell = run_cell(model, guides, t0, a.seed, regions=regions, sde=sde)
                 pictures.append(cell.pop("outputs")[0])
                 rows.append({"size": f"{w}x{h}", "mode": mode, "t0": t0, **cell})
-                print(f"{w}x{h:<5} {mode:>10} {t0:4.1f} {cell['blur_rmse']:9.1f} {cell['detail']:7.2f} "
-                      f"{cell['region_colour']:6.1f} {cell['region_colour_worst']:6.1f} {cell['seconds']:7.1f}",
-                      flush=True)
-            grid_rows.append((f"{w}x{h}" + ("" if mode == "default" else "\none stage"), pictures))
+                print(f"{w}x{h:<5} {mode:>10} {cell['sde']:>4} {t0:4.1f} {cell['blur_rmse']:9.1f} "
+                      f"{cell['detail']:7.2f} {cell['streak']:6.2f} {cell['region_colour']:6.1f} "
+                      f"{cell['region_colour_worst']:6.1f} {cell['seconds']:7.1f}", flush=True)
+            grid_rows.append((f"{w}x{h}" + ("" if mode == "default" else f"\n{mode}")
+                              + ("" if sde is None else f"\n{sde}"), pictures))
     seams = []
     for s in a.masked or []:
         w, h = (int(v) for v in s.split("x"))

@@ -3,7 +3,13 @@
 - blur-RMSE: RMS difference (0-255) between result and guide, both Gaussian-blurred with a radius of
   longer side / 32 (so it compares layout and colour at a scale that does not depend on the canvas size);
 - detail: standard deviation of luminance minus its 2-px Gaussian blur (a flat or blurry result has none);
+- streak ratio: of that same high-pass luminance, mean |d/dx|^2 over mean |d/dy|^2. Vertical streaks ("dripping
+  paint") put their energy into horizontal differences (> 1); isotropic texture is near 1, and landscapes,
+  mostly horizontal structure (horizons, strata, ripples), are near 1 or below;
 - seam score: how much the result jumps across a selection's outline more than the guide does there.
+- line step: how much a straight line shows: per side of a rectangle, the colour difference between the band
+  just inside and just outside, averaged along the whole side first (texture averages out, a patch's
+  colour or haze offset does not), minus the same for a reference picture; mean over the sides.
   Along the outline, for each boundary pixel, the colour step between the mean of a thin band just inside and
   just outside (colour term), and the difference of mean gradient magnitude between those bands (texture
   term, "hazier inside"); each minus the guide's own value at the same place (a stroke edge that crosses the
@@ -32,6 +38,15 @@ def detail(result: np.ndarray) -> float:
     """Standard deviation of luminance minus its 2-px Gaussian blur (0-255)."""
     lum = result.astype(np.float32) @ LUMA
     return float(np.std(lum - _blur(lum, 2.0)))
+
+
+def streak_ratio(result: np.ndarray) -> float:
+    """Horizontal over vertical gradient energy of the 2-px high-pass luminance (> 1: vertical streaks)."""
+    lum = result.astype(np.float32) @ LUMA if result.ndim == 3 else result.astype(np.float32)
+    high = lum - _blur(lum, 2.0)
+    gx = np.mean(np.diff(high, axis=1) ** 2)
+    gy = np.mean(np.diff(high, axis=0) ** 2)
+    return float(gx / max(gy, 1e-12))
 
 
 def _grad(img: np.ndarray) -> np.ndarray:
@@ -76,6 +91,28 @@ def seam_score(result: np.ndarray, guide: np.ndarray, box: tuple[int, int, int, 
     rc, rt = seam_parts(result, box, band)
     gc, gt = seam_parts(guide, box, band)
     return float(np.mean(np.maximum(rc - gc, 0.0)) + np.mean(np.maximum(rt - gt, 0.0)))
+
+
+def line_step(result: np.ndarray, reference: np.ndarray, box: tuple[int, int, int, int], band: int = 4) -> float:
+    """Mean over the box's sides of |side-averaged (inside band - outside band) colour of result minus that of
+    reference| (RGB distance, 0-255): a straight edge the reference does not have (see module doc)."""
+
+    def steps(img: np.ndarray) -> list[np.ndarray]:
+        x0, y0, x1, y1 = box
+        h, w = img.shape[:2]
+        f = img.astype(np.float32)
+        out = []
+        if x0 - band >= 0:
+            out.append(f[y0:y1, x0:x0 + band].mean((0, 1)) - f[y0:y1, x0 - band:x0].mean((0, 1)))
+        if x1 + band <= w:
+            out.append(f[y0:y1, x1 - band:x1].mean((0, 1)) - f[y0:y1, x1:x1 + band].mean((0, 1)))
+        if y0 - band >= 0:
+            out.append(f[y0:y0 + band, x0:x1].mean((0, 1)) - f[y0 - band:y0, x0:x1].mean((0, 1)))
+        if y1 + band <= h:
+            out.append(f[y1 - band:y1, x0:x1].mean((0, 1)) - f[y1:y1 + band, x0:x1].mean((0, 1)))
+        return out
+
+    return float(np.mean([np.linalg.norm(a - b) for a, b in zip(steps(result), steps(reference))]))
 
 
 def region_colour(result: np.ndarray, guide: np.ndarray, labels: np.ndarray, min_share: float = 0.01) -> tuple[float, float]:

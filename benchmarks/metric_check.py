@@ -14,8 +14,8 @@ import torch
 from PIL import Image, ImageFilter
 
 from quality import held_out
-from sdedit.train.metrics import RealismKID
-from sdedit.train.strokes import stroke_painting
+from sdedit.synth.metrics import RealismKID
+from sdedit.synth.strokes import stroke_painting
 
 
 def noisy(images: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Realism vs faithfulness of SDEdit with a model, as in the paper's Fig. 3 (and Table 2's measures).
 
 For t0 in {0.2, ..., 0.8}: edit N stroke guides (made from held-out real images of the training domain the
-paper's way: median filter + a small k-means palette, see sdedit.train.strokes) and measure
+paper's way: median filter + a small k-means palette, see sdedit.synth.strokes) and measure
   - faithfulness: per-image RMS difference between result and guide on the 0-255 scale
     (sqrt of the mean over pixels and channels of the squared difference), averaged over images;
   - realism: KID between the results and M other held-out real images, on fixed weight-free multi-scale
-    texture features (sdedit.train.metrics; no Inception weights are available offline), standardised
+    texture features (sdedit.synth.metrics; no Inception weights are available offline), standardised
     once with the real images and the guides together so every row shares one kernel scale.
 Lower is better for both. The paper's shape: as t0 grows KID falls and L2 rises.
 
@@ -27,9 +27,9 @@ from PIL import Image, ImageDraw
 from sdedit.engine import edit
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
-from sdedit.train.metrics import RealismKID, faithfulness_l2
-from sdedit.train.scenes import render_scene
-from sdedit.train.strokes import stroke_painting
+from sdedit.synth.metrics import RealismKID, faithfulness_l2
+from sdedit.synth.scenes import render_scene
+from sdedit.synth.strokes import stroke_painting
 
 T0S = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 

@@ -9,7 +9,7 @@ guides (made from held-out scenes as in benchmarks/quality.py); quality is measu
 results (RMS difference on the 0-255 scale: how far a sampler's edit lies from the reference's edit of the
 same guide; stochastic samplers differ from it even at equal quality, so compare with the 'vp T0' row, which
 is the reference algorithm run through the engine with other noise) and as realism (KID on the fixed texture
-features of sdedit.train.metrics against held-out real scenes; lower is better; ± is the std over subsets).
+features of sdedit.synth.metrics against held-out real scenes; lower is better; ± is the std over subsets).
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from timing import bare_call_seconds
 from sdedit.imaging import from_tensor, to_tensor
 from sdedit.models import load_model
 from sdedit.train.dataset import HELD_OUT_SEED_BASE
-from sdedit.train.metrics import RealismKID, faithfulness_l2
-from sdedit.train.scenes import render_scene
-from sdedit.train.strokes import stroke_painting
+from sdedit.synth.metrics import RealismKID, faithfulness_l2
+from sdedit.synth.scenes import render_scene
+from sdedit.synth.strokes import stroke_painting
 
 
 def reference_loop(model, guide: np.ndarray, t0: float, seed: int) -> tuple[np.ndarray, int]:

@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny models in real checkpoint layouts, written once per test session."""
+"""Shared fixtures: tiny models in real checkpoint layouts, written once per test session.
+
+Nothing here imports torch: the client and plugin tests (stdlib, Pillow) run in an environment without it
+(`python -m pytest tests/test_client.py ...` in a venv with only pytest and Pillow); tests that need a model
+are skipped there, with the reason.
+"""
 from __future__ import annotations
 
 import os
@@ -19,22 +24,30 @@ for sub in ("server", "shared", "tests"):
     if str(ROOT / sub) not in sys.path:
         sys.path.insert(0, str(ROOT / sub))
 
-from tiny_models import make_ve_folder, make_vp_folder  # noqa: E402
 
-import torch  # noqa: E402
 
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+def _torch():
+    """torch, one thread per process (OMP_NUM_THREADS above); the test is skipped where it is not installed."""
+    torch = pytest.importorskip("torch", reason="needs torch (a server-side test)")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    return torch
 
 
 @pytest.fixture(scope="session")
 def tiny_vp_dir(tmp_path_factory) -> Path:
     """A tiny random DDPM model folder (unet/ + scheduler/), 32x32."""
+    _torch()
+    from tiny_models import make_vp_folder
+
     return make_vp_folder(tmp_path_factory.mktemp("models") / "tiny-vp")
 
 
 @pytest.fixture(scope="session")
 def tiny_ve_dir(tmp_path_factory) -> Path:
     """A tiny random ScoreSdeVe model folder, 32x32, sigma_max 348."""
+    _torch()
+    from tiny_models import make_ve_folder
+
     return make_ve_folder(tmp_path_factory.mktemp("models") / "tiny-ve")
 
 

@@ -211,3 +211,45 @@ def test_server_environment_drops_the_editors_python_setup():
     assert "LD_LIBRARY_PATH" not in only_appimage
     outside = server_environment({"LD_LIBRARY_PATH": "/opt/lib"}, {})  # not in an AppImage: untouched
     assert outside["LD_LIBRARY_PATH"] == "/opt/lib"
+
+
+@pytest.mark.slow
+def test_a_started_server_killed_mid_job_is_reported_with_its_logs_last_line(install):
+    """Issue 20, item 6: the server an editor started is killed while it runs a job. The job's error says the
+    server stopped and quotes its log's last line (not "start it by running sdedit serve"); a server nobody
+    started from here gets no stale log quoted, and a remote or running server is not called stopped."""
+    from sdedit_client import Client, ServerStopped
+    from sdedit_client.autostart import started_server, stopped_error
+    from test_server_support import image_bytes, random_image
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    install["started"].append(port)
+    assert ensure_server(url, timeout=240) is True
+    started = started_server(url)
+    assert started and started["url"] == url and _alive(int(started["pid"]))
+    assert stopped_error(url, started) is None  # it answers: not stopped
+    client = Client(url)
+    failure = []
+
+    def edit() -> None:
+        try:
+            client.run(image_bytes(random_image(48, 40, seed=1)), t0=1.0, steps=1000, samples=2)
+        except ServerUnavailable as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=edit)
+    thread.start()
+    time.sleep(3.0)  # the job is submitted and running (2 x 1000 steps take far longer)
+    os.kill(int(started["pid"]), signal.SIGKILL)
+    thread.join(60)
+    assert failure and "sdedit serve" in str(failure[0])  # what the client alone can say
+    assert started_server(url) is None  # the recorded process is gone
+    error = stopped_error(url, started)
+    assert isinstance(error, ServerStopped)
+    last = [line for line in Path(server_log_path(port)).read_text().splitlines() if line.strip()][-1].strip()
+    assert error.log_line == last
+    assert str(error) == "The SDEdit server stopped during the edit; the last line of its log %s is: '%s'." % (
+        server_log_path(port), last)
+    assert str(stopped_error(url, None)) == "The SDEdit server at %s stopped during the edit." % url
+    assert stopped_error("http://192.0.2.7:8765", started) is None  # not this computer: no such claim

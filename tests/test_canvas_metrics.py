@@ -42,3 +42,19 @@ def test_edges_and_specks_do_not_count():
     result[38:42] = 255  # the smeared stroke edge
     labels[5:7, 5:7] = 2  # a speck too small to be a region
     assert region_colour(result, guide, labels) == (0.0, 0.0)
+
+
+def test_streak_ratio_tells_vertical_streaks_from_horizontal_structure_and_isotropic_texture():
+    from canvas_metrics import streak_ratio
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(128, 30, (256, 256))
+    assert 0.9 < streak_ratio(noise) < 1.1  # isotropic: about 1
+    from scipy import ndimage
+
+    vertical = ndimage.gaussian_filter1d(noise, 6, axis=0)  # smeared down the columns: dripping paint
+    horizontal = ndimage.gaussian_filter1d(noise, 6, axis=1)  # smeared along rows: horizons, ripples
+    assert streak_ratio(vertical) > 5
+    assert streak_ratio(horizontal) < 0.2
+    rgb = np.repeat(vertical[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
+    assert streak_ratio(rgb) > 5  # colour pictures: measured on their luminance

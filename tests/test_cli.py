@@ -86,4 +86,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, guide, case, words):
 
 def test_models_lists_the_models_dir(tmp_path, tiny_vp_dir):
     res = run_cli("models", env_extra={"SDEDIT_MODELS_DIR": str(tiny_vp_dir.parent)})
-    assert res.returncode == 0 and tiny_vp_dir.name in res.stdout and "resolution" in res.stdout
+    assert res.returncode == 0 and tiny_vp_dir.name in res.stdout and "size" in res.stdout
+    landscape = next(line for line in res.stdout.splitlines() if line.startswith("landscape "))
+    assert "256 px native, any size" in landscape  # the README says 256 px native; "any" alone hid it
+    tiny = next(line for line in res.stdout.splitlines() if line.startswith(tiny_vp_dir.name + " "))
+    assert "32 px fixed" in tiny, res.stdout

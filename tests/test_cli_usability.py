@@ -40,5 +40,9 @@ def test_readme_lists_the_http_endpoints_beside_serve():
     readme = (ROOT / "README.md").read_text()
     serve_section = readme[readme.index("sdedit serve"):readme.index("## In the editors")]
     for endpoint in ("GET /v1/health", "GET /v1/models", "POST /v1/jobs", "GET /v1/jobs/{id}",
-                     "GET /v1/jobs/{id}/result", "DELETE /v1/jobs/{id}"):
+                     "GET /v1/jobs/{id}/preview", "GET /v1/jobs/{id}/result", "DELETE /v1/jobs/{id}"):
         assert endpoint in serve_section, endpoint
+        rows = readme.count(f"| `{endpoint}`") + readme.count(f"| `{endpoint}[")
+        assert rows == 1, f"{endpoint} is listed in {rows} table rows: one HTTP API table"
+    models_row = next(line for line in readme.splitlines() if line.startswith("| `GET /v1/models`"))
+    assert "trained with" in models_row and "sends no `sde`" in models_row  # sde vs default_sde, both explained

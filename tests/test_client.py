@@ -25,7 +25,7 @@ from sdedit_client import (  # noqa: E402
     layer_name,
     validate_params,
 )
-from sdedit_client.mask import mask_needed, mask_png, place_mask  # noqa: E402
+from sdedit_client.mask import grown_mask, mask_needed, mask_png, place_mask  # noqa: E402
 from sdedit_client.params import t0_words  # noqa: E402
 from sdedit_client.png import PNGError, decode_png, encode_png  # noqa: E402
 from sdedit_client.settings import DEFAULT_SETTINGS, dump_settings, load_settings, request_params  # noqa: E402
@@ -274,14 +274,19 @@ def test_run_masked_edit_keeps_outside_and_reproduces_with_seed(client):
     guide = _guide(width, height)
     mask = _box_mask(width, height, (8, 6, 30, 22))
     seen = []
-    images, seeds = client.run(encode_png(width, height, guide), mask_png(mask, width, height), t0=0.5, steps=8,
-                               samples=2, seed=11, on_progress=seen.append, poll_interval=0.05)
+    result = client.run(encode_png(width, height, guide), mask_png(mask, width, height), t0=0.5, steps=8,
+                        samples=2, seed=11, on_progress=seen.append, poll_interval=0.05)
+    images, seeds = result
     assert seeds == [11, 12] and len(images) == 2
+    # the server grew the hard selection by a feathered band and says so: the mask it edited with
+    grown = grown_mask(result.mask, mask, width, height, decode_png)
+    assert grown != mask and all(g == 255 for g, m in zip(grown, mask) if m == 255)
+    assert sum(1 for g in grown if g) > sum(1 for m in mask if m)
     assert seen and all(0.0 <= p <= 1.0 for p in seen) and seen == sorted(seen)
     results = [decode_png(png) for png in images]
     for w, h, rgba in results:
         assert (w, h) == (width, height)
-        outside_same = all(rgba[4 * i:4 * i + 4] == guide[4 * i:4 * i + 4] for i in range(w * h) if not mask[i])
+        outside_same = all(rgba[4 * i:4 * i + 4] == guide[4 * i:4 * i + 4] for i in range(w * h) if not grown[i])
         inside_changed = sum(rgba[4 * i:4 * i + 4] != guide[4 * i:4 * i + 4] for i in range(w * h) if mask[i])
         assert outside_same
         assert inside_changed > 0.5 * sum(1 for m in mask if m)
@@ -291,11 +296,20 @@ def test_run_masked_edit_keeps_outside_and_reproduces_with_seed(client):
     assert again[0] == images[0]
 
 
+def test_grown_mask_falls_back_to_the_selection():
+    selection = _box_mask(8, 6, (2, 1, 6, 5))
+    grown = bytes(255 if m else 90 for m in selection)
+    png = encode_png(8, 6, grown, channels=1)
+    assert grown_mask(png, selection, 8, 6, decode_png) == grown
+    assert grown_mask(None, selection, 8, 6, decode_png) == selection  # an older server sends none
+    assert grown_mask(png, selection, 9, 6, decode_png) == selection  # not this layer's size
+
+
 def test_submit_status_result_and_unknown_job(client):
     job = client.submit(encode_png(16, 16, _guide(16, 16)), t0=0.3, steps=2, seed=1)
     deadline = time.monotonic() + 60
     state = client.status(job)
-    assert set(state) == {"id", "state", "progress", "error"} and state["id"] == job
+    assert set(state) == {"id", "state", "progress", "error", "superseded_by"} and state["id"] == job
     while state["state"] not in ("done", "failed", "cancelled") and time.monotonic() < deadline:
         time.sleep(0.1)
         state = client.status(job)

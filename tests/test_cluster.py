@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ class RayHead:
                "--disable-usage-stats"]
         self._log = open(log_path, "wb")
         # no 30 s drain on SIGTERM (that is for Serve proxies under Kubernetes; this head has none)
-        self.proc = subprocess.Popen(cmd, env=dict(env, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0"),
+        self.proc = subprocess.Popen(cmd, env=dict(env, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0", RAY_AUTH_MODE="token"),
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> "RayHead":
@@ -121,7 +122,10 @@ class PoolServer(ServerProcess):
 
 @pytest.fixture(scope="module")
 def pool_env(tiny_vp_dir) -> dict:
-    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE), SDEDIT_MAX_WORK=str(MAX_WORK))
+    # The head runs with Ray's token auth, as a studio's cluster should, and its token is this test's own:
+    # Ray 2.60 no longer turns token auth on by itself (nor writes ~/.ray/auth_token) on `ray start`.
+    return server_env(tiny_vp_dir.parent, tiny_vp_dir, SDEDIT_MAX_QUEUE=str(MAX_QUEUE), SDEDIT_MAX_WORK=str(MAX_WORK),
+                      RAY_AUTH_TOKEN=secrets.token_hex(32))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,7 @@ def ray_head(pool_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool(pool_env, ray_head, tmp_path_factory):
-    # `ray start` turns on Ray's token auth (the token in ~/.ray/auth_token); a client must opt in
+    # the head has token auth on (pool_env's RAY_AUTH_TOKEN); a client must opt in
     server = PoolServer(dict(pool_env, RAY_AUTH_MODE="token"), tmp_path_factory.mktemp("pool") / "server.log",
                         ray_head.address)
     try:
@@ -290,6 +294,30 @@ def test_cancel_stops_the_job_on_its_replica_and_the_queue_bound_holds(pool, htt
     http.delete(f"/v1/jobs/{long_ids[1]}")
     for response in queued[:2]:
         assert wait_final(http, response.json()["id"], 60)["state"] == "done"
+
+
+def test_a_live_session_supersedes_its_job_on_the_replica(pool, http):
+    """Live mode through the pool: a newer job of the same session cancels the running one (reported
+    'superseded' at once), whose replica stops it mid-way; only the newest is done."""
+    image = b64(image_bytes(random_image(32, 32, 8)))
+    old = http.post("/v1/jobs", json={"image": image, "t0": 1.0, "steps": 1000, "seed": 1, "session": "pool-live"})
+    assert old.status_code == 202, old.text
+    old_id = old.json()["id"]
+    deadline = time.monotonic() + 60
+    while http.get(f"/v1/jobs/{old_id}").json()["progress"] < 0.005:
+        assert time.monotonic() < deadline, "the long job never started"
+        time.sleep(0.05)
+    replica = pool.replica_of(old_id)
+    new_id = http.post("/v1/jobs", json={"image": image, "steps": 2, "seed": 2, "session": "pool-live"}).json()["id"]
+    status = http.get(f"/v1/jobs/{old_id}").json()
+    assert status["state"] == "cancelled" and status["error"].startswith("superseded"), status
+    assert status["superseded_by"] == new_id
+    assert wait_final(http, new_id, 60)["state"] == "done"
+    pattern = rf"sdedit replica pid={replica}: job {old_id} stopped at step (\d+) of 1000 \(cancelled by the front\)"
+    while not re.search(pattern, pool.log()):
+        assert time.monotonic() < deadline, f"replica {replica} never stopped the superseded job:\n{pool.log()[-3000:]}"
+        time.sleep(0.05)
+    assert http.get(f"/v1/jobs/{old_id}/result").status_code == 409
 
 
 def test_a_replica_killed_mid_job_loses_nothing(pool, http, reference):

@@ -38,7 +38,10 @@ def test_plan_kicks_in_above_native_size_and_not_below():
     assert p is not None and p.full_size == (1056, 800)
     assert all(v % 32 == 0 for v in p.low_padded) and p.low_pad == 16
     w, h = p.low_size
-    assert 0.7 < w * h / 256**2 < 1.4 and abs(w / h - 1056 / 800) < 0.15  # ~native area, the region's aspect
+    assert 0.7 < w * h / 256**2 < 1.4  # ~native area
+    # the region's aspect to a pixel (the upscale back to full size stretches both axes alike: no streaks)
+    assert abs(1056 / w - 800 / h) / (1056 / w) < 0.01
+    assert all(lp >= v + 2 * p.low_pad for lp, v in zip(p.low_padded, p.low_size))
     assert p.refine_t0 == native_scale.REFINE_T0 and p.refine_steps == 8  # 20 steps x 0.2 / 0.5
     small = native_scale.plan(256, (1056, 800), 32, 16, 0.1, 20)
     assert small.refine_t0 == 0.1  # never more noise than the request's
@@ -47,6 +50,16 @@ def test_plan_kicks_in_above_native_size_and_not_below():
     assert big.middle == ((1024, 768),) and big.extra_steps == 16  # 2048 px: refined at half size first
     square = native_scale.plan(32, (64, 64), 2, 0, 0.5, 6, square=True)
     assert square.low_padded == (32, 32) and square.full_size == (64, 64)
+
+
+def test_any_size_pixel_models_refine_with_less_noise_than_latent_ones():
+    """At t0 0.2 the embedded model's refine at 4x native scale painted vertical streaks (benchmarks/streaks.py);
+    pixel models that take any size refine at PIXEL_REFINE_T0, latent ones keep REFINE_T0."""
+    kw = dict(native_size=256, resolution=None, multiple=32, max_side=1024, edge_margin=16, t0=0.5, steps=20)
+    _, pixel = native_scale.working_plan((1056, 800), **kw)
+    _, latent = native_scale.working_plan((1056, 800), **{**kw, "edge_margin": 0}, detail=False)
+    assert pixel.refine_t0 == native_scale.PIXEL_REFINE_T0 == 0.1 and pixel.refine_steps == 4
+    assert latent.refine_t0 == native_scale.REFINE_T0 == 0.2 and latent.refine_steps == 8
 
 
 def test_below_native_size_runs_one_stage(conv_model):
@@ -61,7 +74,7 @@ def test_above_native_size_runs_two_stages_and_progress_covers_both(conv_model):
     res = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=6, samples=2, seed=1,
                progress=lambda d, t: seen.append((d, t)))
     first, second = res.params["stages"]
-    assert first["t0"] == 0.5 and first["steps"] == 6 and second["t0"] == pytest.approx(0.2)
+    assert first["t0"] == 0.5 and first["steps"] == 6 and second["t0"] == pytest.approx(native_scale.PIXEL_REFINE_T0)
     assert max(first["size"]) < max(second["size"]) and tuple(second["size"]) == res.working_size
     total = 6 + second["steps"]
     assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]  # one bar, both stages
@@ -228,3 +241,19 @@ def test_refine_stages_keep_stage_one_colour_and_add_only_fine_detail():
     inner = (slice(None), slice(None), slice(16, 80), slice(16, 112))  # away from the edges
     assert float((low - native_scale.gaussian_blur(guide, native_scale.SPLIT_SIGMA))[inner].abs().mean()) < 0.03
     assert float((out - low)[inner].std()) > 0.05  # the checker survives
+
+
+@pytest.mark.parametrize("sde, refine", [("vp", "ode"), ("ve", "ode"), ("ode", "ode"), ("ddim", "ddim")])
+def test_refine_stages_run_a_deterministic_sampler_whatever_stage_one_used(conv_model, monkeypatch, sde, refine):
+    """A stochastic sampler's few large steps at 4x the native scale painted vertical streaks
+    (benchmarks/streaks.py): stage 1 runs the request's sampler, the refine stages a deterministic one."""
+    import sys
+
+    edit_module = sys.modules["sdedit.engine.edit"]  # (the package exports the function under the same name)
+    calls = []
+    spied = {name: (lambda fn, name: lambda *a, **k: calls.append(name) or fn(*a, **k))(fn, name)
+             for name, fn in edit_module.SAMPLERS.items()}
+    monkeypatch.setattr(edit_module, "SAMPLERS", spied)
+    res = edit(conv_model, painting(120, 80), t0=0.5, sde=sde, steps=4, seed=3)
+    assert len(res.params["stages"]) == 2 and res.params["sde"] == sde
+    assert calls == [sde, refine]

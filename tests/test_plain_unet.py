@@ -31,7 +31,7 @@ def test_plain_unet_gives_diffusers_outputs_on_the_shipped_weights():
 def test_other_configurations_are_left_to_diffusers(tmp_path):
     config = json.loads((UNET / "config.json").read_text())
     assert supports(config)
-    for change in ({"add_attention": True}, {"down_block_types": ["AttnDownBlock2D"] + config["down_block_types"][1:]},
+    for change in ({"down_block_types": ["AttnDownBlock2D"] + config["down_block_types"][1:]},
                    {"time_embedding_type": "fourier"}, {"resnet_time_scale_shift": "scale_shift"}, {"new_option": 1}):
         assert not supports({**config, **change}), change
     (tmp_path / "config.json").write_text(json.dumps({**config, "time_embedding_type": "fourier"}))
@@ -52,6 +52,26 @@ def test_tiny_configuration_matches_diffusers_too():
     x, t = torch.randn(1, 3, 24, 40), torch.tensor([17.25])
     with torch.no_grad():
         torch.testing.assert_close(plain(x, t).sample, reference(x, t).sample, rtol=0, atol=1e-6)
+
+
+def test_mid_block_attention_matches_diffusers_bit_for_bit():
+    """The v3 embedded model attends over the whole picture at the lowest resolution (add_attention)."""
+    from diffusers import UNet2DModel
+
+    base = json.loads((UNET / "config.json").read_text())
+    for head in (64, None, 8):
+        config = {k: v for k, v in base.items() if not k.startswith("_")}
+        config.update(add_attention=True, attention_head_dim=head, block_out_channels=[32, 32, 64, 64],
+                      norm_num_groups=16, in_channels=48, out_channels=48)
+        assert supports(config)
+        torch.manual_seed(1)
+        reference = UNet2DModel(**config).eval()
+        plain = PlainUNet2D(config).eval()
+        plain.load_state_dict(reference.state_dict(), strict=True)
+        assert set(plain.state_dict()) == set(reference.state_dict())
+        x, t = torch.randn(2, 48, 32, 24), torch.tensor([5.0, 812.5])
+        with torch.no_grad():
+            assert torch.equal(plain(x, t).sample, reference(x, t).sample), head
 
 
 def test_schedule_buffer_is_the_ddpm_schedulers():

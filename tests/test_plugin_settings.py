@@ -133,3 +133,39 @@ def test_cut_layer_over_the_source_gives_back_the_servers_soft_blend():
         a = layer[3] / 255
         seen = [layer[c] * a + source[c] * (1 - a) for c in range(3)]
         assert all(abs(x - y) <= 1.01 for x, y in zip(seen, composite[:3])), (m, seen, composite)
+
+
+def test_an_empty_layer_or_selection_is_refused_in_one_sentence():
+    """Issue 20, item 4: nothing visible to repaint (all alpha 0 where the edit goes) is refused up front."""
+    from sdedit_client.mask import require_visible
+
+    transparent = bytes(4 * 6)
+    with pytest.raises(InvalidParameter) as caught:
+        require_visible(transparent, None, "The layer \u201cInk\u201d")
+    assert str(caught.value) == ("The layer \u201cInk\u201d is empty (fully transparent), so SDEdit has nothing to "
+                                 "repaint: paint some strokes there first.")
+    one_dot = bytearray(transparent)
+    one_dot[4 * 5:4 * 6] = bytes((10, 20, 30, 1))  # the last pixel is barely visible
+    require_visible(bytes(one_dot), None)
+    require_visible(bytes(one_dot), bytes([0, 0, 0, 0, 0, 7]))  # a faint selection over it still counts
+    with pytest.raises(InvalidParameter, match="empty \\(fully transparent\\) inside the selection"):
+        require_visible(bytes(one_dot), bytes([255, 255, 255, 255, 255, 0]))
+    rgb_without_alpha = bytes((200, 10, 10, 0)) * 6  # colour but alpha 0 everywhere: still invisible
+    with pytest.raises(InvalidParameter):
+        require_visible(rgb_without_alpha, None)
+
+
+def test_both_dialogs_word_the_server_and_its_models_the_same():
+    """Issue 20, item 8: Krita's form and GIMP's dialog take these words from one place."""
+    from sdedit_client.settings import connected_text, model_label, not_started_text, text_note
+
+    assert model_label({"id": "tiny", "resolution": 256, "sde": "vp", "default_sde": "ode", "default": True}) \
+        == "tiny (ODE, 256px, default)"
+    assert model_label({"id": "sd15", "resolution": 512, "sde": "vp", "text": True}) == "sd15 (VP, 512px, prompt)"
+    assert model_label({"id": "bare"}) == "bare"
+    assert text_note(True) == "This model takes a prompt; empty = the plain (unconditional) edit."
+    assert text_note(False).startswith("The prompt fields are for models that take text")
+    assert text_note(False, compact=True) == "Prompts: only for models that take text."
+    assert connected_text([{}, {}], {"device": "cpu"}) == "Connected: 2 model(s), running on cpu."
+    assert not_started_text("http://127.0.0.1:8765") == (
+        "No SDEdit server answers at http://127.0.0.1:8765 yet: it is started when the edit begins.")

@@ -182,7 +182,7 @@ def test_sidecar_overrides_family_and_prediction(tmp_path, sd_files):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ddim_matches_diffusers_img2img_latents(sd_files, family):
     """Same components, same seed: our deterministic sampler ends on diffusers' img2img latents (DDIM, eta 0,
-    strength = t0, num_inference_steps = steps / t0; diffusers told to end at alpha 1 as we do)."""
+    strength = t0, num_inference_steps = steps / t0, "trailing" spacing; diffusers told to end at alpha 1 as we do)."""
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 
     from sdedit import imaging
@@ -196,7 +196,8 @@ def test_ddim_matches_diffusers_img2img_latents(sd_files, family):
     view = model.conditioned(model.encode_text("a lake at dawn", "", 6.0, (64, 64)))
     ours = sample_ddim(view, SamplerInput(z, None, NoiseSource([7], tuple(z.shape[1:]), z.device), 0.5, 5), lambda: None)
 
-    sched = DDIMScheduler.from_config(made[family]["components"]["scheduler"].config, set_alpha_to_one=True)
+    sched = DDIMScheduler.from_config(made[family]["components"]["scheduler"].config, set_alpha_to_one=True,
+                                      timestep_spacing="trailing")  # where diffusers' plan starts at SDEdit's t0
     common = dict(vae=model.vae, unet=model.unet, scheduler=sched, tokenizer=model.tokenizers[0],
                   text_encoder=model.text_encoders[0])
     if family == "sdxl":
@@ -312,12 +313,13 @@ def test_same_seed_same_bytes_and_samples_are_independent(sd_files):
 
 
 def test_large_canvas_uses_tiled_vae(sd_files):
-    """The tiny VAE's tile is 64 px: a 200x136 edit goes through diffusers' tiled encode/decode."""
+    """With a 64 px one-piece limit, a 200x136 edit goes through diffusers' tiled encode/decode."""
     from sdedit.engine import edit
+    from sdedit.models.vae_tiling import tile_only_above
 
     _, made = sd_files
     model = load(made["sd1"]["file"])
-    assert model.vae.use_tiling
+    tile_only_above(model.vae, 64)
     image = guide_image(200, 136, seed=5)
     out = edit(model, image, t0=0.4, sde="ddim", steps=2, seed=1, prompt="hills").images[0]
     assert out.size == (200, 136)

@@ -1,4 +1,5 @@
-"""A hard selection blends in: feathered and colour-matched inside its edge; kept pixels stay exact."""
+"""A hard selection blends in: grown and feathered outward (edit_mask), and seam.blend's colour match;
+pixels beyond the grown band stay exact."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,10 +56,40 @@ def test_colour_is_not_matched_across_an_edge_the_input_already_has():
     assert np.abs(matched[40, 25] - edited[40, 25]).max() < 3
 
 
-def test_masked_edit_keeps_every_kept_pixel_byte_identical(tiny_vp):
+def test_hard_selection_grows_by_a_smooth_band_that_scales_with_its_size_and_t0():
+    mask = rect_mask()  # 48x40 selected
+    grown = seam.edit_mask(mask, 0.5)
+    width = seam.transition_width(mask > 0, 0.5)
+    assert np.array_equal(grown[mask == 255], mask[mask == 255])  # the selection itself: fully edited
+    row = grown[40, : 24]  # leftwards from the outline at x = 24
+    assert row[-1] > row[-2] > 0 and row[23 - width - 1] == 0  # falls to zero across the band, not beyond
+    assert np.all(np.diff(row.astype(int)) >= 0)
+    beyond = np.ones_like(mask, bool)
+    beyond[20 - width - 1:60 + width + 1, 24 - width - 1:72 + width + 1] = False
+    assert np.all(grown[beyond] == 0)
+    big = rect_mask(400, 300, (100, 60, 300, 240)) > 0
+    assert seam.transition_width(big, 0.5) > 2 * width  # a larger selection, a longer fade
+    assert seam.transition_width(big, 0.7) > seam.transition_width(big, 0.5) > seam.transition_width(big, 0.3)
+
+
+def test_antialiased_selections_grow_and_feathered_or_painted_masks_do_not():
+    yy, xx = np.mgrid[:80, :96]
+    r = np.hypot(xx - 48, yy - 40)
+    ellipse = np.clip((20.5 - r) * 255, 0, 255).astype(np.uint8)  # a one-pixel antialiased edge
+    assert seam.is_hard_edged(ellipse) and seam.edit_mask(ellipse, 0.5).astype(bool).sum() > (ellipse > 0).sum()
+    feathered = np.clip((24 - r) * 255 / 10, 0, 255).astype(np.uint8)  # a 10 px feather: the artist's blend
+    for mask in (feathered, rect_mask() // 2, np.full((80, 96), 255, np.uint8), np.zeros((80, 96), np.uint8)):
+        assert not seam.is_hard_edged(mask) and seam.edit_mask(mask, 0.5) is mask
+
+
+def test_masked_edit_keeps_every_pixel_beyond_the_grown_band_byte_identical(tiny_vp):
     img = scene()
     mask = rect_mask()
-    out = np.asarray(edit(tiny_vp, Image.fromarray(img), Image.fromarray(mask), t0=0.6, sde="ode", steps=4,
-                          seed=1).images[0])
-    assert np.array_equal(out[mask == 0], img[mask == 0])
+    res = edit(tiny_vp, Image.fromarray(img), Image.fromarray(mask), t0=0.6, sde="ode", steps=4, seed=1)
+    out = np.asarray(res.images[0])
+    grown = seam.edit_mask(mask, 0.6)
+    assert np.array_equal(res.mask, grown)  # the result says which mask it used
+    assert np.array_equal(out[grown == 0], img[grown == 0])
+    band = (mask == 0) & (grown > 0)
+    assert np.any(out[band] != img[band])  # the edit fades out beyond the outline
     assert not np.array_equal(out[30:50, 35:60], img[30:50, 35:60])

@@ -1,4 +1,4 @@
-"""The HTTP server against a real `run_server` process on a free loopback port (DESIGN.md §3).
+"""The HTTP server against a real `run_server` process on a free loopback port (docs/design.md §3).
 
 Every job uses the session's tiny random model (tests/tiny_models.py) and few steps, so the whole module
 runs in well under a minute on a busy CPU. Results are compared pixel for pixel with the same edit run
@@ -119,10 +119,17 @@ def test_health_and_models(http):
 
     models = http.get("/v1/models").json()
     by_id = {m["id"]: m for m in models}
-    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde"}  # DESIGN §3
+    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde", "live",
+                                  "prediction"}  # docs/design.md §3
+    assert by_id["tiny-vp"]["live"] == {"sde": "ode", "steps": 3, "size": 32, "guidance": None}  # live mode
     assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
     assert (by_id["tiny-vp"]["kind"], by_id["tiny-vp"]["text"], by_id["tiny-vp"]["default_sde"]) == ("pixel", False, "vp")
     assert by_id["tiny-vp"]["resolution"] == 32
+    # "sde" (the SDE it was trained with) and "default_sde" (the sampler a job without "sde" gets) both stay, for
+    # old clients and new; the schema says which is which
+    fields = http.get("/openapi.json").json()["components"]["schemas"]["ModelEntry"]["properties"]
+    assert "trained with" in fields["sde"]["description"] and "default_sde" in fields["sde"]["description"]
+    assert "sends no 'sde'" in fields["default_sde"]["description"]
 
 
 def test_job_life_cycle(http, reference):
@@ -147,12 +154,15 @@ def test_job_life_cycle(http, reference):
 
     status = wait_final(http, job["id"])
     seconds = status.pop("seconds")
-    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None}
+    assert status == {"id": job["id"], "state": "done", "progress": 1.0, "error": None, "queue_position": None,
+                      "superseded_by": None}
     assert 0 < seconds < 120
     result = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert result["seeds"] == [77, 78]
     expected = reference(image, mask, t0=0.6, sde="vp", steps=6, samples=2, seed=77)
-    kept = np.asarray(mask) == 0
+    used = np.asarray(decode(result["mask"]))  # the hard selection grown by its feathered band
+    assert np.array_equal(used, expected.mask) and np.count_nonzero(used) > np.count_nonzero(np.asarray(mask))
+    kept = used == 0
     for got_b64, want in zip(result["images"], expected.images, strict=True):
         got = decode(got_b64)
         assert got.size == image.size and got.mode == "RGBA"
@@ -163,6 +173,21 @@ def test_job_life_cycle(http, reference):
     assert http.get("/v1/jobs/0123456789abcdef/result").status_code == 404
     assert http.get("/v1/jobs/0123456789abcdef").status_code == 404
     assert http.delete("/v1/jobs/0123456789abcdef").status_code == 404
+
+
+def test_result_says_which_steps_and_sampler_ran(http, server):
+    """Issue 20, item 7: with steps and sampler left to the model, the result says what ran, so the plugins'
+    history shows the steps instead of 0; the plugins' client keeps it in ``last_ran``."""
+    from sdedit_client import Client
+
+    image = random_image(40, 32, seed=3)
+    _, result = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "sde": "ddim"})
+    assert result["steps"] == 20 and result["sde"] == "ddim"  # the fast samplers' default: 20 steps
+    _, asked = run_job(http, {"image": b64(image_bytes(image)), "t0": 0.5, "seed": 4, "steps": 3})
+    assert asked["steps"] == 3 and asked["sde"] == "vp"  # the model's declared default sampler
+    client = Client(server.url, token=server.token)
+    client.run(image_bytes(image), t0=0.5, seed=4, sde="ode")
+    assert client.last_ran == {"steps": 20, "sde": "ode"}
 
 
 def test_every_sampler_and_jpeg_webp_input(http, reference):
@@ -178,6 +203,7 @@ def test_every_sampler_and_jpeg_webp_input(http, reference):
         data = image_bytes(random_image(33, 21, seed=5 + i), formats[i % 3])
         status, result = run_job(http, {"image": b64(data), "sde": sde, "t0": 0.45, "steps": 3, "seed": 9})
         assert status["state"] == "done", status
+        assert "mask" not in result  # no mask sent, none returned
         got = decode(result["images"][0])
         want = reference(decode_image(data), sde=sde, t0=0.45, steps=3, seed=9).images[0]
         assert got.size == (33, 21) and np.array_equal(np.asarray(got), np.asarray(want)), sde

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from sdedit.models.unshuffle_unet import UnshuffleEpsNet
-from sdedit.train import guides
+from sdedit.synth import guides
 from sdedit.train.__main__ import main as train_main
 from sdedit.train.dataset import CropSampler, generate
-from sdedit.train.metrics import faithfulness_l2, kid, texture_features
-from sdedit.train.noise import fbm_1d, fbm_2d
-from sdedit.train.scenes import render_scene
-from sdedit.train.strokes import stroke_painting
+from sdedit.synth.metrics import faithfulness_l2, kid, texture_features
+from sdedit.synth.noise import fbm_1d, fbm_2d
+from sdedit.synth.scenes import render_scene
+from sdedit.synth.strokes import stroke_painting
 
 TINY = dict(block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
             down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
@@ -126,7 +126,7 @@ def test_training_smoke_resume_and_export(tmp_path):
 def test_bundled_examples_exist_and_match_the_generator():
     for name, fn in guides.EXAMPLES.items():
         path = REPO / "examples" / name
-        assert path.is_file(), f"missing {path}; run python -m sdedit.train.guides examples"
+        assert path.is_file(), f"missing {path}; run python -m sdedit.synth.guides examples"
         from PIL import Image
         im = np.asarray(Image.open(path).convert("RGB"))
         assert im.shape[:2] == fn().size[::-1]
@@ -186,7 +186,7 @@ def test_device_crop_sampler_crops_are_scene_pixels_or_half_scale_views():
 def test_half_scale_kid_ignores_a_one_pixel_blur_that_texture_kid_punishes():
     from PIL import Image, ImageFilter
 
-    from sdedit.train.metrics import half_scale
+    from sdedit.synth.metrics import half_scale
 
     real = np.stack([render_scene(1_000_000 + s, 64) for s in range(24)])
     other = np.stack([render_scene(1_100_000 + s, 64) for s in range(24)])
@@ -195,3 +195,24 @@ def test_half_scale_kid_ignores_a_one_pixel_blur_that_texture_kid_punishes():
     full = kid(texture_features(blurred), texture_features(real), subset_size=12)[0]
     half = kid(texture_features(half_scale(blurred)), texture_features(half_scale(real)), subset_size=12)[0]
     assert half < full
+
+
+def test_attention_grows_from_attention_free_weights_as_the_identity(tmp_path):
+    """--attention with --init: today's weights load, the new mid-block attention starts at zero, so the
+    grown network computes what the old one did; its export loads in plain torch (no diffusers)."""
+    from sdedit.models.plain_unet import PlainUNet2D
+    from sdedit.train.loop import load_grown
+
+    torch.manual_seed(0)
+    old = UnshuffleEpsNet.new(eps_skip=0.5, **TINY).eval()
+    grown = UnshuffleEpsNet.new(eps_skip=0.5, **TINY, add_attention=True, attention_head_dim=16).eval()
+    added = load_grown(grown.unet, old.unet.state_dict())
+    assert added and all(".attentions." in k for k in added)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(grown(x, 300.0), old(x, 300.0), atol=1e-6)
+    grown.save_folder(tmp_path / "m", dtype=torch.float32)
+    loaded = UnshuffleEpsNet.from_folder(tmp_path / "m")
+    assert isinstance(loaded.unet, PlainUNet2D) and hasattr(loaded.unet.mid_block, "attentions")
+    with pytest.raises(SystemExit):  # weights of another shape are refused in one sentence
+        load_grown(grown.unet, {"conv_in.weight": torch.zeros(1)})

@@ -208,8 +208,12 @@ def _open_clip_keys(encoder, prefix: str, projection: torch.Tensor) -> dict:
     return out
 
 
-def original_state_dict(components: dict, family: str) -> dict:
-    """The components' weights renamed to the original single-file layout of their family."""
+def original_state_dict(components: dict, family: str, text_model_level: bool = True) -> dict:
+    """The components' weights renamed to the original single-file layout of their family.
+
+    `text_model_level=False` writes the CLIP encoder as diffusers' conversion script does under transformers 5
+    (`cond_stage_model.transformer.embeddings.*`: CLIPTextModel's own keys, which lost `text_model.`)."""
+    level = "text_model." if text_model_level else ""
     unet, vae = components["unet"], components["vae"]
     cfg = dict(unet.config)
     state = {"model.diffusion_model." + _unet_key(k, cfg): v for k, v in unet.state_dict().items()}
@@ -219,22 +223,24 @@ def original_state_dict(components: dict, family: str) -> dict:
         state["first_stage_model." + key] = value
     encoders = components["text_encoders"]
     if family == "sd1":
-        state.update(_clip_keys(encoders[0], "cond_stage_model.transformer.text_model."))
+        state.update(_clip_keys(encoders[0], "cond_stage_model.transformer." + level))
     elif family == "sd2v":
         width = encoders[0].config.hidden_size
         state.update(_open_clip_keys(encoders[0], "cond_stage_model.model.", torch.eye(width)))
     else:
-        state.update(_clip_keys(encoders[0], "conditioner.embedders.0.transformer.text_model."))
+        state.update(_clip_keys(encoders[0], "conditioner.embedders.0.transformer." + level))
         proj = encoders[1].state_dict()["text_projection.weight"].T.contiguous()
         state.update(_open_clip_keys(encoders[1], "conditioner.embedders.1.model.", proj))
     return {k: v.contiguous() for k, v in state.items()}
 
 
-def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str | None = "config") -> dict:
+def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str | None = "config",
+                      text_model_level: bool = True, components: dict | None = None) -> dict:
     """A single-file checkpoint (.safetensors or .ckpt) of a tiny family, plus a sidecar JSON pointing at its
-    configs (the shipped ones are for the real sizes). Returns the components it was made from."""
-    components = tiny_components(family, seed)
-    state = original_state_dict(components, family)
+    configs (the shipped ones are for the real sizes). Returns the components it was made from (random ones
+    from `seed` unless given)."""
+    components = components or tiny_components(family, seed)
+    state = original_state_dict(components, family, text_model_level)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -245,4 +251,38 @@ def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str
     if config_folder:
         write_configs(path.parent / config_folder, family)
         path.with_suffix(".json").write_text(json.dumps({"config": config_folder}))
+    return components
+
+
+# -- a tiny UNet that has learned something: epsilon or v on flat pictures -----------------------------------
+def fit_prediction(components: dict, prediction: str, steps: int = 300, seed: int = 0) -> dict:
+    """Fit the components' UNet for `steps` Adam steps to predict epsilon or v (prediction = "epsilon" |
+    "v_prediction") for noised latents of flat-coloured 64 px pictures, with the empty prompt's embedding, so
+    that what it predicts can be told from one call, as in a real checkpoint. Returns the components."""
+    from diffusers import DDIMScheduler
+
+    gen = torch.Generator().manual_seed(seed)
+    vae, unet, encoder, tok = (components["vae"], components["unet"], components["text_encoders"][0],
+                               components["tokenizers"][0])
+    abar = DDIMScheduler.from_config(scheduler_config("sd2v")).alphas_cumprod.float()
+    colours = torch.rand(48, 3, 1, 1, generator=gen) * 2 - 1
+    with torch.no_grad():
+        x0 = vae.encode(colours.expand(-1, -1, 64, 64)).latent_dist.mode() * vae.config.scaling_factor
+        ids = tok("", padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        emb = encoder(ids)[0]
+    unet.train().requires_grad_(True)
+    opt = torch.optim.Adam(unet.parameters(), lr=2e-3)
+    for _ in range(steps):
+        pick = torch.randint(0, len(x0), (16,), generator=gen)
+        t = torch.randint(100, 900, (16,), generator=gen)
+        a = abar[t].view(-1, 1, 1, 1)
+        eps = torch.randn(x0[pick].shape, generator=gen)
+        x_t = a.sqrt() * x0[pick] + (1 - a).sqrt() * eps
+        target = eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0[pick]
+        loss = torch.nn.functional.mse_loss(unet(x_t, t, encoder_hidden_states=emb.expand(16, -1, -1)).sample, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    unet.eval().requires_grad_(False)
+    components["fit_loss"] = loss.item()
     return components

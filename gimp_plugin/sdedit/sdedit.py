@@ -26,8 +26,7 @@ gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 from sdedit_gimp.options import (  # noqa: E402
-    ARGUMENTS, IMAGE_TYPES, MENU_LABEL, MENU_PATH, PROCEDURE_NAME, SDE_CHOICES, TEXT_ARGUMENTS,
-    request_from_config)
+    ARGUMENTS, IMAGE_TYPES, MENU_LABEL, MENU_PATH, PROCEDURE_NAME, SDE_CHOICES, request_from_config)
 
 
 def _fail(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
@@ -36,36 +35,10 @@ def _fail(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
 
 
 def _dialog(procedure, config):
-    """Show the argument dialog; True when the user pressed OK."""
-    gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
+    """Show the SDEdit dialog (sdedit_gimp/dialog.py); True when the user pressed OK."""
+    from sdedit_gimp.dialog import SDEditDialog
 
-    GimpUi.init(PROCEDURE_NAME)
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "SDEdit")
-    dialog.fill(None)
-    takes_text = _model_takes_text(config)
-    if takes_text is not None:  # unknown (no server yet): leave them on; a run drops them if unused
-        for name in TEXT_ARGUMENTS:
-            dialog.set_sensitive(name, takes_text, None, None, False)
-    try:
-        return bool(dialog.run())
-    finally:
-        dialog.destroy()
-
-
-def _model_takes_text(config):
-    """Whether the configured model takes a prompt, asked from the server (None when it cannot say now)."""
-    try:
-        from sdedit_client import Client, SDEditError
-        from sdedit_client.settings import model_takes_text
-    except ImportError:
-        return None
-    try:
-        client = Client(config.get_property("server-url"), token=os.environ.get("SDEDIT_TOKEN") or None,
-                        timeout=3.0)
-        return model_takes_text(client.models(), config.get_property("model"))
-    except (SDEditError, ValueError):
-        return None
+    return SDEditDialog(config, PROCEDURE_NAME).run()
 
 
 def run(procedure, run_mode, image, drawables, config, data):

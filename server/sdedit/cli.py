@@ -1,4 +1,4 @@
-"""`sdedit edit | models | serve`: the command line of DESIGN.md §3.
+"""`sdedit edit | models | serve`: the command line of docs/design.md §3.
 
 Bad input ends with exit code 2 and one line on stderr; the traceback is shown only with SDEDIT_DEBUG=1.
 """
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
-                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++) or ddim "
-                         "(default: the model's, see `sdedit models`; ode for the embedded model)")
+                    help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++), ddim, "
+                         "lcm (LCM / LCM-LoRA checkpoints) or euler_a (Euler ancestral on trailing timesteps: Turbo "
+                         "checkpoints) (default: the model's, see `sdedit models`; ode for the embedded model)")
     ed.add_argument("--steps", type=int, default=None,
                     help="sampler steps, 1-1000; 0 or not given = the model's default for this sampler (the paper's "
                          "t0 x 1000 for vp/ve when the model names none, 20 for ode/ddim)")
@@ -53,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--prompt", default=None, help="text models only: what the picture shows (none = the paper's unconditional edit)")
     ed.add_argument("--negative-prompt", default=None, help="text models only: what the picture should not show")
     ed.add_argument("--guidance", type=float, default=None, help="text models only: classifier-free guidance scale (default the model's, 7.5 for SD 1.x/2.x)")
+    ed.add_argument("--lora", action="append", default=[], metavar="NAME_OR_FILE[:SCALE]",
+                    help="Stable Diffusion only: apply a LoRA from the models folder's loras/ (or a file) at SCALE "
+                         "(default 1); repeatable")
 
-    sub.add_parser("models", help="list the available models", description="List the available models.")
+    from sdedit.cli_models import add_models_parser
+
+    add_models_parser(sub)  # sdedit models [pull | remove | catalogue]
 
     sv = sub.add_parser("serve", help="run the HTTP server for the editor plugins", description="Run the HTTP server.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
@@ -91,6 +97,10 @@ def output_paths(output: str, samples: int) -> list[Path]:
 def save_atomic(img, path: Path) -> None:
     """Write through a temporary file in the same folder, so no half-written image is ever left."""
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    if fmt != "PNG":  # JPEG and WebP hold 8 bits: a 16-bit greyscale result is scaled, not clipped to white
+        from sdedit.imaging import to_8bit
+
+        img = to_8bit(img)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -107,7 +117,7 @@ def save_atomic(img, path: Path) -> None:
 def edit_via_server(args: argparse.Namespace, guide=None) -> bool:
     """Hand the edit to a running local server (warm model, same output bytes) unless --no-server; False =
     edit here. Runs before torch is imported; any input problem is left to the local path to report."""
-    if args.no_server:
+    if args.no_server or getattr(args, "lora", None):  # LoRAs: named files may be paths only this process sees
         return False
     from sdedit.handoff import edit_on_server
 
@@ -128,6 +138,10 @@ def check_edit_request(args: argparse.Namespace):
     from sdedit.params import check_device, check_precision, validate
 
     validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
+    from sdedit.models.lora import check_loras_exist, parse_lora
+
+    args.loras = [parse_lora(spec) for spec in getattr(args, "lora", [])]
+    check_loras_exist(args.loras)
     check_device(args.device)
     check_precision(args.precision)
     paths = output_paths(args.output, args.samples)
@@ -152,9 +166,15 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from sdedit.engine.latent_edit import validate_text
     from sdedit.models import load_model
 
+    from sdedit.models.lora import apply_loras
+
     model = load_model(args.model, args.device, args.precision)
     args.sde = args.sde or getattr(model, "default_sde", "vp")
     validate_text(model, args.prompt, args.negative_prompt, args.guidance)
+    apply_loras(model, args.loras)
+    from sdedit.models.embeddings import use_embeddings
+
+    args.prompt, args.negative_prompt = use_embeddings(model, args.prompt), use_embeddings(model, args.negative_prompt)
     bar = tqdm(total=1, desc="sdedit", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(done: int, total: int) -> None:
@@ -178,16 +198,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from sdedit.models import list_models
+    from sdedit.cli_models import cmd_models as models_command
 
-    rows = [("id", "kind", "text", "resolution", "default_sde", "default", "path")]
-    for info in list_models():
-        rows.append((info.id, info.kind, "yes" if info.text else "no", str(info.resolution or "any"), info.default_sde,
-                     "*" if info.default else "", info.path))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
+    return models_command(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -210,8 +223,9 @@ COMMANDS = {"edit": cmd_edit, "models": cmd_models, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local files only: never wait on the network
     args = build_parser().parse_args(argv)
+    if getattr(args, "models_command", None) != "pull":  # only `sdedit models pull` may reach the network
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local files only: never wait on the network
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,19 +26,45 @@ CONTEXT_FRACTION = 0.25  # context added around the mask's bounding box, per sid
 MIN_CONTEXT = 16
 
 
+def open_image(data: bytes, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """The image's header opened lazily (no pixels decoded), whatever its size.
+
+    PIL's own guard (Image.MAX_IMAGE_PIXELS) refuses a picture over about 179 megapixels inside Image.open,
+    before its size can be read, and that error reads like a broken file; our limits are checked on the size
+    this returns instead, so the refusal can say how large the picture is. Raises what Image.open raises for a
+    file that is not an image (or not one of `formats`, when given).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError:
+        Image.preinit()
+        for fmt in formats or ALLOWED_FORMATS:  # the format's own reader, without Image.open's size guard around it
+            factory, accept = Image.OPEN[fmt]
+            if accept is None or accept(data[:16]):
+                return factory(io.BytesIO(data), "")
+        raise
+
+
+def too_large(what: str, width: int, height: int, limit: int, advice: str) -> str:
+    """One sentence: how large the picture is and the megapixel limit it passes."""
+    return (f"The {what} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more than the limit "
+            f"of {round(limit / 1e6, 1):g} megapixels; {advice}.")
+
+
 def decode_image(data: bytes, what: str = "image") -> Image.Image:
     """Decode PNG/JPEG/WebP bytes, refusing other formats, corrupt files and pixel bombs."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data)
         if img.format not in ALLOWED_FORMATS:
             raise InputError(f"The {what} is a {img.format} file; send PNG, JPEG or WebP.")
         if img.width * img.height > MAX_PIXELS:
-            raise InputError(f"The {what} has {img.width}x{img.height} pixels, more than the limit of "
-                             f"{MAX_PIXELS // 1_000_000} megapixels; scale it down first.")
+            raise InputError(too_large(what, img.width, img.height, MAX_PIXELS, "scale it down first"))
         img.load()
     except InputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"The {what} could not be read: it is not a valid PNG, JPEG or WebP file.") from exc
     return img
 
@@ -56,8 +83,26 @@ def encode_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def is_deep_grey(img: Image.Image) -> bool:
+    """A greyscale picture of more than 8 bits (a 16-bit greyscale PNG opens as mode I;16 or I)."""
+    return img.mode.startswith("I")
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """The picture with 8 bits per channel: 16-bit grey scaled to 0-255 (PIL's own convert would clip every
+    value above 255 to white); anything else as it is (PIL opens 16-bit RGB(A) PNGs as 8-bit already)."""
+    if not is_deep_grey(img):
+        return img
+    return Image.fromarray(_grey16_to_8(np.asarray(img)), "L")
+
+
+def _grey16_to_8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
+
+
 def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """uint8 RGB (H, W, 3) and the alpha plane if the image has one (kept untouched by the edit)."""
+    img = to_8bit(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     return rgba[..., :3].copy(), (rgba[..., 3].copy() if has_alpha else None)
@@ -120,6 +165,7 @@ def mask_array(mask: Image.Image | None, size: tuple[int, int]) -> np.ndarray:
     if mask.size != size:
         raise InputError(f"The mask is {mask.width}x{mask.height} but the image is {size[0]}x{size[1]}; "
                          "they must be the same size.")
+    mask = to_8bit(mask)  # a 16-bit mask's 50 % grey is 128, not white
     if mask.mode in ("RGBA", "LA"):
         # a mask exported with transparency: transparent = keep
         alpha = np.asarray(mask.getchannel("A"), np.float32) / 255.0
@@ -256,8 +302,15 @@ def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.
 
 
 def rebuild_image(rgb: np.ndarray, alpha: np.ndarray | None, like: Image.Image) -> Image.Image:
-    """An image with the input's size and alpha: RGBA when it had alpha, RGB otherwise (L stays L-like RGB)."""
+    """An image with the input's size, alpha and kind: RGBA when it had alpha, else RGB; a greyscale input
+    comes back greyscale (L, LA, or 16-bit grey where every pixel the edit left unchanged keeps its 16 bits)."""
     if alpha is not None:
-        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+        out = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+        return out.convert("LA") if like.mode == "LA" else out
     out = Image.fromarray(rgb, "RGB")
+    if is_deep_grey(like):
+        grey8 = np.asarray(out.convert("L"))
+        original = np.asarray(like).astype(np.uint32)
+        same = grey8 == _grey16_to_8(original)
+        return Image.fromarray(np.where(same, original, grey8.astype(np.uint32) * 257).astype(np.uint16))  # I;16
     return out.convert("L") if like.mode == "L" else out

@@ -12,7 +12,7 @@ from sdedit.errors import InputError
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1
-SDE_NAMES = ("vp", "ve", "ode", "ddim")  # the engine's SAMPLERS, in the same order
+SDE_NAMES = ("vp", "ve", "ode", "ddim", "lcm", "euler_a")  # the engine's SAMPLERS, in the same order
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 

@@ -1,7 +1,7 @@
 """Noise schedules of the two SDEs and the maps between them.
 
 VP (DDPM) works on a discrete table of cumulative alphas; VE (NCSN++) on a continuous sigma(t). Both are
-the same family up to a change of variables (DESIGN.md §4): x_ve = x_vp / sqrt(abar), sigma = sqrt((1-abar)/abar).
+the same family up to a change of variables (docs/design.md §4): x_ve = x_vp / sqrt(abar), sigma = sqrt((1-abar)/abar).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from .errors import (
     JobFailed,
     RequestRejected,
     SDEditError,
+    ServerStopped,
     ServerUnavailable,
 )
 from .client import Client
@@ -28,6 +29,7 @@ __all__ = [
     "JobFailed",
     "RequestRejected",
     "SDEditError",
+    "ServerStopped",
     "ServerUnavailable",
     "group_name",
     "layer_name",

@@ -22,7 +22,7 @@ from http.client import HTTPException
 from typing import Callable, Dict, Mapping, Optional
 
 from .client import _is_loopback, normalize_url
-from .errors import JobCancelled, ServerUnavailable
+from .errors import JobCancelled, ServerStopped, ServerUnavailable
 from .server_record import cache_dir, private_dir, private_file, read_record, record_path
 
 StatusCallback = Callable[[str, float], None]
@@ -129,6 +129,75 @@ def last_log_line(path: str) -> str:
         return ""
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+# -- a server that stopped mid-job -------------------------------------------------------------------------
+def started_server(url: str) -> Optional[Dict]:
+    """What :func:`ensure_server` recorded about the server it started for ``url`` (pid, url, log), when that
+    process is still running; None when no editor started the server that answers there now."""
+    try:
+        base = normalize_url(url)
+    except ValueError:  # InvalidParameter: no URL to speak of
+        return None
+    port = urllib.parse.urlsplit(base).port or 80
+    try:
+        with open(server_state_path(port), "r", encoding="utf-8") as handle:
+            state = json.load(handle)
+        pid = int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if state.get("url") != base or not _running(pid):
+        return None
+    return state
+
+
+def stopped_error(url: str, started: Optional[Dict]) -> Optional[ServerStopped]:
+    """Why a job's local server no longer answers, as a :class:`ServerStopped` to raise; None when it is not
+    that (a remote server, or one that answers again).
+
+    ``started`` is :func:`started_server` taken when the job began: then the message quotes the last line
+    of the log the server wrote, which usually says why it stopped (killed, out of memory, a crash).
+    """
+    base = normalize_url(url)
+    if not _is_loopback(urllib.parse.urlsplit(base).hostname) or probe(base) != "down":
+        return None
+    if started and started.get("log"):
+        log_path = str(started["log"])
+        line = last_log_line(log_path)
+        return ServerStopped("The SDEdit server stopped during the edit; the last line of its log %s is: %s"
+                             % (log_path, _quoted_last_line(log_path)), line, log_path)
+    return ServerStopped("The SDEdit server at %s stopped during the edit." % base)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, killed but not yet reaped, does not count)."""
+    if pid <= 0:
+        return False
+    if sys.platform.startswith("win"):
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        try:
+            code = ctypes.c_ulong()
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid, "r") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): alive as far as we can tell
 
 
 # -- the start itself ----------------------------------------------------------------------------------------

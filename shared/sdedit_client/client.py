@@ -1,4 +1,4 @@
-"""HTTP client for the SDEdit server (DESIGN §3 API), on urllib only.
+"""HTTP client for the SDEdit server (docs/design.md §3 API), on urllib only.
 
 Every failure becomes an :class:`~sdedit_client.errors.SDEditError` subclass with a one-sentence message,
 so a plugin can show ``str(error)`` to the painter as is.
@@ -23,7 +23,7 @@ from .errors import (
     SDEditError,
     ServerUnavailable,
 )
-from .params import validate_params, validate_text
+from .params import validate_params, validate_session, validate_text
 from .settings import DEFAULT_URL
 
 START_HINT = "start it by running sdedit serve"
@@ -51,6 +51,20 @@ def _is_loopback(host: Optional[str]) -> bool:
     return host in ("localhost", "::1") or (host or "").startswith("127.")
 
 
+
+class Result(tuple):
+    """A finished job: unpacks as ``(images, seeds)`` like before; ``mask`` is the PNG (8-bit grey, the
+    input's size) of the mask the server edited with when one was sent: the selection grown and feathered
+    outward, so a layer that holds only the edit should take its alpha from this, not from the selection.
+    None from a server older than this field."""
+
+    mask: Optional[bytes]
+
+    def __new__(cls, images: List[bytes], seeds: List[int], mask: Optional[bytes] = None) -> "Result":
+        result = super().__new__(cls, (images, seeds))
+        result.mask = mask
+        return result
+
 class Client:
     """Talks to one SDEdit server: health, models, submit/poll/result/cancel of edit jobs."""
 
@@ -62,6 +76,8 @@ class Client:
         # A proxy from the environment must not swallow calls to a server on this machine.
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
         self._opener = urllib.request.build_opener(*handlers)
+        #: What the last fetched result says ran: {"steps": int, "sde": str} (empty from older servers).
+        self.last_ran: Dict[str, Any] = {}
 
     # -- the API -----------------------------------------------------------------------------------------
     def health(self) -> Dict[str, Any]:
@@ -69,7 +85,8 @@ class Client:
         return self._request("GET", "/v1/health")
 
     def models(self) -> List[Dict[str, Any]]:
-        """The server's models: ``[{"id", "resolution", "sde", "default"}, ...]``."""
+        """The server's models: ``[{"id", "resolution", "sde", "default", "kind", "text", "default_sde"}, ...]``
+        ("sde": the SDE it was trained with; "default_sde": the sampler a job without "sde" gets)."""
         answer = self._request("GET", "/v1/models")
         if isinstance(answer, dict) and isinstance(answer.get("models"), list):
             answer = answer["models"]
@@ -80,11 +97,13 @@ class Client:
     def submit(self, image_png: bytes, mask_png: Optional[bytes] = None, *, t0: float = 0.5,
                sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
                seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
-               negative_prompt: Optional[str] = None, guidance: Optional[float] = None) -> str:
+               negative_prompt: Optional[str] = None, guidance: Optional[float] = None,
+               session: Optional[str] = None, loras: Optional[List[Dict[str, Any]]] = None) -> str:
         """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
 
         ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
-        given (for models that take a prompt).
+        given (for models that take a prompt). ``session`` (live mode): the server cancels this session's
+        queued or running job ("superseded"), so only the newest edit of a live canvas is worked on.
         """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
@@ -94,13 +113,18 @@ class Client:
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
         body.update({key: value for key, value in params.items() if value is not None})
+        if session is not None:
+            body["session"] = validate_session(session)
+        if loras:  # [{"id", "scale"}] (model_manager.parse_loras); sent only when there are some
+            body["loras"] = [{"id": str(item["id"]), "scale": float(item.get("scale", 1.0))} for item in loras]
         answer = self._request("POST", "/v1/jobs", body)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise self._not_sdedit("the job answer has no id")
         return str(answer["id"])
 
     def status(self, job_id: str) -> Dict[str, Any]:
-        """``{"id", "state", "progress", "error"}`` of a job."""
+        """``{"id", "state", "progress", "error", "superseded_by"}`` of a job (``superseded_by``: the newer job
+        of the same live session that replaced it, else None)."""
         answer = self._request("GET", "/v1/jobs/%s" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or "state" not in answer:
             raise self._not_sdedit("the job status has no state")
@@ -109,10 +133,13 @@ class Client:
         except (TypeError, ValueError):
             progress = 0.0
         return {"id": answer.get("id", job_id), "state": str(answer["state"]), "progress": progress,
-                "error": answer.get("error")}
+                "error": answer.get("error"), "superseded_by": answer.get("superseded_by")}
 
-    def result(self, job_id: str) -> Tuple[List[bytes], List[int]]:
-        """The finished job's images (PNG bytes, the input's size) and the seed of each."""
+    def result(self, job_id: str) -> "Result":
+        """The finished job's images (PNG bytes, the input's size) and the seed of each, as ``(images, seeds)``;
+        ``.mask`` is the PNG of the mask the edit used (the selection grown and feathered), or None.
+
+        What ran (the sampler steps and sampler, when the server says) is kept in ``last_ran``."""
         answer = self._request("GET", "/v1/jobs/%s/result" % urllib.parse.quote(str(job_id), safe=""))
         if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
             raise self._not_sdedit("the result has no image list")
@@ -121,7 +148,19 @@ class Client:
         except (TypeError, ValueError):
             raise self._not_sdedit("a result image is not valid base64")
         seeds = [int(s) for s in answer.get("seeds") or []]
-        return images, seeds
+        ran: Dict[str, Any] = {}
+        if isinstance(answer.get("steps"), int) and not isinstance(answer.get("steps"), bool):
+            ran["steps"] = answer["steps"]
+        if isinstance(answer.get("sde"), str):
+            ran["sde"] = answer["sde"]
+        self.last_ran = ran
+        mask = None
+        if isinstance(answer.get("mask"), str):
+            try:
+                mask = base64.b64decode(answer["mask"], validate=True)
+            except ValueError:
+                raise self._not_sdedit("the result's mask is not valid base64")
+        return Result(images, seeds, mask)
 
     def cancel(self, job_id: str) -> None:
         """Ask the server to stop the job (it stops within one sampler step)."""
@@ -142,8 +181,8 @@ class Client:
     def run(self, image_png: bytes, mask_png: Optional[bytes] = None, *,
             on_progress: Optional[Callable[[float], Any]] = None,
             should_cancel: Optional[Callable[[], bool]] = None,
-            poll_interval: float = 0.25, **params: Any) -> Tuple[List[bytes], List[int]]:
-        """Submit, poll until finished, return ``(images, seeds)``.
+            poll_interval: float = 0.25, **params: Any) -> "Result":
+        """Submit, poll until finished, return ``(images, seeds)`` (a :class:`Result`, with ``.mask``).
 
         ``on_progress(fraction)`` is called after every poll; when ``should_cancel()`` turns true the job
         is deleted on the server and :class:`JobCancelled` raised. Blocking: call it off the GUI thread.

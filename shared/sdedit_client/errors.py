@@ -13,6 +13,16 @@ class ServerUnavailable(SDEditError):
     """The server could not be reached (not running, wrong URL, or it did not answer in time)."""
 
 
+class ServerStopped(ServerUnavailable):
+    """The local server stopped while it worked on the edit; starting it again (and repeating the edit) may
+    help. ``log_line`` is the last line of its log when the editor started it (else "")."""
+
+    def __init__(self, message: str, log_line: str = "", log_path: str = "") -> None:
+        super().__init__(message)
+        self.log_line = log_line
+        self.log_path = log_path
+
+
 class RequestRejected(SDEditError):
     """The server refused the request (HTTP 4xx); ``str()`` carries the server's own message."""
 

@@ -3,7 +3,7 @@
 Editors hand out a selection in its own rectangle; the request needs it in the layer's rectangle.
 """
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from .errors import InvalidParameter
 from .png import encode_png
@@ -98,3 +98,46 @@ def cut_to_selection(result: bytes, mask: bytes, source: Optional[bytes] = None)
                 mixed, kept = result[4 * i + c], source[4 * i + c]
                 out[4 * i + c] = max(0, min(255, (mixed * 255 - (255 - m) * kept + m // 2) // m))
     return bytes(out)
+
+
+def grown_mask(server_mask: Optional[bytes], selection: Optional[bytes], width: int, height: int,
+               decode: Callable[[bytes], Tuple[int, int, bytes]]) -> Optional[bytes]:
+    """The mask a selection-only result layer takes its alpha from, one byte per pixel.
+
+    The server grows and feathers a hard selection outward (so the edit fades into the picture beyond it)
+    and returns the mask it used (:attr:`Result.mask`, a grey PNG); cut to the selection itself, that fade
+    would be lost. ``decode`` is the host's PNG decoder (``(w, h, four bytes per pixel)``, grey in every
+    colour channel). An older server sends none, and a mask of another size is not this layer's: then
+    the selection.
+    """
+    if server_mask is None:
+        return selection
+    w, h, pixels = decode(server_mask)
+    if (w, h) != (width, height):
+        return selection
+    return bytes(pixels[0::4])
+
+
+_NONZERO_TABLE = bytes([0] + [255] * 255)
+
+
+def require_visible(pixels: bytes, mask: Optional[bytes], what: str = "The layer") -> None:
+    """Refuse an edit of nothing: every pixel to edit (``mask`` > 0, or all) fully transparent.
+
+    ``pixels`` are 4-byte pixels with alpha last (RGBA or Krita's BGRA). SDEdit of a transparent area
+    gives invisible results, so the painter is told before any work is sent. Raises
+    :class:`InvalidParameter` with one sentence naming ``what``.
+    """
+    alpha = pixels[3::4]
+    if mask is None:
+        visible = bool(alpha.strip(b"\x00"))
+        where = ""
+    else:
+        if len(mask) != len(alpha):
+            raise InvalidParameter("The mask has %d bytes, expected %d." % (len(mask), len(alpha)))
+        # any pixel with alpha > 0 inside the selection: a whole-buffer AND of alpha and the selection's support
+        visible = (int.from_bytes(alpha, "little") & int.from_bytes(mask.translate(_NONZERO_TABLE), "little")) != 0
+        where = " inside the selection"
+    if not visible:
+        raise InvalidParameter("%s is empty (fully transparent)%s, so SDEdit has nothing to repaint: paint some "
+                               "strokes there first." % (what, where))

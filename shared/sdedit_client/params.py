@@ -8,8 +8,9 @@ from typing import Any, Dict, Optional
 
 from .errors import InvalidParameter
 
-SDES = ("vp", "ve", "ode", "ddim")  # the server's samplers: the two SDEs and two fast deterministic ones
-#: Names that mean "no sde field: the model's declared default sampler" (DESIGN §3).
+SDES = ("vp", "ve", "ode", "ddim", "lcm", "euler_a")  # the server's samplers: the two SDEs, two fast deterministic
+#                                                       ones, and two for few-step (LCM, Turbo) checkpoints
+#: Names that mean "no sde field: the model's declared default sampler" (docs/design.md §3).
 MODEL_DEFAULT_SDE = ("", "default", "auto", "model default")
 MAX_SAMPLES = 16
 MAX_STEPS = 1000
@@ -78,7 +79,7 @@ def validate_params(
 
 
 def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any = None) -> Dict[str, Any]:
-    """The text fields of a request for a model that takes a prompt (DESIGN §3), checked.
+    """The text fields of a request for a model that takes a prompt (docs/design.md §3), checked.
 
     Returns only the fields to send: ``prompt`` and ``negative_prompt`` as given ("" = the paper's
     unconditional edit), ``guidance`` when not None. Raises :class:`InvalidParameter` with one sentence.
@@ -102,6 +103,22 @@ def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any
                                    % (MIN_GUIDANCE, MAX_GUIDANCE, scale))
         out["guidance"] = scale
     return out
+
+
+MAX_SESSION_CHARS = 128
+
+
+def validate_session(session: Any) -> str:
+    """A live-mode session key (the server's limit: 1-128 characters)."""
+    key = str(session).strip()
+    if not 1 <= len(key) <= MAX_SESSION_CHARS:
+        raise InvalidParameter("A live session key must be 1 to %d characters long." % MAX_SESSION_CHARS)
+    return key
+
+
+def new_session_key() -> str:
+    """A random live-mode session key, one per live canvas (another client cannot guess it)."""
+    return "live-%032x" % random.SystemRandom().getrandbits(128)
 
 
 def _optional_int(value: Any, name: str) -> Optional[int]:

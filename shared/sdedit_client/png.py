@@ -89,8 +89,22 @@ def decode_png(png: bytes) -> Tuple[int, int, bytes]:
         raise PNGError("The PNG image data is truncated.")
     pixels = _unfilter(raw, height, stride, bpp)
     if depth == 16:
-        pixels = _to_8bit(pixels)
+        keyed = _keyed_16bit(pixels, bpp, color_type, trns)  # the key is a 16-bit sample: match before scaling
+        rgba = _to_rgba(_to_8bit(pixels), width * height, color_type, palette, b"")
+        if keyed:
+            rgba = bytearray(rgba)
+            for i in keyed:
+                rgba[4 * i + 3] = 0
+            rgba = bytes(rgba)
+        return width, height, rgba
     return width, height, _to_rgba(pixels, width * height, color_type, palette, trns)
+
+
+def _keyed_16bit(px: bytes, bpp: int, color_type: int, trns: bytes) -> List[int]:
+    """Indices of the pixels a 16-bit grey or RGB PNG's tRNS colour key makes transparent."""
+    if (color_type, len(trns)) not in ((0, 2), (2, 6)):
+        return []
+    return [i for i, pos in enumerate(range(0, len(px) - bpp + 1, bpp)) if px[pos:pos + bpp] == trns]
 
 
 def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> bytes:
@@ -161,7 +175,7 @@ def _to_rgba(px: bytes, count: int, color_type: int, palette: bytes, trns: bytes
         for c in range(3):
             out[c::4] = px[c::3]
         out[3::4] = b"\xff" * count
-        if len(trns) == 6:  # one RGB colour is transparent (8-bit samples in 16-bit fields)
+        if len(trns) == 6:  # one RGB colour is transparent (8-bit samples in 16-bit fields; 16-bit: above)
             key = bytes((trns[1], trns[3], trns[5]))
             for i in range(count):
                 if out[4 * i:4 * i + 3] == key:

@@ -7,6 +7,7 @@ back to the defaults for anything missing or damaged, so a broken config never b
 from typing import Any, Callable, Dict, List, Optional
 
 from .errors import InvalidParameter
+from .model_manager import parse_loras
 from .params import DEFAULT_GUIDANCE, DEFAULTS, validate_params, validate_text
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -24,6 +25,7 @@ DEFAULT_SETTINGS = {
     "prompt": "",  # sent only to a model that takes text (GET /v1/models "text": true)
     "negative_prompt": "",
     "guidance": DEFAULT_GUIDANCE,
+    "loras": "",  # "name:0.8, other" (Stable Diffusion models only; sent with the text fields)
     "result_layer": "selection",  # with a selection: "selection" = only the edited area, "full" = a full copy
 }
 
@@ -55,6 +57,11 @@ def load_settings(read: Callable[[str, str], str]) -> Dict[str, Any]:
             pass
     try:
         out["guidance"] = validate_text(guidance=raw.get("guidance")).get("guidance", DEFAULT_GUIDANCE)
+    except InvalidParameter:
+        pass
+    try:
+        parse_loras(raw.get("loras") or "")
+        out["loras"] = " ".join((raw.get("loras") or "").split())
     except InvalidParameter:
         pass
     if raw.get("result_layer") in RESULT_LAYER_MODES:
@@ -93,15 +100,20 @@ def request_params(settings: Dict[str, Any], takes_text: bool = False) -> Dict[s
 
 
 def text_params(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """The checked prompt, negative prompt and guidance of a settings dict (all three, for text models)."""
-    return validate_text(prompt=settings.get("prompt") or "", negative_prompt=settings.get("negative_prompt") or "",
-                         guidance=settings.get("guidance", DEFAULT_GUIDANCE))
+    """The checked prompt, negative prompt and guidance of a settings dict (all three, for text models), and its
+    LoRAs ([{"id", "scale"}]) when it names any: they, too, go only to Stable Diffusion (text) models."""
+    out = validate_text(prompt=settings.get("prompt") or "", negative_prompt=settings.get("negative_prompt") or "",
+                        guidance=settings.get("guidance", DEFAULT_GUIDANCE))
+    loras = parse_loras(settings.get("loras") or "")
+    if loras:
+        out["loras"] = loras
+    return out
 
 
 def model_takes_text(models: List[Dict[str, Any]], model_id: Optional[str]) -> bool:
     """Whether the model ``model_id`` ("" or None = the server's default) takes a prompt, per GET /v1/models.
 
-    A server that does not say (older than DESIGN §3's ``text`` field) takes none.
+    A server that does not say (older than docs/design.md §3's ``text`` field) takes none.
     """
     wanted = (model_id or "").strip()
     for model in models or []:
@@ -134,3 +146,45 @@ def default_values(current: Dict[str, Any]) -> Dict[str, Any]:
         if current.get(key):
             out[key] = current[key]
     return out
+
+
+# -- what the dialogs say about the server and its models (the same words in Krita and GIMP) -----------------
+def model_label(model: Dict[str, Any]) -> str:
+    """A model list entry, e.g. ``tiny-vp (VP, 256px, default)`` or ``sd15 (VP, 512px, prompt)``."""
+    extras = []
+    if model.get("default_sde") or model.get("sde"):
+        extras.append(str(model.get("default_sde") or model.get("sde")).upper())
+    if model.get("resolution"):
+        extras.append("%spx" % model["resolution"])
+    if model.get("text"):
+        extras.append("prompt")
+    if model.get("default"):
+        extras.append("default")
+    return "%s (%s)" % (model.get("id"), ", ".join(extras)) if extras else str(model.get("id"))
+
+
+def text_note(takes_text: bool, compact: bool = False) -> str:
+    """The line under the prompt fields: why they are enabled, or why not."""
+    if takes_text:
+        return "This model takes a prompt; empty = the plain (unconditional) edit."
+    if compact:
+        return "Prompts: only for models that take text."
+    return "The prompt fields are for models that take text (Stable Diffusion); this one does not."
+
+
+def connected_text(models: List[Any], health: Dict[str, Any]) -> str:
+    """The server line once the server answered."""
+    return "Connected: %d model(s), running on %s." % (len(models), health.get("device", "an unknown device"))
+
+
+def models_hint(models: List[Any]) -> str:
+    """A sentence for the dialogs when only the built-in (pixel) model is installed: how to get a realistic one."""
+    if any(isinstance(m, dict) and m.get("kind") == "latent" for m in models or []):
+        return ""
+    return (" Only the built-in model is installed; for realistic results get a Stable Diffusion model with "
+            "`sdedit models pull sd15` (`sdedit models catalogue` lists others), or Krita's Models panel.")
+
+
+def not_started_text(base_url: str) -> str:
+    """The server line for a local server that is not running: the edit starts it, nobody else has to."""
+    return "No SDEdit server answers at %s yet: it is started when the edit begins." % base_url

@@ -11,7 +11,7 @@ from gi.repository import Gimp  # noqa: E402
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
 from sdedit_client.autostart import ensure_server  # noqa: E402
-from sdedit_client.mask import cut_to_selection, mask_needed, mask_png  # noqa: E402
+from sdedit_client.mask import cut_to_selection, grown_mask, mask_needed, mask_png, require_visible  # noqa: E402
 from sdedit_client.png import encode_png  # noqa: E402
 from sdedit_client.settings import model_takes_text  # noqa: E402
 
@@ -83,6 +83,9 @@ def _server_status(window=None) -> Callable[[str, float], None]:
 def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=None) -> List[Gimp.Layer]:
     """Edit ``layer`` (inside the selection, if any) and add the results above it; return the new layers.
 
+    A group is edited as its merged picture (its buffer), as in Krita; a layer that is fully transparent
+    where the edit goes is refused before anything is sent.
+
     A local server that does not answer is started first. ``window`` (interactive runs) shows the live
     preview and has a Cancel button. Raises ``SDEditError`` (one-sentence message) for anything the user
     can fix.
@@ -99,7 +102,10 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=
     image_png = encode_png(width, height, source_rgba, channels=4)
     selection = pixels.read_selection(image, rect)
     mask = mask_png(selection, width, height)
-    only_selection = not request.full_copy and mask_needed(selection, width, height)
+    partial = mask_needed(selection, width, height)
+    kind = "group" if layer.is_group() else "layer"
+    require_visible(source_rgba, selection if partial else None, "The %s \u201c%s\u201d" % (kind, layer.get_name()))
+    only_selection = not request.full_copy and partial
 
     client = WatchedClient(request.server_url, token=os.environ.get("SDEDIT_TOKEN") or None)
     cancelled = (lambda: window.cancelled) if window is not None else None
@@ -107,11 +113,13 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=
         ensure_server(client.base_url, on_status=_server_status(window), cancel=cancelled)
         if request.text and model_takes_text(client.models(), params.get("model")):
             params = dict(params, **request.text)
-        images, seeds = client.run(image_png, mask, on_progress=_progress(samples, client, window),
-                                   should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1,
-                                   **params)
+        result = client.run(image_png, mask, on_progress=_progress(samples, client, window),
+                            should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1, **params)
     finally:
         client.release()
+    images, seeds = result
+    if only_selection:  # the server grew the selection: the layer keeps its fade, not just the selection
+        selection = grown_mask(getattr(result, "mask", None), selection, width, height, decode_rgba)
 
     Gimp.progress_set_text("SDEdit: adding %d layer(s)…" % len(images))
     results = []

@@ -1,17 +1,18 @@
 """One edit from start to finish: read pixels, run the job in a thread, show progress, insert layers.
 
 Interactive runs report problems in a message box; non-interactive runs (scripts, the e2e harness)
-only emit ``finished`` with a report dict, so nothing waits for a click.
+only emit ``finished`` with a report dict, so nothing waits for a click. A job whose image is closed is
+cancelled at once; a job whose local server stopped offers to start the server again and repeat the edit.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
 
 from krita import Krita
-from PyQt5.QtCore import QObject, Qt, pyqtSignal
+from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from sdedit_client import SDEditError
-from sdedit_client.mask import mask_needed
+from sdedit_client.mask import mask_needed, require_visible
 from sdedit_client.params import group_name, layer_name, summary
 from sdedit_client.settings import request_params, text_params
 
@@ -19,10 +20,19 @@ from .layer_io import Source, insert_results, selection_only
 from .worker import EditWorker, keep_alive, make_client
 
 TITLE = "SDEdit"
+CLOSED_MESSAGE = "The image was closed, so SDEdit stopped its job."
+RESTART_BUTTON = "Start the server again"
+OPEN_CHECK_MS = 300  # how often a running job checks that its image is still open
+
+_RETRIES = []  # type: List[EditController]  # controllers started by "Start the server again", kept alive
 
 
 class EditController(QObject):
-    """Drives one edit; emits ``finished(report)`` with keys ok, kind, message, layers, seeds, params.
+    """Drives one edit; emits ``finished(report)`` with keys ok, kind, message, layers, seeds, params, ran.
+
+    ``kind``: "done", "error", "cancelled", "closed" (its image was closed: the job was cancelled) or
+    "server_stopped" (the local server stopped mid-job; interactive runs offer to start it again, and the
+    repeated edit's controller is ``retry``).
 
     The menu action shows a progress dialog and inserts the layers (``docker=False``). The docker shows
     progress and previews itself (``progressed``, ``status``, ``previewed``) and applies results later:
@@ -48,7 +58,11 @@ class EditController(QObject):
         self._starting = False
         self._worker = None  # type: Optional[EditWorker]
         self.report = None  # type: Optional[Dict[str, Any]]
-        mask_needed(source.mask, *source.size)  # an empty selection fails here, before anything is sent
+        self.retry = None  # type: Optional[EditController]
+        self._open_check = None  # type: Optional[QTimer]
+        # an empty selection, or nothing visible to repaint, fails here, before anything is sent
+        partial = mask_needed(source.mask, *source.size)
+        require_visible(source.bgra, source.mask if partial else None, source.describe())
 
     def start(self) -> None:
         """Start the job in a background thread (and, from the menu, show a progress dialog with Cancel)."""
@@ -63,6 +77,9 @@ class EditController(QObject):
         worker.failed.connect(self._on_failure)
         self._worker = worker
         keep_alive(worker)
+        self._open_check = QTimer(self)
+        self._open_check.timeout.connect(self._check_open)
+        self._open_check.start(OPEN_CHECK_MS)
         if self.docker:
             worker.start()
             return
@@ -86,7 +103,16 @@ class EditController(QObject):
         if self._progress is not None:
             self._progress.setLabelText("Cancelling…")
 
+    def _check_open(self) -> None:
+        """The image was closed: stop the job now (the server deletes it) instead of waiting for its end."""
+        if self.report is None and not _is_open(self.source.document):
+            if self._worker is not None:
+                self._worker.request_cancel()
+            self._finish({"ok": False, "kind": "closed", "message": CLOSED_MESSAGE})
+
     def _on_progress(self, fraction: float) -> None:
+        if self.report is not None:
+            return
         self.progressed.emit(fraction)
         if self._progress is not None and not self._progress.wasCanceled():
             if self._starting:
@@ -97,21 +123,25 @@ class EditController(QObject):
 
     def _on_status(self, text: str, fraction: float) -> None:
         """The server is being started: say so, with the expected-time fraction on the bar."""
+        if self.report is not None:
+            return
         self._starting = True
         self.status.emit(text)
         if self._progress is not None and not self._progress.wasCanceled():
             self._progress.setLabelText(text)
             self._progress.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
 
-    def _on_success(self, images, seeds, params) -> None:
+    def _on_success(self, images, seeds, params, ran) -> None:
+        if self.report is not None:  # already finished (its image was closed)
+            return
+        self.source = self.source.with_edit_mask(getattr(self._worker, "edit_mask", None))
         if not _is_open(self.source.document):
-            self._finish({"ok": False, "kind": "error", "message": "The image was closed before SDEdit finished, "
-                          "so the results were not added."})
+            self._finish({"ok": False, "kind": "closed", "message": CLOSED_MESSAGE})
             return
         seeds = list(seeds) + [None] * (len(images) - len(seeds))
         if self.docker:  # the docker shows them as thumbnails and applies them when asked
             self._finish({"ok": True, "kind": "done", "message": "%d result(s) ready." % len(images),
-                          "images": images, "seeds": seeds, "params": dict(params)})
+                          "images": images, "seeds": seeds, "params": dict(params), "ran": dict(ran)})
             return
         names, group = result_names(params, seeds)
         try:
@@ -125,15 +155,18 @@ class EditController(QObject):
                           "message": "SDEdit could not add the result layers (%s): was the image closed?" % error})
             return
         self._finish({"ok": True, "kind": "done", "message": "Added %d layer(s)." % len(inserted),
-                      "layers": inserted, "seeds": seeds, "params": dict(params)})
+                      "layers": inserted, "seeds": seeds, "params": dict(params), "ran": dict(ran)})
 
     def _on_failure(self, kind: str, message: str) -> None:
-        self._finish({"ok": False, "kind": kind, "message": message})
+        if self.report is None:
+            self._finish({"ok": False, "kind": kind, "message": message})
 
     def _finish(self, report: Dict[str, Any]) -> None:
         report.setdefault("layers", [])
         report.setdefault("seeds", [])
         self.report = report
+        if self._open_check is not None:
+            self._open_check.stop()
         if self._progress is not None:
             self._progress.close()
             self._progress.deleteLater()
@@ -141,9 +174,28 @@ class EditController(QObject):
         if self.interactive and not report["ok"]:
             if report["kind"] == "cancelled":
                 QMessageBox.information(self._parent_widget, TITLE, report["message"])
-            else:
+            elif report["kind"] == "server_stopped":
+                self._offer_restart(report["message"])
+            elif report["kind"] != "closed":  # the painter closed it: nothing to tell
                 QMessageBox.warning(self._parent_widget, TITLE, report["message"])
         self.finished.emit(report)
+
+    def _offer_restart(self, message: str) -> None:
+        """The local server stopped mid-job: say so (with its log's last line) and offer to start it again
+        and repeat the edit, which starts the server the way the first run did."""
+        box = QMessageBox(QMessageBox.Warning, TITLE, message, QMessageBox.NoButton, self._parent_widget)
+        box.setObjectName("sdedit_server_stopped")
+        box.setInformativeText("Start the server again and repeat the edit?")
+        restart = box.addButton(RESTART_BUTTON, QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Close)
+        box.exec_()
+        if box.clickedButton() is not restart or not _is_open(self.source.document):
+            return
+        retry = EditController(self.source, self.settings, interactive=True, parent_widget=self._parent_widget)
+        _RETRIES.append(retry)
+        retry.finished.connect(lambda _report: _RETRIES.remove(retry) if retry in _RETRIES else None)
+        self.retry = retry
+        retry.start()
 
 
 def result_names(params: Dict[str, Any], seeds: List[Optional[int]]) -> Tuple[List[str], str]:

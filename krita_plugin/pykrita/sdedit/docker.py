@@ -30,21 +30,24 @@ from sdedit_client.params import short_prompt
 
 from .controller import EditController, _is_open, result_names
 from .layer_io import Source, active_paint_layer, insert_results, read_source, selection_only
+from .live import LivePanel
 from .settings_form import SettingsForm
 
 DOCKER_ID = "sdedit_docker"
 THUMB = 96
 PREVIEW = 256
+SERVER_RETRY_MS = 5000  # while no server answers, the docker asks again this often (it may be started any time)
 
 
 class HistoryEntry:
     """One finished run of a document: what went in, what was asked, what came back."""
 
     def __init__(self, source: Source, settings: Dict[str, Any], params: Dict[str, Any], seeds: List[Optional[int]],
-                 images: List[bytes]) -> None:
+                 images: List[bytes], ran: Optional[Dict[str, Any]] = None) -> None:
         self.source = source
         self.settings = dict(settings)
         self.params = dict(params)
+        self.ran = dict(ran or {})  # what the server says ran: {"steps", "sde"} (the model's defaults when asked)
         self.seeds = list(seeds)
         self.images = list(images)
         self.when = time.strftime("%H:%M:%S")
@@ -59,11 +62,18 @@ class HistoryEntry:
         seeds = [s for s in self.seeds if s is not None]
         seed_text = ("seed %d" % seeds[0]) if len(seeds) == 1 else (
             "seeds %d-%d" % (seeds[0], seeds[-1]) if seeds else "")
-        text = "%s  t0=%.2f %s, %d step(s), %s" % (self.when, self.params["t0"], sde,
-                                                    int(self.params.get("steps") or 0), seed_text)
+        steps = self.steps_text()
+        text = "%s  t0=%.2f %s, %s, %s" % (self.when, self.params["t0"], sde,
+                                           "auto steps" if steps == "auto" else "%s step(s)" % steps, seed_text)
         if self.params.get("prompt"):
             text += " \u201c%s\u201d" % short_prompt(self.params["prompt"])
         return text
+
+    def steps_text(self) -> str:
+        """The sampler steps that ran: the server's count (the model's default when none was asked), else
+        the steps asked for, else "auto" (an older server that does not say)."""
+        steps = self.ran.get("steps") or self.params.get("steps")
+        return str(int(steps)) if steps else "auto"
 
     def rerun_settings(self) -> Dict[str, Any]:
         """The settings that repeat this run exactly: its first seed fixed (sample k uses seed + k)."""
@@ -95,7 +105,7 @@ class SDEditDocker(DockWidget):
 
         body = QWidget()
         layout = QVBoxLayout(body)
-        self.form = SettingsForm(load_remembered(), body, compact=True)
+        self.form = SettingsForm(load_remembered(), body, compact=True, retry_ms=SERVER_RETRY_MS)
         layout.addWidget(self.form)
 
         run_row = QHBoxLayout()
@@ -113,6 +123,8 @@ class SDEditDocker(DockWidget):
         self.status_label.setObjectName("sdedit_status")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        self.live = LivePanel(self.form, body)  # live mode: re-edit as you paint (live.py)
+        layout.addWidget(self.live)
 
         self.preview_label = QLabel("The live preview shows here while a job runs.")
         self.preview_label.setObjectName("sdedit_preview")
@@ -133,10 +145,11 @@ class SDEditDocker(DockWidget):
         apply_row = QHBoxLayout()
         self.apply_button = QPushButton("Apply")
         self.apply_button.setToolTip("Add the chosen result as a layer above its source (one undo step)")
-        self.apply_button.clicked.connect(self.apply_selected)
+        # clicked(bool) would pass its checked flag as the index: the chosen thumbnail is read instead
+        self.apply_button.clicked.connect(lambda _checked=False: self.apply_selected())
         self.apply_all_button = QPushButton("Apply all")
         self.apply_all_button.setToolTip("Add every result of this run (several go into one group)")
-        self.apply_all_button.clicked.connect(self.apply_all)
+        self.apply_all_button.clicked.connect(lambda _checked=False: self.apply_all())
         apply_row.addWidget(self.apply_button)
         apply_row.addWidget(self.apply_all_button)
         layout.addLayout(apply_row)
@@ -155,6 +168,11 @@ class SDEditDocker(DockWidget):
         self.settings_label = QLabel("")
         self.settings_label.setWordWrap(True)
         layout.addWidget(self.settings_label)
+        from .models_panel import ModelsPanel  # installed models, the catalogue, Download / Cancel / Remove
+
+        self.models_panel = ModelsPanel(lambda: self.form.values().get("server_url") or "", body)
+        self.models_panel.changed.connect(self.form.refresh_server_info)  # a new model shows in the model list
+        layout.addWidget(self.models_panel)
         layout.addStretch(1)
 
         scroll = QScrollArea()
@@ -163,6 +181,7 @@ class SDEditDocker(DockWidget):
         self.setWidget(scroll)
         self._update_buttons()
         self.form.refresh_server_info()
+        self.models_panel.refresh()
 
     # -- Krita --------------------------------------------------------------------------------------------
     def canvasChanged(self, canvas) -> None:  # noqa: N802 - Krita's name
@@ -223,9 +242,10 @@ class SDEditDocker(DockWidget):
     def _finished(self, report: Dict[str, Any]) -> None:
         controller, self.controller = self.controller, None
         self.generate_button.setText("Generate")
+        self.form.refresh_server_info()  # the job may have started the server: say it is up, list its models
         if report.get("ok"):
             entry = HistoryEntry(controller.source, self._pending_settings or controller.settings,
-                                 report["params"], report["seeds"], report["images"])
+                                 report["params"], report["seeds"], report["images"], report.get("ran"))
             self.history.append(entry)
             self.progress.setValue(1000)
             self.status_label.setText("%d result(s): pick one and Apply, or Apply all." % len(entry.images))
@@ -234,7 +254,10 @@ class SDEditDocker(DockWidget):
                 self.preview_label.setPixmap(entry.thumbs[0].scaled(
                     PREVIEW, PREVIEW, Qt.KeepAspectRatio, Qt.SmoothTransformation))
         else:
-            self.status_label.setText(report.get("message") or "The edit did not finish.")
+            message = report.get("message") or "The edit did not finish."
+            if report.get("kind") == "server_stopped":
+                message += " Generate starts it again."
+            self.status_label.setText(message)
             self.progress.setValue(0)
         self._update_buttons()
         self.last_report = report
@@ -333,7 +356,7 @@ def _settings_text(entry: HistoryEntry) -> str:
     params = entry.params
     parts = ["t0 %.2f" % params["t0"],
              "sampler %s" % (str(params["sde"]).upper() if params.get("sde") else "model default"),
-             "steps %s" % (params.get("steps") or "auto"),
+             "steps %s" % (entry.steps_text() + ("" if params.get("steps") else " (the model's default)")),
              "samples %d" % len(entry.images),
              "seeds %s" % ", ".join(str(s) for s in entry.seeds),
              "model %s" % (params.get("model") or "server default")]

@@ -65,9 +65,12 @@ def make_dialog(document=None, parent: Optional[QWidget] = None) -> SDEditDialog
     if document is not None and document.activeNode() is not None:
         node = document.activeNode()
         bounds = node.bounds()
-        selection = "the selection" if document.selection() is not None else "the whole layer"
-        info = "Layer \u201c%s\u201d (%dx%d): SDEdit will repaint %s." % (
-            node.name(), bounds.width(), bounds.height(), selection)
+        group = node.type() == "grouplayer"
+        selection = "the selection" if document.selection() is not None else (
+            "its merged picture" if group else "the whole layer")
+        info = "%s \u201c%s\u201d (%dx%d): SDEdit will repaint %s%s." % (
+            "Group" if group else "Layer", node.name(), bounds.width(), bounds.height(), selection,
+            " of its merged picture" if group and document.selection() is not None else "")
     return SDEditDialog(load_remembered(), info, parent or main_window())
 
 

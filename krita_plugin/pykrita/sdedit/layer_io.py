@@ -1,5 +1,7 @@
 """Reading the active layer and selection out of Krita, and writing result layers back in one step.
 
+A paint layer is edited as its pixels; a group as its merged picture (what it shows), with the results
+added above the group, as the GIMP plug-in does (README, "In the editors").
 Krita's Python API: ``node.pixelData`` gives bytes in the node's colour space (8-bit RGBA = BGRA);
 other spaces are converted to 8-bit sRGB by Krita itself (LCMS) in a throw-away document, so the
 user's document and its undo history are never touched until the results go in.
@@ -27,36 +29,60 @@ class Source:
         self.bgra = bgra
         self.mask = mask
         self.space = space
+        self.edit_mask = mask  # the mask the server edited with (the selection grown), once a result came
+
+    def with_edit_mask(self, edit_mask: Optional[bytes]) -> "Source":
+        """The same pixels, with the mask a result was edited with (each result keeps its own)."""
+        copy = Source(self.document, self.node, self.rect, self.bgra, self.mask, self.space)
+        copy.edit_mask = edit_mask if edit_mask is not None else self.mask
+        return copy
 
     @property
     def size(self) -> Tuple[int, int]:
         return self.rect[2], self.rect[3]
 
+    def describe(self) -> str:
+        """The source in words for messages: 'The layer “Strokes”' or 'The group “Sky”'."""
+        try:
+            kind = "group" if self.node.type() == "grouplayer" else "layer"
+            return "The %s \u201c%s\u201d" % (kind, self.node.name())
+        except Exception:  # a deleted node: the message still reads
+            return "The layer"
+
+
+#: The node types SDEdit edits: paint layers as their pixels, groups as their merged picture.
+EDITABLE_TYPES = ("paintlayer", "grouplayer")
+
 
 def active_paint_layer(document):
-    """The active node when it is a paint layer; else a one-sentence SDEditError."""
+    """The active node when SDEdit can edit it (a paint layer or a group); else a one-sentence SDEditError."""
     if document is None:
         raise SDEditError("Open or create an image first, then run Filters → SDEdit… on a paint layer.")
     return require_paint_layer(document.activeNode())
 
 
 def require_paint_layer(node):
-    """``node`` when it is a paint layer; else a one-sentence SDEditError naming what it is ("a group")."""
-    if node is None or node.type() != "paintlayer":
-        raise SDEditError("SDEdit works on a paint layer, but the active layer is %s: "
-                          "select a paint layer in the Layers docker." % node_kind_words(node.type() if node else None))
+    """``node`` when it is a paint layer or a group; else a one-sentence SDEditError naming what it is."""
+    if node is None or node.type() not in EDITABLE_TYPES:
+        raise SDEditError("SDEdit works on a paint layer or a group, but the active layer is %s: select a paint "
+                          "layer or a group in the Layers docker." % node_kind_words(node.type() if node else None))
     return node
 
 
 def read_source(document, node) -> Source:
-    """The layer's pixels inside the canvas as 8-bit sRGB BGRA, plus the selection over the same area."""
+    """The layer's pixels (a group's merged picture) inside the canvas as 8-bit sRGB BGRA, plus the selection
+    over the same area."""
     bounds = node.bounds()
     rect = intersect((bounds.x(), bounds.y(), bounds.width(), bounds.height()),
                      (0, 0, document.width(), document.height()))
     if rect is None:
         raise SDEditError("The active layer has nothing on the canvas: paint some strokes on it first.")
     space = (node.colorModel(), node.colorDepth(), node.colorProfile())
-    raw = bytes(node.pixelData(*rect))
+    if node.type() == "grouplayer":
+        document.waitForDone()  # the merged picture of a group is computed in the background
+        raw = bytes(node.projectionPixelData(*rect))
+    else:
+        raw = bytes(node.pixelData(*rect))
     bgra = raw if is_native_srgb8(*space) else convert_pixels(raw, rect[2], rect[3], space, SRGB8)
     selection = document.selection()
     mask = None
@@ -109,7 +135,7 @@ def insert_results(source: Source, images_bgra: List[bytes], names: List[str], g
         if len(bgra) != width * height * 4:
             raise SDEditError("The server returned a result of the wrong size: update the SDEdit server.")
         if only_selection:
-            bgra = cut_to_selection(bgra, source.mask, source.bgra)
+            bgra = cut_to_selection(bgra, source.edit_mask, source.bgra)
         raw = bgra if is_native_srgb8(*source.space) else convert_pixels(bgra, width, height, SRGB8, source.space)
         layer = document.createNode(name, "paintlayer")
         if (layer.colorModel(), layer.colorDepth(), layer.colorProfile()) != source.space:

@@ -7,7 +7,7 @@ says what is remembered from the last run, and a "Defaults" button.
 
 from typing import Any, Dict, List, Optional
 
-from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,19 +24,28 @@ from PyQt5.QtWidgets import (
 )
 
 from sdedit_client.params import MAX_GUIDANCE, MAX_SAMPLES, MAX_STEPS, MIN_GUIDANCE, random_seed, t0_words
-from sdedit_client.settings import default_values, model_takes_text, remembered_summary
+from sdedit_client.settings import (
+    connected_text,
+    default_values,
+    model_label,
+    model_takes_text,
+    remembered_summary,
+    text_note,
+)
 
 from .worker import ServerInfoWorker, keep_alive
 
 SPIN_MAX = 2**31 - 1  # QSpinBox holds a C int
 
-#: The sampler choice; "" = send no "sde" field, the model's declared default (DESIGN §3), and it comes first.
+#: The sampler choice; "" = send no "sde" field, the model's declared default (docs/design.md §3), and it comes first.
 SDE_ITEMS = (
     ("Model default", ""),
     ("VP (DDPM sampler)", "vp"),
     ("VE (NCSN sampler)", "ve"),
     ("ODE (fast, deterministic)", "ode"),
     ("DDIM (fast, deterministic)", "ddim"),
+    ("LCM (LCM / LCM-LoRA models, 2-8 steps)", "lcm"),
+    ("Euler a, trailing (Turbo models, 1-4 steps)", "euler_a"),
 )
 
 
@@ -45,8 +54,12 @@ class SettingsForm(QWidget):
 
     server_info_changed = pyqtSignal()
 
-    def __init__(self, settings: Dict[str, Any], parent: Optional[QWidget] = None, compact: bool = False) -> None:
+    def __init__(self, settings: Dict[str, Any], parent: Optional[QWidget] = None, compact: bool = False,
+                 retry_ms: int = 0) -> None:
+        """``retry_ms`` > 0: while no server answers, ask again that often (a long-lived docker: the server
+        may be started at any time, by an edit or by hand)."""
         super().__init__(parent)
+        self._retry_ms = retry_ms
         self.setObjectName("sdedit_settings_form")
         self._info_worker = None  # type: Optional[ServerInfoWorker]
         self._wanted_model = settings.get("model") or ""
@@ -129,6 +142,12 @@ class SettingsForm(QWidget):
         form.addRow("Prompt:", self.prompt_edit)
         form.addRow("Negative prompt:", self.negative_edit)
         form.addRow("Guidance:", self.guidance_spin)
+        self.loras_edit = QLineEdit()
+        self.loras_edit.setPlaceholderText("e.g. ink-style:0.8, lcm-lora-sd15" if not compact else "name:0.8, other")
+        self.loras_edit.setToolTip("Stable Diffusion models only: LoRAs from the models folder's loras/ (see the "
+                                   "Models panel), each as NAME or NAME:SCALE (1 = as trained, 0 = off), "
+                                   "separated by commas.")
+        form.addRow("LoRAs:", self.loras_edit)
         self.text_note = QLabel()
         self.text_note.setWordWrap(True)
         form.addRow("", self.text_note)
@@ -181,6 +200,7 @@ class SettingsForm(QWidget):
             "prompt": self.prompt_edit.text().strip(),
             "negative_prompt": self.negative_edit.text().strip(),
             "guidance": round(self.guidance_spin.value(), 2),
+            "loras": " ".join(self.loras_edit.text().split()),
             "result_layer": "full" if self.full_copy.isChecked() else "selection",
         }
 
@@ -207,6 +227,8 @@ class SettingsForm(QWidget):
             self.negative_edit.setText(settings.get("negative_prompt") or "")
         if "guidance" in settings:
             self.guidance_spin.setValue(float(settings["guidance"]))
+        if "loras" in settings:
+            self.loras_edit.setText(settings.get("loras") or "")
         if "result_layer" in settings:
             self.full_copy.setChecked(settings.get("result_layer") == "full")
         if "server_url" in settings and settings["server_url"] != self.url_edit.text():
@@ -240,14 +262,9 @@ class SettingsForm(QWidget):
 
     def _update_text_fields(self, *_args) -> None:
         enabled = self.takes_text()
-        for widget in (self.prompt_edit, self.negative_edit, self.guidance_spin):
+        for widget in (self.prompt_edit, self.negative_edit, self.guidance_spin, self.loras_edit):
             widget.setEnabled(enabled)
-        if enabled:
-            self.text_note.setText("This model takes a prompt; empty = the plain (unconditional) edit.")
-        else:
-            self.text_note.setText("Prompts: only for models that take text." if self._compact else
-                                   "The prompt fields are for models that take text (Stable Diffusion); "
-                                   "this one does not.")
+        self.text_note.setText(text_note(enabled, self._compact))
 
     # -- server info -------------------------------------------------------------------------------------
     def refresh_server_info(self) -> None:
@@ -274,28 +291,28 @@ class SettingsForm(QWidget):
         self.model_combo.clear()
         self.model_combo.addItem("Server default", "")
         for model in self._models:
-            extras = []
-            if model.get("default_sde") or model.get("sde"):
-                extras.append(str(model.get("default_sde") or model.get("sde")).upper())
-            if model.get("resolution"):
-                extras.append("%spx" % model["resolution"])
-            if model.get("text"):
-                extras.append("prompt")
-            if model.get("default"):
-                extras.append("default")
-            self.model_combo.addItem("%s (%s)" % (model.get("id"), ", ".join(extras)), model.get("id"))
+            self.model_combo.addItem(model_label(model), model.get("id"))
         index = self.model_combo.findData(current) if current else 0
         self.model_combo.setCurrentIndex(max(0, index))
         self.model_combo.blockSignals(False)
         self._update_text_fields()
-        self.server_label.setText("Connected: %d model(s), running on %s."
-                                  % (len(models), health.get("device", "an unknown device")))
+        self.server_label.setText(connected_text(models, health))
         self.server_info_changed.emit()
 
     def _on_server_error(self, message: str) -> None:
         if not self._closing:
             self.server_label.setText(message)
             self.server_info_changed.emit()
+            if self._retry_ms > 0:
+                QTimer.singleShot(self._retry_ms, self._retry_server_info)
+
+    def _retry_server_info(self) -> None:
+        if self._closing:
+            return
+        if self.isVisible():
+            self.refresh_server_info()
+        else:  # nobody looks: check again later, without a request
+            QTimer.singleShot(self._retry_ms, self._retry_server_info)
 
     def detach(self) -> None:
         """Stop listening to a pending server query (the owner is closing)."""

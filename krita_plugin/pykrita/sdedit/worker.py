@@ -11,11 +11,11 @@ from typing import Any, Dict, Optional
 
 from PyQt5.QtCore import QThread, pyqtSignal
 
-from sdedit_client import Client, JobCancelled, SDEditError, ServerUnavailable
+from sdedit_client import Client, JobCancelled, SDEditError, ServerStopped, ServerUnavailable
 from sdedit_client.client import _is_loopback, normalize_url
-from sdedit_client.autostart import ensure_server
-from sdedit_client.mask import mask_needed
-from sdedit_client.settings import model_takes_text
+from sdedit_client.autostart import ensure_server, started_server, stopped_error
+from sdedit_client.mask import grown_mask, mask_needed
+from sdedit_client.settings import model_takes_text, not_started_text
 
 from .qt_png import decode_to_bgra, encode_bgra, encode_gray
 
@@ -54,8 +54,9 @@ class EditWorker(QThread):
     progressed = pyqtSignal(float)
     status = pyqtSignal(str, float)  # "Starting the SDEdit server…", fraction of the expected start time
     previewed = pyqtSignal(object)  # PNG bytes of the running job's current estimate
-    succeeded = pyqtSignal(object, object, object)  # BGRA bytes per result (Krita's order), seeds, params sent
-    failed = pyqtSignal(str, str)  # kind ("cancelled" | "error"), one-sentence message
+    succeeded = pyqtSignal(object, object, object, object)  # BGRA per result (Krita's order), seeds, params sent,
+    #                                                         what ran ({"steps", "sde"} as the server says)
+    failed = pyqtSignal(str, str)  # kind ("cancelled" | "error" | "server_stopped"), one-sentence message
 
     def __init__(self, client: Client, width: int, height: int, bgra: bytes, mask: Optional[bytes],
                  params: Dict[str, Any], text: Optional[Dict[str, Any]] = None, previews: bool = False,
@@ -67,6 +68,7 @@ class EditWorker(QThread):
         self._size = (width, height)
         self._bgra = bgra
         self._mask = mask
+        self.edit_mask = None  # type: Optional[bytes]  # the mask the server edited with, once it answered
         self._params = dict(params)
         self._text = dict(text or {})
         self._cancel = threading.Event()
@@ -83,12 +85,19 @@ class EditWorker(QThread):
             if mask_needed(self._mask, width, height):  # all selected = edit everything, no mask
                 mask = encode_gray(width, height, self._mask)
             ensure_server(self._client.base_url, on_status=self.status.emit, cancel=self._cancel.is_set)
+            started = started_server(self._client.base_url)  # an editor started it: its log says why it stops
             params = dict(self._params)
-            if self._text and model_takes_text(self._client.models(), params.get("model")):
-                params.update(self._text)
-            pngs, seeds = self._client.run(image, mask, on_progress=self._on_progress,
-                                           should_cancel=self._cancel.is_set,
-                                           poll_interval=0.1 if self._previews else 0.25, **params)
+            try:
+                if self._text and model_takes_text(self._client.models(), params.get("model")):
+                    params.update(self._text)
+                result = self._client.run(image, mask, on_progress=self._on_progress,
+                                          should_cancel=self._cancel.is_set,
+                                          poll_interval=0.1 if self._previews else 0.25, **params)
+            except ServerUnavailable as error:  # it answered a moment ago: did it stop?
+                raise stopped_error(self._client.base_url, started) or error
+            pngs, seeds = result
+            if mask is not None:  # the server grew the selection: result layers keep that fade
+                self.edit_mask = grown_mask(getattr(result, "mask", None), self._mask, width, height, decode_to_bgra)
             images = []
             for png in pngs:
                 w, h, bgra = decode_to_bgra(png)
@@ -98,9 +107,11 @@ class EditWorker(QThread):
                 images.append(bgra)
             if self._cancel.is_set():
                 raise JobCancelled("The edit was cancelled.")
-            self.succeeded.emit(images, seeds, params)
+            self.succeeded.emit(images, seeds, params, dict(self._client.last_ran))
         except JobCancelled as error:
             self.failed.emit("cancelled", str(error))
+        except ServerStopped as error:
+            self.failed.emit("server_stopped", str(error))
         except SDEditError as error:
             self.failed.emit("error", str(error))
         except Exception as error:  # never a traceback in the painter's face; keep it in Krita's log
@@ -148,8 +159,7 @@ class ServerInfoWorker(QThread):
             self.loaded.emit(client.health(), client.models())
         except ServerUnavailable as error:
             if is_local(self._url):  # the edit starts it: say that, not "start it yourself"
-                self.failed.emit("No SDEdit server answers at %s yet: it is started when the edit begins."
-                                 % client.base_url)
+                self.failed.emit(not_started_text(client.base_url))
             else:
                 self.failed.emit(str(error))
         except SDEditError as error:

@@ -1,4 +1,4 @@
-"""The HTTP server of DESIGN.md §3: FastAPI app, job queue and worker, auth and limits.
+"""The HTTP server of docs/design.md §3: FastAPI app, job queue and worker, auth and limits.
 
     from sdedit.api import create_app, run_server
     run_server(host="127.0.0.1", port=8765)      # what `sdedit serve` calls

@@ -1,4 +1,4 @@
-"""The FastAPI application: DESIGN.md §3 endpoints over a JobQueue and the engine backend."""
+"""The FastAPI application: docs/design.md §3 endpoints over a JobQueue and the engine backend."""
 from __future__ import annotations
 
 import asyncio
@@ -35,6 +35,7 @@ from .schemas import (
     JobResult,
     JobState,
     JobStatus,
+    LoraEntry,
     ModelEntry,
     ValidationProblem,
 )
@@ -86,11 +87,13 @@ def create_app(
             yield
         finally:
             queue.stop()
+            if getattr(app.state, "pulls", None) is not None:
+                app.state.pulls.stop()  # end download processes; their partial files stay for the next try
 
     app = FastAPI(
         title="SDEdit server",
         version=__version__,
-        description="Stochastic differential editing for the Krita and GIMP plugins (DESIGN.md §3).",
+        description="Stochastic differential editing for the Krita and GIMP plugins (docs/design.md §3).",
         lifespan=lifespan,
     )
     app.state.queue = queue
@@ -126,15 +129,21 @@ def create_app(
     @private.get("/models", response_model=List[ModelEntry])
     async def models() -> List[ModelEntry]:
         return [ModelEntry(id=i.id, resolution=i.resolution, sde=i.sde, default=i.default, kind=i.kind, text=i.text,
-                           default_sde=i.default_sde) for i in backend.models()]
+                           default_sde=i.default_sde, live=None if i.live is None else i.live.as_dict(),
+                           prediction=i.prediction)
+                for i in backend.models()]
+
+    @private.get("/loras", response_model=List[LoraEntry])
+    async def loras() -> List[LoraEntry]:
+        return [LoraEntry(id=name) for name in backend.loras()] if hasattr(backend, "loras") else []
 
     @private.post("/jobs", status_code=202, response_model=JobCreated,
                   responses={c: _ERRORS[c] for c in (400, 413, 503)})
     def submit(request: JobRequest) -> JobCreated:
-        _refuse_if_full(queue, limits)
+        _refuse_if_full(queue, request.session)
         params, describe = _validated(request, backend, limits)
         try:
-            job = queue.submit(params, describe)
+            job = queue.submit(params, describe, session=request.session)
         except QueueFull as full:
             raise _queue_full(full.retry_after) from None
         return JobCreated(id=job.id, state=job.state)
@@ -155,7 +164,9 @@ def create_app(
         job = _job(queue, job_id)
         if job.state is not JobState.done or job.output is None:
             raise ApiError(409, _not_ready(job))
-        return result_response(job.output.pngs, job.output.seeds)  # JobResult's shape, streamed
+        output = job.output
+        return result_response(output.pngs, output.seeds, steps=output.steps, sde=output.sde,
+                               mask=output.mask)  # JobResult, streamed
 
     @private.get("/jobs/{job_id}/preview", response_class=Response,
                  responses={200: {"content": {"image/png": {}},
@@ -177,8 +188,13 @@ def create_app(
         await _until_settled(queue, job, CANCEL_WAIT_S)
         return _status(queue, job)
 
+    from .pulls import pull_router  # the model manager's downloads (`sdedit models pull` as a job)
+
+    pulls = pull_router(token, limits, backend)
+    app.state.pulls = pulls.manager
     app.include_router(public)
     app.include_router(private)
+    app.include_router(pulls)
     return app
 
 
@@ -198,6 +214,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
     try:
         backend.check_model(request.model)
         model_sde = backend.check_text(request.model, request.prompt, request.negative_prompt, request.guidance)
+        loras = backend.check_loras(request.model, request.loras) if hasattr(backend, "check_loras") else []
         sde = request.sde if "sde" in request.model_fields_set else model_sde
         image_bytes = b64_to_bytes(request.image, "image")
         width, height = check_image_bytes(image_bytes, "image", limits.max_pixels)
@@ -217,7 +234,7 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(422, str(err)) from None
     params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
                         samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
-                        negative_prompt=request.negative_prompt, guidance=request.guidance)
+                        negative_prompt=request.negative_prompt, guidance=request.guidance, loras=loras)
     describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")
@@ -239,8 +256,8 @@ async def _until_settled(queue: JobQueue, job: Job, timeout: float) -> None:
         undo()
 
 
-def _refuse_if_full(queue: JobQueue, limits: Limits) -> None:
-    if queue.counts()["queued"] >= limits.max_queue:
+def _refuse_if_full(queue: JobQueue, session: Optional[str]) -> None:
+    if not queue.has_room(session):
         raise _queue_full(queue.retry_after())
 
 
@@ -265,7 +282,8 @@ def _unknown_job(job_id: str, limits: Limits) -> ApiError:
 def _status(queue: JobQueue, job: Job) -> JobStatus:
     seconds = queue.elapsed(job)
     return JobStatus(id=job.id, state=job.state, progress=job.progress, error=job.error,
-                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4))
+                     queue_position=queue.position(job), seconds=None if seconds is None else round(seconds, 4),
+                     superseded_by=job.superseded_by)
 
 
 def _no_preview(job: Job) -> str:
@@ -279,6 +297,9 @@ def _no_preview(job: Job) -> str:
 def _not_ready(job: Job) -> str:
     if job.state is JobState.failed:
         return f"The job failed and has no result: {job.error}"
+    if job.state is JobState.cancelled and job.superseded_by:
+        return (f"The job was superseded by job {job.superseded_by} of the same session and has no result; "
+                "ask for that one.")
     if job.state is JobState.cancelled:
         return "The job was cancelled and has no result."
     return f"The job is {job.state.value} ({job.progress:.0%} done); ask again when its state is 'done'."

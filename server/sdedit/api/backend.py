@@ -35,6 +35,7 @@ class EditParams:
     prompt: Optional[str] = None
     negative_prompt: Optional[str] = None
     guidance: Optional[float] = None
+    loras: Optional[list] = None  # [LoraChoice] (sdedit.models.lora), ids only
 
 
 class EngineBackend:
@@ -60,6 +61,11 @@ class EngineBackend:
                 self._models = list_models()
                 self._models_at = time.monotonic()
             return list(self._models)
+
+    def refresh_models(self) -> None:
+        """Read the model folders again at the next models() call (a model was just installed or removed)."""
+        with self._models_lock:
+            self._models_at = -1e9
 
     def check_model(self, model: Optional[str]) -> None:
         """None (the default) must exist; anything else must be a listed id."""
@@ -87,6 +93,27 @@ class EngineBackend:
             raise InputError(f"The model '{info.id}' takes no text, so {' and '.join(given)} cannot be used; "
                              "choose a model whose GET /v1/models entry has text: true, or leave them out.")
         return info.default_sde
+
+    def loras(self) -> list:
+        """The LoRA ids in the models folders' loras/ (a directory listing: no torch)."""
+        from ..models.lora import list_loras
+
+        return sorted(list_loras())
+
+    def check_loras(self, model: Optional[str], loras: Optional[list]) -> list:
+        """Known LoRA ids, each once, for a Stable Diffusion model; returns [LoraChoice]."""
+        from ..models.lora import LoraChoice, check_choices, resolve_lora
+
+        if not loras:
+            return []
+        choices = check_choices([LoraChoice(item.id, float(item.scale)) for item in loras])
+        info = next((i for i in self.models() if (i.id == model if model else i.default)), None)
+        if info is not None and info.kind != "latent":
+            raise InputError(f"The model '{info.id}' is not a Stable Diffusion model, so LoRAs cannot be used with "
+                             "it; leave 'loras' out or choose a model whose kind is 'latent'.")
+        for choice in choices:
+            resolve_lora(choice.ref, paths=False)  # ids only: never a path from a client
+        return choices
 
     # -- images -----------------------------------------------------------------------------------------
     @staticmethod
@@ -126,11 +153,19 @@ class EngineBackend:
 
         p: EditParams = job.params
         model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
+        prompt, negative_prompt = p.prompt, p.negative_prompt
+        if getattr(model, "kind", "pixel") == "latent":
+            from ..models.lora import apply_loras
+
+            apply_loras(model, p.loras or [], paths=False)  # switching adapters: the checkpoint stays loaded
+            from ..models.embeddings import use_embeddings
+
+            prompt, negative_prompt = use_embeddings(model, prompt), use_embeddings(model, negative_prompt)
         if cancel():  # loading can take a while: honour a cancel that came meanwhile
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
-                      seed=p.seed, progress=progress, cancel=cancel, prompt=p.prompt,
-                      negative_prompt=p.negative_prompt, guidance=p.guidance,
+                      seed=p.seed, progress=progress, cancel=cancel, prompt=prompt,
+                      negative_prompt=negative_prompt, guidance=p.guidance,
                       preview=lambda rgb: store_preview(job, rgb))
         if self.budget is not None and result.working_size:
             from .budget import Work
@@ -138,4 +173,7 @@ class EngineBackend:
             self.budget.learn_model(model)
             self.budget.learn_speed(model.id, Work(*result.working_size, p.samples, result.steps), result.seconds)
         pngs: List[bytes] = [encode_png(image) for image in result.images]
-        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds])
+        ran = result.params or {}
+        mask = None if result.mask is None else encode_png(Image.fromarray(result.mask, "L"))
+        return JobOutput(pngs=pngs, seeds=[int(s) for s in result.seeds], steps=int(ran.get("steps") or result.steps),
+                         sde=ran.get("sde") or p.sde, mask=mask)

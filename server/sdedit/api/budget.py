@@ -93,6 +93,7 @@ class Budget:
                  steps: Optional[int], samples: int) -> Work:
         """The job's work; without the model's facts (never loaded) the paper's step count is assumed."""
         from ..engine import resolve_steps
+        from ..engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
         from ..engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC
 
         with self._lock:
@@ -101,7 +102,8 @@ class Budget:
             n_steps = resolve_steps(facts, sde, t0, steps or None)
             resolution, max_side = facts.resolution, facts.max_side
         else:
-            n_steps = steps or (DEFAULT_FAST_STEPS if sde in DETERMINISTIC else max(1, round(t0 * 1000)))
+            n_steps = steps or (DEFAULT_FAST_STEPS if sde in DETERMINISTIC else
+                                DEFAULT_FEW_STEPS if sde in FEW_STEP_SAMPLERS else max(1, round(t0 * 1000)))
             max_side = DEFAULT_MAX_SIDE
         if resolution:
             return Work(resolution, resolution, samples, n_steps)

@@ -1,4 +1,4 @@
-"""ASGI middleware against DNS rebinding: answer only requests addressed to this server (DESIGN §3).
+"""ASGI middleware against DNS rebinding: answer only requests addressed to this server (docs/design.md §3).
 
 A web page in the artist's browser can make its own host name resolve to 127.0.0.1 and then call the local
 server as if it were its own site. The browser still sends that name in `Host` (and the page's site in

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import sys
-import warnings
 
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+from ..imaging import ALLOWED_FORMATS, open_image, too_large
 
 
 class TooLarge(InputError):
@@ -50,18 +47,14 @@ def _strict_b64(text: str) -> bytes:
 def check_image_bytes(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
     """Read only the header: format must be PNG/JPEG/WebP, width*height at most max_pixels. Returns (w, h)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as im:
-                width, height = im.size
-    except Image.DecompressionBombError:
-        raise TooLarge(f"The {what} has too many pixels; send at most {max_pixels} pixels.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        with open_image(data, ALLOWED_FORMATS) as im:
+            fmt, (width, height) = im.format, im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise InputError(f"The {what} is not a readable PNG, JPEG or WebP file.") from None
+    if fmt not in ALLOWED_FORMATS:
+        raise InputError(f"The {what} is a {fmt} file; send PNG, JPEG or WebP.")
     if width < 1 or height < 1:
         raise InputError(f"The {what} has no pixels ({width}x{height}).")
     if width * height > max_pixels:
-        raise TooLarge(
-            f"The {what} is {width}x{height} = {width * height} pixels; the server accepts at most {max_pixels}."
-        )
+        raise TooLarge(too_large(what, width, height, max_pixels, "scale it down (the server's limit is SDEDIT_MAX_PIXELS)"))
     return width, height

@@ -6,6 +6,12 @@ cancel is checked between steps. Finished jobs are kept for `result_ttl_s` secon
 `max_results` of them holding at most `max_result_bytes` of PNGs, then dropped (oldest first) so memory stays
 bounded. The queue itself is bounded: `submit` raises
 QueueFull, which the app answers with 503 and a Retry-After.
+
+Live mode (docs/design.md "Live mode"): a job submitted with a `session` key supersedes the queued or running
+job of that key. A queued one is cancelled and the new job takes its place in the line; a running one is
+marked cancelled at once (its result, should it still come, is dropped) and stopped at its next sampler step.
+So at most one job per session is queued or running, the newest wins, and a painter's stream of strokes never
+grows the queue.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from .schemas import JobState
 
 log = logging.getLogger("sdedit.api.jobs")
 
+SUPERSEDED = "superseded: a newer job of the same session replaced it"
+
 
 class QueueFull(RuntimeError):
     """No room for another job; `retry_after` is a guess in whole seconds."""
@@ -36,14 +44,18 @@ class QueueFull(RuntimeError):
 
 @dataclass
 class JobOutput:
-    """What a finished edit hands back: encoded PNG bytes per sample and their seeds."""
+    """What a finished edit hands back: encoded PNG bytes per sample, their seeds, and what ran (the
+    sampler steps and sampler the engine chose when the request left them to the model)."""
 
     pngs: List[bytes]
     seeds: List[int]
+    steps: Optional[int] = None
+    sde: Optional[str] = None
+    mask: Optional[bytes] = None  # PNG of the mask the edit used (a selection grown and feathered), if one was sent
 
     @property
     def nbytes(self) -> int:
-        return sum(len(png) for png in self.pngs)
+        return sum(len(png) for png in self.pngs) + len(self.mask or b"")
 
 
 @dataclass
@@ -63,6 +75,9 @@ class Job:
     on_settled: List[Callable[[], None]] = field(default_factory=list)  # see JobQueue.when_settled
     preview: Optional[tuple] = None  # (version, small uint8 RGB array): the live preview, see api/preview.py
     preview_png: Optional[tuple] = None  # (version, PNG bytes) of the last preview served
+    session: Optional[str] = None  # live mode: a newer job with the same key supersedes this one
+    superseded_by: Optional[str] = None  # the id of the job that replaced it
+    queue_place: Optional[int] = None  # where it stood in the queue when it was superseded while queued
 
 
 Runner = Callable[[Job, Callable[[int, int], None], Callable[[], bool]], JobOutput]
@@ -86,6 +101,9 @@ class JobQueue:
         self._durations: Deque[float] = collections.deque(maxlen=8)
         self._stopping = False
         self._threads: List[threading.Thread] = []
+        self._sessions: Dict[str, Job] = {}  # session key -> its queued or running job
+        self._wasted_s = 0.0  # seconds of running work thrown away by supersession
+        self._superseded = 0
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,16 +136,55 @@ class JobQueue:
         self._threads = []
 
     # -- API used by the endpoints ----------------------------------------------------------------------
-    def submit(self, params: Any, describe: Dict[str, Any]) -> Job:
+    def submit(self, params: Any, describe: Dict[str, Any], session: Optional[str] = None) -> Job:
+        """Queue a job. With `session`, the session's queued or running job is superseded first (the new job
+        takes a queued one's place in the line, so a live session never waits behind its own old strokes)."""
         with self._lock:
             self._prune()
-            if len(self._pending) >= self._limits.max_queue:
+            if not self._has_room(session):  # refused before anything is superseded
                 raise QueueFull(self._retry_after())
-            job = Job(id=uuid.uuid4().hex, params=params, describe=describe, created=self._clock())
+            old = self._supersede(session) if session is not None else None
+            place = old.queue_place if old is not None else None
+            job = Job(id=uuid.uuid4().hex, params=params, describe=describe, created=self._clock(), session=session)
             self._jobs[job.id] = job
-            self._pending.append(job)
+            if place is None:
+                self._pending.append(job)
+            else:
+                self._pending.insert(place, job)
+            if session is not None:
+                self._sessions[session] = job
+            if old is not None:
+                old.superseded_by = job.id
             self._lock.notify_all()
             return job
+
+    def has_room(self, session: Optional[str] = None) -> bool:
+        """Whether a job (of `session`) would be accepted now: a session's queued job gives up its place."""
+        with self._lock:
+            return self._has_room(session)
+
+    def _has_room(self, session: Optional[str]) -> bool:
+        old = self._sessions.get(session) if session is not None else None
+        if old is not None and old.state is JobState.queued:
+            return True
+        return len(self._pending) < self._limits.max_queue
+
+    def _supersede(self, session: str) -> Optional[Job]:
+        """Cancel the session's current job (None: it has none); a queued one's place is kept in queue_place."""
+        old = self._sessions.pop(session, None)
+        if old is None or old.state.finished:
+            return None
+        if old.state is JobState.queued:
+            old.queue_place = self._pending.index(old)
+            del self._pending[old.queue_place]
+        else:  # running: stopped at its next step; reported cancelled now, its output never kept
+            old.cancel_requested.set()
+            self._wasted_s += self._clock() - (old.started or self._clock())
+        old.error = SUPERSEDED
+        self._superseded += 1
+        self._settle(old, JobState.cancelled, keep_params=old.state is JobState.running)
+        log.info("%s", _job_line(old, 0.0 if old.started is None else (old.finished or 0.0) - old.started))
+        return old
 
     def get(self, job_id: str) -> Optional[Job]:
         with self._lock:
@@ -182,7 +239,8 @@ class JobQueue:
         with self._lock:
             running = sum(1 for j in self._jobs.values() if j.state is JobState.running)
             return {"queued": len(self._pending), "running": running, "kept": len(self._jobs),
-                    "result_bytes": self._result_bytes}
+                    "result_bytes": self._result_bytes, "sessions": len(self._sessions),
+                    "superseded": self._superseded, "superseded_running_s": round(self._wasted_s, 3)}
 
     # -- the worker -------------------------------------------------------------------------------------
     def _work(self, warm_up: bool = True) -> None:
@@ -206,7 +264,7 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         def progress(done: int, total: int) -> None:
-            if total > 0:
+            if total > 0 and not job.state.finished:  # a superseded job's progress stays where it stopped
                 job.progress = min(1.0, max(0.0, done / total))
 
         def cancel() -> bool:
@@ -225,6 +283,11 @@ class JobQueue:
             log.exception("job %s failed", job.id)
             _free_accelerator_memory()
         with self._lock:
+            if job.state.finished:  # superseded while it ran: already reported cancelled; drop what it made
+                job.params = None
+                self._wasted_s += self._clock() - (job.finished or self._clock())
+                self._durations.append(self._clock() - (job.started or self._clock()))
+                return
             job.output = output
             job.error = error
             if state is JobState.done:
@@ -235,10 +298,13 @@ class JobQueue:
         log.info("%s", _job_line(job, seconds))
 
     # -- bookkeeping (call with the lock held) ----------------------------------------------------------
-    def _settle(self, job: Job, state: JobState) -> None:
+    def _settle(self, job: Job, state: JobState, keep_params: bool = False) -> None:
         job.state = state
         job.finished = self._clock()
-        job.params = None  # the input images are no longer needed
+        if not keep_params:  # a superseded running job's runner may still read them until its next step
+            job.params = None  # the input images are no longer needed
+        if job.session is not None and self._sessions.get(job.session) is job:
+            del self._sessions[job.session]
         self._result_bytes += job.output.nbytes if job.output else 0
         self._finished_order.append(job.id)
         job.settled.set()

@@ -1,4 +1,4 @@
-"""JSON shapes of the HTTP API (DESIGN.md §3); FastAPI turns them into the OpenAPI schema."""
+"""JSON shapes of the HTTP API (docs/design.md §3); FastAPI turns them into the OpenAPI schema."""
 from __future__ import annotations
 
 from enum import Enum
@@ -10,7 +10,7 @@ from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..engine.edit import MAX_SEED
 from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
 
-#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; DESIGN §4).
+#: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; docs/design.md §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
@@ -24,6 +24,15 @@ class JobState(str, Enum):
     @property
     def finished(self) -> bool:
         return self in (JobState.done, JobState.failed, JobState.cancelled)
+
+
+class LoraRef(BaseModel):
+    """One LoRA of a job: an id from GET /v1/loras and its scale (0 = off)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=200, description="A LoRA id from GET /v1/loras.")
+    scale: float = Field(1.0, ge=-4.0, le=4.0, allow_inf_nan=False, description="Strength; 1 = as trained, 0 = off.")
 
 
 class JobRequest(BaseModel):
@@ -50,6 +59,13 @@ class JobRequest(BaseModel):
                                            description="Text models only: what the picture should not show.")
     guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
+    loras: Optional[List[LoraRef]] = Field(None, max_length=8,
+                                           description="Stable Diffusion models only: LoRAs to apply, each once.")
+    session: Optional[str] = Field(
+        None, min_length=1, max_length=128,
+        description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
+                    "supersedes the session's queued or running job, which ends 'cancelled' (error 'superseded'): "
+                    "at most one job per session is queued or running, and the newest wins.")
 
 
     @field_validator("t0", "steps", "samples", "seed", "guidance", mode="before")
@@ -70,24 +86,57 @@ class JobStatus(BaseModel):
     id: str
     state: JobState
     progress: float = Field(ge=0.0, le=1.0, description="Fraction of sampler steps done.")
-    error: Optional[str] = Field(None, description="Why the job failed (state 'failed' only).")
+    error: Optional[str] = Field(None, description="Why the job failed (state 'failed'), or 'superseded: ...' "
+                                                   "for a cancelled live-mode job that a newer one replaced.")
     queue_position: Optional[int] = Field(None, description="Jobs ahead of this one while it is queued.")
     seconds: Optional[float] = Field(None, description="Time spent running so far (total once finished).")
+    superseded_by: Optional[str] = Field(None, description="Live mode: the id of the newer job of the same "
+                                                           "session that replaced this one.")
 
 
 class JobResult(BaseModel):
     images: List[str] = Field(description="Base64 PNGs of the input's full size, one per sample.")
     seeds: List[int] = Field(description="The seed of each sample; resubmit one with samples=1 to repeat it.")
+    steps: Optional[int] = Field(None, description="The sampler steps that ran (the model's default when the job "
+                                                   "named none).")
+    sde: Optional[str] = Field(None, description="The sampler that ran (the model's default_sde when the job "
+                                                 "named none).")
+    mask: Optional[str] = Field(None, description="When the job had a mask: base64 PNG (8-bit grey, the input's "
+                                "size) of the mask the edit used. A hard selection is grown and feathered "
+                                "outward; pixels where it is 0 are the input's, byte for byte.")
+
+
+class LiveEntry(BaseModel):
+    """A model's live-mode defaults: what a re-edit-as-you-paint preview should ask for."""
+
+    sde: str = Field(description="The sampler for live previews.")
+    steps: int = Field(description="Sampler steps for live previews.")
+    size: int = Field(description="Longest side, in pixels, of the region a live preview sends.")
+    guidance: Optional[float] = Field(None, description="Text models: the guidance for live previews.")
 
 
 class ModelEntry(BaseModel):
     id: str
-    resolution: Optional[int]
-    sde: str
-    default: bool
+    resolution: Optional[int] = Field(description="A fixed square working size in pixels, or null: the model takes "
+                                                  "any size (fully convolutional).")
+    sde: str = Field(description="The SDE the model was trained with: 'vp' (DDPM, an epsilon/v model) or 've' "
+                                 "(NCSN++). Not the sampler a job gets: that is default_sde. Any model drives every "
+                                 "sampler (docs/design.md §4).")
+    default: bool = Field(description="Whether this model is used when a job names none.")
     kind: str = Field("pixel", description="'pixel' or 'latent' (Stable Diffusion: a VAE's latent space).")
     text: bool = Field(False, description="Whether the model takes prompt, negative_prompt and guidance.")
-    default_sde: str = Field("vp", description="The sampler used when a job names none.")
+    default_sde: str = Field("vp", description="The sampler a job gets when it sends no 'sde': the one this "
+                                               "model's benchmark shows best ('ode' for the embedded model and "
+                                               "Stable Diffusion). Clients offering a 'model default' choice use "
+                                               "this field.")
+    live: Optional[LiveEntry] = Field(None, description="Live mode's defaults for this model (sampler, steps, "
+                                                        "size, guidance).")
+    prediction: Optional[str] = Field(None, description="Latent models: what the UNet predicts, 'epsilon' or "
+                                      "'v_prediction' (an SD 2.x file's is told from its weights when it is loaded).")
+
+
+class LoraEntry(BaseModel):
+    id: str
 
 
 class Health(BaseModel):

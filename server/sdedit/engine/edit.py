@@ -16,6 +16,7 @@ from sdedit.engine.latent_edit import latent_edit, validate_text
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.cancel_inside import cancel_inside
+from sdedit.engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
 from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
@@ -40,6 +41,7 @@ class EditResult:
     working_size: tuple[int, int] | None = None
     region: imaging.Region | None = None
     params: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None  # the mask the edit used (uint8, 255 = edit; a hard selection grown), if given
 
 
 def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None) -> int:
@@ -53,6 +55,8 @@ def resolve_steps(model: DiffusionModel, sde: str, t0: float, steps: int | None)
         return len(vp_plan(t0, chosen, len(model.alphas_cumprod)))
     if sde in DETERMINISTIC:  # not in the paper: few steps is their point
         return int(chosen or model.default_steps.get("ode") or DEFAULT_FAST_STEPS)
+    if sde in FEW_STEP_SAMPLERS:  # live mode's distilled-model samplers: a handful of network calls
+        return int(chosen or DEFAULT_FEW_STEPS)
     return int(chosen) if chosen else paper
 
 
@@ -91,7 +95,7 @@ def _edit(
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
-    prompt / negative_prompt / guidance: text-conditioned (latent) models only (DESIGN §3).
+    prompt / negative_prompt / guidance: text-conditioned (latent) models only (docs/design.md §3).
     sde None: the model's declared default sampler (model.default_sde)."""
     sde = sde or model.default_sde
     validate(t0, sde, steps, samples, seed)
@@ -103,14 +107,15 @@ def _edit(
                            max_batch=max_batch, preview=preview, preview_every=preview_every)
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = imaging.mask_array(mask, image.size)
+    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))  # a hard selection grown
     seeds = make_seeds(seed, samples)
     n_steps = resolve_steps(model, sde, float(t0), steps or None)
     params = {"t0": float(t0), "sde": sde, "steps": n_steps, "samples": samples, "model": model.id}
     region = imaging.working_region(mask_u8, square=model.resolution is not None)
     if region is None:  # empty mask: nothing to edit
         images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
-        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params)
+        return EditResult(images, seeds, n_steps, 0, time.perf_counter() - started, params=params,
+                          mask=None if mask is None else mask_u8)
 
     if model.resolution is None and model.edge_margin:
         region = imaging.add_margin(region, model.edge_margin)  # the network's border stays off the picture
@@ -153,21 +158,25 @@ def _edit(
     outputs: list[torch.Tensor] = []
     sampler = SAMPLERS[sde]
 
-    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+    def stage(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int,
+              run=sampler) -> torch.Tensor:
         noise = NoiseSource(chunk, tuple(g.shape[1:]), model.device)
-        return sampler(watched, SamplerInput(g, m, noise, t, k), after_step)
+        return run(watched, SamplerInput(g, m, noise, t, k), after_step)
+
+    def refine(g: torch.Tensor, m: torch.Tensor | None, chunk: list[int], t: float, k: int) -> torch.Tensor:
+        return stage(g, m, chunk, t, k, SAMPLERS[native_scale.refine_sde(sde)])
 
     with torch.inference_mode():
         for chunk in chunks:
             if two_stage is None:
                 x = stage(guide, mask_t, chunk, float(t0), n_steps)
             else:
-                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage)
+                x = native_scale.run_two_stage(stage, guide, mask_t, chunk, float(t0), n_steps, two_stage, refine)
             outputs.extend(x.float().cpu())
 
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
     return EditResult(images, seeds, steps_per_sample, steps_per_sample * len(chunks), time.perf_counter() - started,
-                      size, region, params)
+                      size, region, params, None if mask is None else mask_u8)
 
 
 def _auto_batch(device: torch.device, size: tuple[int, int]) -> int:

@@ -1,4 +1,4 @@
-"""SDEdit in a VAE's latent space (DESIGN §4 "Latent models"): Stable Diffusion img2img, done the paper's way.
+"""SDEdit in a VAE's latent space (docs/design.md §4 "Latent models"): Stable Diffusion img2img, done the paper's way.
 
 Encode the guide, run the same samplers on the latent (the model's own beta schedule, epsilon or v), decode,
 composite in pixels. The pixel mask becomes a latent mask that covers every latent touching an edited pixel;
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sdedit import imaging
-from sdedit.engine import native_scale
+from sdedit.engine import native_scale, seam
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, latent_rgb_map, preview_image, preview_interval
 from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel
@@ -96,14 +96,15 @@ def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: 
 
     started = time.perf_counter()
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = imaging.mask_array(mask, image.size)
+    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))  # a hard selection grown
     params = {"t0": float(t0), "sde": sde, "steps": steps, "samples": len(seeds), "model": model.id,
               "prompt": prompt or "", "negative_prompt": negative_prompt or "",
               "guidance": model.default_guidance if guidance is None else float(guidance)}
     region = imaging.working_region(mask_u8, square=False)
     if region is None:
         images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
-        return EditResult(images, seeds, steps, 0, time.perf_counter() - started, params=params)
+        return EditResult(images, seeds, steps, 0, time.perf_counter() - started, params=params,
+                          mask=None if mask is None else mask_u8)
     if max(region.width, region.height) <= model.max_side:
         region = imaging.grow_to_multiple(region, model.size_multiple, image.size)
     size, staged = native_scale.working_plan(
@@ -152,7 +153,8 @@ def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: 
             outputs = _two_stage(model, guide, mask_t, seeds, staged, t0=t0, sde=sde, steps=steps, text=text,
                                  batch_at=batch_at, after_step=after_step, every=every, show=show)
     images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
-    return EditResult(images, seeds, steps_per_sample, total, time.perf_counter() - started, size, region, params)
+    return EditResult(images, seeds, steps_per_sample, total, time.perf_counter() - started, size, region, params,
+                      None if mask is None else mask_u8)
 
 
 def _two_stage(model: LatentModel, guide: torch.Tensor, mask_t: torch.Tensor | None, seeds: list[int],

@@ -1,4 +1,4 @@
-"""Canvases larger than the model's native size: edit at native scale, then refine at full size (DESIGN §4).
+"""Canvases larger than the model's native size: edit at native scale, then refine at full size (docs/design.md §4).
 
 A network run far above the size it was trained at keeps its own pixel scale: on a 1024 px canvas a model
 trained on 256 px scenes paints 256 px-scene structures, so it repeats small features and drifts in
@@ -32,6 +32,11 @@ THRESHOLD = 1.25
 #: Stage 2's t0 (capped by the request's): enough noise to re-grow 1-2 px detail on the upscaled stage-1
 #: picture, little enough that the network at full size cannot re-lay it out (benchmarks/canvas.py).
 REFINE_T0 = 0.2
+#: The same for pixel models that take any size (the embedded model): at 0.2 its refine at 4x native scale
+#: turned flat stroke areas into crisp vertical streaks (composed paintings, 1024x768, t0 0.5: streak measure
+#: 1.50, detail 11.3); at 0.1 the streak measure is 1.05, detail 6.5 (target >= 5), blur-RMSE the same 10.7,
+#: and it takes 4 steps instead of 8 (benchmarks/streaks.py, docs/model_card.md).
+PIXEL_REFINE_T0 = 0.1
 MIN_REFINE_STEPS = 4
 #: Each refine stage enlarges the picture at most this much (longer side): on a 2048 px canvas the 256 px
 #: stage-1 picture is refined at half size first, then at full size; one 8x jump lets the network at full
@@ -50,6 +55,13 @@ DETAIL_MAX_SIDE = 4096
 #: so colour and layout come from the stage before (the one at native scale) and detail from the stage itself
 #: (benchmarks/canvas.py; the 2-px detail measure keeps 99 % of its value at σ 4).
 SPLIT_SIGMA = 4.0
+#: Refine stages and the detail pass run this deterministic sampler whatever stage 1 used. Their few large
+#: stochastic steps (vp, ve) re-inject fresh noise at 4-8x the model's native scale, and the network turns it
+#: into its training scenes' texture at the wrong scale: vertical streaks (composed paintings, 1024x768,
+#: t0 0.5, vp: streak measure 1.19 on the refine's input, 1.62 on its output; benchmarks/streaks.py).
+#: None: the request's sampler everywhere (as before).
+REFINE_SDE: str | None = "ode"
+STOCHASTIC = ("vp", "ve")
 _SEED_MIX = 0x9E3779B97F4A7C15  # stage 2's seeds: a fixed odd multiplier mixes the sample's seed
 
 
@@ -91,7 +103,8 @@ class TwoStagePlan:
 
 
 def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edge_margin: int, t0: float,
-         steps: int, square: bool = False, detail_size: tuple[int, int] | None = None) -> TwoStagePlan | None:
+         steps: int, square: bool = False, detail_size: tuple[int, int] | None = None,
+         refine_t0: float = REFINE_T0) -> TwoStagePlan | None:
     """The two-stage plan for a region edited at `full_size`, or None when one stage at full size is right.
 
     edge_margin: the padding `full_size` includes on every side (stage 1 adds the same at its own scale).
@@ -102,17 +115,25 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
     runs at): a last pass there at t0 min(t0, DETAIL_T0) re-grows the detail the upscale loses.
     """
     width, height = full_size
-    inner_w, inner_h = width - 2 * edge_margin, height - 2 * edge_margin  # the picture without the margin
+    # the picture without the margin; a canvas a few pixels thin, scaled to max_side, can have less picture
+    # than margin left at the working size: count it as one pixel
+    inner_w, inner_h = max(1, width - 2 * edge_margin), max(1, height - 2 * edge_margin)
     if not native_size or max(inner_w, inner_h) <= native_size * THRESHOLD:
         return None
     if square:
         low, pad, padded = (native_size, native_size), 0, (native_size, native_size)
     else:
         scale = native_size / math.sqrt(inner_w * inner_h)  # about native_size² pixels, the region's aspect
+        if scale * THRESHOLD > 1.0:  # a thin strip holds fewer pixels than native_size²: stage 1 would not be
+            return None              # smaller than the picture itself, so one stage at full size is the edit
         pad = edge_margin
-        padded = tuple(max(multiple, _round_to(v * scale + 2 * pad, multiple)) for v in (width, height))
-        low = tuple(max(8, p - 2 * pad) for p in padded)
-    refine_t0 = min(float(t0), REFINE_T0)
+        # the picture keeps the region's aspect (to a pixel); the network's multiple is reached by replicating
+        # the edge on the right and bottom. (Rounding the picture itself to the multiple squeezed one axis by
+        # up to 8 %: scaled back up, stage 1's structures came out stretched vertically, the streak measure
+        # of benchmarks/streaks.py rose from 0.87 to 1.07 at 1024x768, t0 0.5.)
+        low = tuple(max(8, int(round(v * scale))) for v in (width, height))
+        padded = tuple(max(multiple, int(math.ceil((v + 2 * pad) / multiple)) * multiple) for v in low)
+    refine_t0 = min(float(t0), refine_t0)
     # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
     refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
     middle = []
@@ -132,13 +153,16 @@ def working_plan(region_size: tuple[int, int], *, native_size: int | None, resol
     """(the size the edit's result is computed at, the stage plan or None for one stage) for a working region
     of `region_size` (edge margin included): one rule for the engine and for the server's job budget.
 
-    detail: canvases above max_side get the last full-size pass (pixel models; not latent ones)."""
+    detail: canvases above max_side get the last full-size pass, and refine stages run at PIXEL_REFINE_T0
+    (pixel models; not latent ones)."""
     region = imaging.Region(0, 0, *region_size)
     size = imaging.working_size(region, resolution, multiple, max_side)
     canvas = None if resolution or not detail else imaging.working_size(region, None, multiple, DETAIL_MAX_SIDE)
     staged = plan(native_size, imaging.working_size(region, None, multiple, refine_max_side(resolution, max_side)),
                   multiple, 0 if resolution else edge_margin, t0, steps, square=resolution is not None,
-                  detail_size=canvas)
+                  detail_size=canvas, refine_t0=PIXEL_REFINE_T0 if detail and not resolution else REFINE_T0)
+    if staged is None and canvas is not None and canvas[0] * canvas[1] <= max_side ** 2:
+        size = canvas  # a long thin strip (40x4096): no more pixels than max_side², edited at its own size
     return (size if staged is None else staged.working_size), staged
 
 
@@ -163,10 +187,16 @@ Stage = Callable[[torch.Tensor, "torch.Tensor | None", list[int], float, int], t
 """Run one SDEdit stage: (guide (1 or B,3,H,W), mask (1,1,H,W) or None, seeds, t0, steps) -> (B,3,H,W)."""
 
 
+def refine_sde(sde: str) -> str:
+    """The sampler of the refine stages and the detail pass for a request with sampler `sde`."""
+    return REFINE_SDE if REFINE_SDE and sde in STOCHASTIC else sde
+
+
 def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, seeds: list[int], t0: float,
-                  steps: int, p: TwoStagePlan) -> torch.Tensor:
+                  steps: int, p: TwoStagePlan, refine: Stage | None = None) -> torch.Tensor:
     """Stage 1 at native scale, then the refine stages up to full size; `stage` runs the sampler (and
-    reports its steps)."""
+    reports its steps), `refine` (default: `stage`) the refine stages' and the detail pass's."""
+    refine = refine or stage
     low_guide = to_low(guide, p)
     low_mask = None if mask is None else to_low(mask, p).clamp(0.0, 1.0)
     x = stage(low_guide, low_mask, seeds, t0, steps)
@@ -178,7 +208,7 @@ def run_two_stage(stage: Stage, guide: torch.Tensor, mask: torch.Tensor | None, 
             x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         here_guide, here_mask = _resized(guide, (w, h)), None if mask is None else _resized(mask, (w, h))
         refined_guide = x if mask is None else here_mask * x + (1.0 - here_mask) * here_guide
-        x = stage(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
+        x = refine(refined_guide, here_mask, refine_seeds(seeds, k), t, n)
         x = (gaussian_blur(refined_guide, SPLIT_SIGMA) + x - gaussian_blur(x, SPLIT_SIGMA)).clamp(-1.0, 1.0)
     return x
 

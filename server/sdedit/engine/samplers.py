@@ -154,6 +154,10 @@ def sample_ddim(model: DiffusionModel, inp: SamplerInput, after_step: StepHook) 
 
 SAMPLERS = {"vp": sample_vp, "ve": sample_ve, "ode": sample_ode, "ddim": sample_ddim}
 DETERMINISTIC = ("ode", "ddim")
+
+from sdedit.engine.fewstep import FEW_STEP_SAMPLERS, sample_euler_a, sample_lcm  # noqa: E402  (live mode)
+
+SAMPLERS.update({"lcm": sample_lcm, "euler_a": sample_euler_a})
 DEFAULT_FAST_STEPS = 20
 
 

@@ -1,6 +1,6 @@
 """A Stable Diffusion checkpoint seen as one more DiffusionModel: SDEdit in a VAE's latent space.
 
-The samplers stay the same (DESIGN §4): they ask for the noise in a 4-channel latent at a VP step or a VE
+The samplers stay the same (docs/design.md §4): they ask for the noise in a 4-channel latent at a VP step or a VE
 noise level, and this class answers through the text-conditioned UNet, converting v-prediction to epsilon
 and applying classifier-free guidance with the unconditional and conditional halves in one batched call.
 The engine wraps the VAE around the sampling (`encode_image`, `decode_latent`).
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sdedit.errors import InputError
 from sdedit.models.base import DiffusionModel
 from sdedit.models.sd_family import DEFAULT_SDE, Family  # noqa: F401  (DEFAULT_SDE re-exported)
 from sdedit.schedules import timestep_for_sigma
@@ -75,7 +76,9 @@ class LatentModel(DiffusionModel):
         hidden, pooled = [], None
         for tok, enc in zip(self.tokenizers, self.text_encoders):
             ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids.to(self.device)
+                      return_tensors="pt").input_ids
+            self._check_vocabulary(ids, enc)
+            ids = ids.to(self.device)
             if self.family.is_xl:  # SDXL: penultimate layer of both encoders, pooled projection of the last
                 out = enc(ids, output_hidden_states=True)
                 hidden.append(out.hidden_states[-2])
@@ -83,6 +86,13 @@ class LatentModel(DiffusionModel):
             else:
                 hidden.append(enc(ids)[0])
         return torch.cat(hidden, dim=-1).to(self.dtype), (None if pooled is None else pooled.to(self.dtype))
+
+    def _check_vocabulary(self, ids: torch.Tensor, encoder) -> None:
+        """A tokenizer that does not fit its text encoder would index past the embedding table (IndexError)."""
+        size = encoder.get_input_embeddings().num_embeddings
+        if int(ids.max()) >= size:
+            raise InputError(f"The model '{self.id}' gives token id {int(ids.max())} to a text encoder whose "
+                             f"vocabulary has {size} tokens: its tokenizer does not fit its text encoder.")
 
     def conditioned(self, condition: TextCondition) -> "LatentModel":
         """A view of this model (same networks) that samples with the given text condition."""
@@ -135,12 +145,15 @@ class LatentModel(DiffusionModel):
 
     # -- the deterministic sampler's plan ------------------------------------------------------------
     def ddim_sigmas(self, t0: float, steps: int) -> list[float]:
-        """Noise levels of DDIM on this model: the timesteps diffusers' img2img visits with
-        num_inference_steps = steps / t0 ("leading" spacing plus the scheduler's steps_offset), then 0."""
+        """Noise levels of DDIM on this model, then 0: from SDEdit's start step round(t0 * T) - 1 (where the
+        vp and ode samplers start) down in `steps` evenly spaced whole timesteps, the last one T0 / steps - 1.
+
+        These are the timesteps diffusers' img2img visits with "trailing" spacing, strength = t0 and
+        num_inference_steps = steps / t0 when that is a whole number dividing T (the parity test's setting);
+        its default "leading" spacing starts lower (t about 0.5 at t0 = 0.6, 6 steps)."""
         train = len(self.alphas_cumprod)
-        total = max(steps, round(steps / t0))
-        ratio = train // total
-        stamps = [min(train - 1, k * ratio + self.steps_offset) for k in range(steps - 1, -1, -1)]
+        start = max(1, round(t0 * train))  # T0, as samplers.vp_plan and ode_plan
+        stamps = [max(0, round(start * (steps - k) / steps) - 1) for k in range(steps)]
         return [float(self.table_sigmas[t]) for t in stamps] + [0.0]
 
     # -- the VAE around the sampling -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
+from sdedit.models.live import pixel_live
 
 UNET_CONFIG = "config.json"
 SCHEDULER_CONFIG = "scheduler_config.json"
@@ -54,8 +55,10 @@ def describe_folder(folder: Path, model_id: str) -> ModelInfo:
     sched = scheduler_config(folder)
     unet_cfg = _read_json(unet_dir(folder) / UNET_CONFIG)
     resolution = None if extra else _sample_size(unet_cfg)
+    native_size = native_size_of(extra, resolution)
     return ModelInfo(model_id, resolution, sde_of(sched), path=str(folder), description=extra.get("description", ""),
-                     default_sde=default_sde_of(extra, folder), native_size=native_size_of(extra, resolution))
+                     default_sde=default_sde_of(extra, folder), native_size=native_size,
+                     live=pixel_live(extra, native_size, str(folder / SDEDIT_CONFIG)))
 
 
 def default_sde_of(extra: dict, folder: Path) -> str:

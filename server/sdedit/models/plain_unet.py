@@ -1,6 +1,6 @@
 """The embedded model's UNet in plain torch: the same layers and weight names as diffusers' UNet2DModel, for
-the one configuration the embedded model uses (positional time embedding, DownBlock2D / UpBlock2D and a
-mid block without attention, conv up/down sampling).
+the configurations the embedded model uses (positional time embedding, DownBlock2D / UpBlock2D, a mid block
+with or without self-attention at the lowest resolution, conv up/down sampling).
 
 Why: importing diffusers costs about twice as long as importing torch (8 s against 3 s on a busy 2-core
 machine) and the embedded default model needs none of it. Configurations outside that set are declined
@@ -23,19 +23,20 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 # Config values this module implements; any other value (or key missing from here with a non-default value)
 # sends the folder to diffusers.
 REQUIRED = {
-    "act_fn": "silu", "add_attention": False, "center_input_sample": False, "class_embed_type": None,
+    "act_fn": "silu", "center_input_sample": False, "class_embed_type": None,
     "downsample_type": "conv", "dropout": 0.0, "mid_block_scale_factor": 1, "mid_block_type": "UNetMidBlock2D",
     "num_class_embeds": None, "resnet_time_scale_shift": "default", "time_embedding_dim": None,
     "time_embedding_type": "positional", "upsample_type": "conv",
 }
-IGNORED = {"_class_name", "_diffusers_version", "_name_or_path", "attention_head_dim", "attn_norm_num_groups",
-           "num_train_timesteps", "sample_size"}
+IGNORED = {"_class_name", "_diffusers_version", "_name_or_path", "num_train_timesteps", "sample_size"}
 SIZES = {"block_out_channels", "down_block_types", "up_block_types", "downsample_padding", "flip_sin_to_cos",
-         "freq_shift", "in_channels", "out_channels", "layers_per_block", "norm_eps", "norm_num_groups"}
+         "freq_shift", "in_channels", "out_channels", "layers_per_block", "norm_eps", "norm_num_groups",
+         "add_attention", "attention_head_dim", "attn_norm_num_groups"}
 
 
 DEFAULTS = {"in_channels": 3, "out_channels": 3, "layers_per_block": 2, "norm_eps": 1e-5, "norm_num_groups": 32,
-            "flip_sin_to_cos": True, "freq_shift": 0, "downsample_padding": 1}  # UNet2DModel's own defaults
+            "flip_sin_to_cos": True, "freq_shift": 0, "downsample_padding": 1, "add_attention": True,
+            "attention_head_dim": 8, "attn_norm_num_groups": None}  # UNet2DModel's own defaults
 
 
 def supports(config: dict) -> bool:
@@ -46,6 +47,9 @@ def supports(config: dict) -> bool:
     if any(config.get(k, v) != v for k, v in REQUIRED.items()):
         return False
     n = len(config.get("block_out_channels", ()))
+    head = config.get("attention_head_dim") or config["block_out_channels"][-1] if n else 1
+    if config.get("add_attention") and (not isinstance(head, int) or config["block_out_channels"][-1] % head):
+        return False
     return (n > 0 and list(config.get("down_block_types", ())) == ["DownBlock2D"] * n
             and list(config.get("up_block_types", ())) == ["UpBlock2D"] * n
             and config.get("norm_num_groups") is not None and config.get("downsample_padding", 1) == 1)
@@ -89,6 +93,30 @@ class Resnet(nn.Module):
         h = h + self.time_emb_proj(F.silu(emb))[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return (self.conv_shortcut(x) if self.conv_shortcut is not None else x) + h
+
+
+class MidAttention(nn.Module):
+    """diffusers' Attention as UNetMidBlock2D builds it (GroupNorm, one-head-group self-attention over all
+    positions, output projection, residual): the whole picture's layout in one step at the lowest resolution."""
+
+    def __init__(self, channels: int, head_dim: int, groups: int, eps: float) -> None:
+        super().__init__()
+        self.heads = channels // head_dim
+        self.group_norm = nn.GroupNorm(groups, channels, eps=eps)
+        self.to_q = nn.Linear(channels, channels)
+        self.to_k = nn.Linear(channels, channels)
+        self.to_v = nn.Linear(channels, channels)
+        self.to_out = nn.ModuleList([nn.Linear(channels, channels)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = x.view(b, c, h * w).transpose(1, 2)
+        seq = self.group_norm(seq.transpose(1, 2)).transpose(1, 2)
+        q, k, v = (proj(seq).view(b, -1, self.heads, c // self.heads).transpose(1, 2)
+                   for proj in (self.to_q, self.to_k, self.to_v))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
+        out = self.to_out[0](out.transpose(1, 2).reshape(b, -1, c).to(q.dtype))
+        return out.transpose(-1, -2).reshape(b, c, h, w) + x
 
 
 class Sampler(nn.Module):
@@ -135,6 +163,10 @@ class PlainUNet2D(nn.Module):
             self.down_blocks.append(Block(resnets, Sampler(cout, up=False) if i < len(chans) - 1 else None))
             cin = cout
         self.mid_block = Block([Resnet(chans[-1], chans[-1], temb, groups, eps) for _ in range(2)], None)
+        if config["add_attention"]:
+            head = config["attention_head_dim"] or chans[-1]
+            self.mid_block.attentions = nn.ModuleList(
+                [MidAttention(chans[-1], head, config["attn_norm_num_groups"] or groups, eps)])
         rev = chans[::-1]
         self.up_blocks = nn.ModuleList()
         prev = rev[0]
@@ -166,8 +198,10 @@ class PlainUNet2D(nn.Module):
             if hasattr(block, "downsamplers"):
                 x = block.downsamplers[0](x)
                 skips.append(x)
-        for resnet in self.mid_block.resnets:
-            x = resnet(x, emb)
+        x = self.mid_block.resnets[0](x, emb)
+        if hasattr(self.mid_block, "attentions"):
+            x = self.mid_block.attentions[0](x)
+        x = self.mid_block.resnets[1](x, emb)
         for block in self.up_blocks:
             for resnet in block.resnets:
                 x = resnet(torch.cat([x, skips.pop()], dim=1), emb)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
 from sdedit.models.layout import describe_folder, is_model_folder
+from sdedit.models.live import pixel_live
 from sdedit.models.sd_lookup import describe_sd, is_sd_checkpoint, is_sd_model
 
 if TYPE_CHECKING:  # torch and the loaders are imported when a model is loaded, not to look one up
@@ -47,6 +48,8 @@ def discover() -> dict[str, Path]:
         if not directory.is_dir():
             continue
         for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):  # .downloads/: unfinished downloads are never models
+                continue
             if entry.is_dir() and is_model_folder(entry):
                 found.setdefault(entry.name, entry)
             elif entry.is_file() and entry.suffix == ".safetensors" and is_sd_checkpoint(entry):
@@ -97,7 +100,8 @@ def describe(model_id: str, path: Path) -> ModelInfo:
         return describe_sd(model_id, path)
     if path.is_file():
         resolution = ckpt_resolution(path)
-        return ModelInfo(model_id, resolution, "vp", path=str(path), native_size=resolution)
+        return ModelInfo(model_id, resolution, "vp", path=str(path), native_size=resolution,
+                         live=pixel_live(_ckpt_sidecar(path), resolution, str(path.with_suffix(".json"))))
     return describe_folder(path, model_id)
 
 

@@ -22,10 +22,18 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 # the tensor that tells each text-encoder layout apart (the names diffusers' single-file loader also keys on)
 SD1_CLIP = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+SD1_CLIP_TOKENS = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
+OPENCLIP_H_WIDTH = 1024  # SD 2.x's text encoder width (SD 1.x's CLIP-L is 768)
 SD2_OPENCLIP = "cond_stage_model.model.token_embedding.weight"
 SDXL_OPENCLIP = "conditioner.embedders.1.model.positional_embedding"
 SDXL_REFINER = "conditioner.embedders.0.model.text_projection"
 UNET_IN = UNET_PREFIX + "input_blocks.0.0.weight"
+V_PRED_MARKER = "v_pred"  # an empty tensor some v-prediction files carry (ComfyUI's convention)
+
+# Where the original layout keeps a CLIP text encoder in transformers' own key names. transformers 5 saves
+# CLIPTextModel without its `text_model.` level, so diffusers' conversion script (and some early fine-tunes)
+# write `cond_stage_model.transformer.embeddings.*`; diffusers' loader only reads the `text_model.` form.
+HF_CLIP_PREFIXES = ("cond_stage_model.transformer.", "conditioner.embedders.0.transformer.")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class Family:
     pad_tokens: tuple[str, ...]  # one per text encoder: CLIP pads with end-of-text, OpenCLIP with "!"
     guidance: float  # default classifier-free guidance scale
     config: Path = CONFIG_ROOT
+    # how the prediction was settled: "config" (the family's or folder's own), "sidecar", "marker" (a v_pred
+    # key), "weights" (told from the UNet's output, sd_prediction.py), "assumed" (the weights did not tell) or
+    # "undecided" (an SD 2.x file not loaded yet: v assumed until then)
+    prediction_source: str = "config"
 
     @property
     def is_xl(self) -> bool:
@@ -75,9 +87,25 @@ def detect_family(shapes: dict[str, tuple[int, ...]]) -> str:
     if SD2_OPENCLIP in shapes:
         return "sd2v"
     if SD1_CLIP in shapes:
-        return "sd1"
+        tokens = shapes.get(SD1_CLIP_TOKENS, ())
+        # SD 2.x's OpenCLIP saved in transformers' layout (diffusers' conversion script under transformers 5)
+        return "sd2v" if len(tokens) == 2 and tokens[1] == OPENCLIP_H_WIDTH else "sd1"
     raise InputError("This checkpoint has a UNet but no text encoder this program knows (SD 1.x CLIP, SD 2.x or "
                      "SDXL OpenCLIP); give a full SD 1.x, 2.x or SDXL checkpoint.")
+
+
+def with_text_model_level(state: dict) -> dict:
+    """The same mapping with every transformers-layout CLIP key under `text_model.` (both layouts load).
+
+    Works on a state dict or on a dict of shapes; keys already in that form, and all others, are kept."""
+    out = {}
+    for key, value in state.items():
+        for prefix in HF_CLIP_PREFIXES:
+            if key.startswith(prefix) and not key.startswith(prefix + "text_model."):
+                key = prefix + "text_model." + key[len(prefix):]
+                break
+        out[key] = value
+    return out
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -88,7 +116,7 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
-                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                return with_text_model_level({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
         import torch
 
         state = _load_pickle(path)
@@ -96,7 +124,7 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}); it may be "
                          "damaged or a pickle that is not plain weights.") from exc
     state = unwrap_state_dict(state)
-    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    return with_text_model_level({k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")})
 
 
 def _load_pickle(path: Path) -> object:
@@ -135,18 +163,45 @@ def sidecar(path: Path) -> dict:
     return data
 
 
+PREDICTION_NOTES = {"sidecar": "set by its sidecar", "marker": "marked in the file", "weights": "told from its weights",
+                    "assumed": "assumed, its weights did not tell", "undecided": "assumed until it is first loaded"}
+
+
 def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> Family:
-    """The family of a single-file checkpoint: detected from its tensors, then the sidecar's overrides."""
+    """The family of a single-file checkpoint: detected from its tensors, then the sidecar's overrides.
+
+    SD 2.x files do not say whether they predict epsilon (2.x base, 512) or v (768): unless a sidecar or a
+    `v_pred` key says so, the decision read from the weights on the first load (sd_prediction.py) is used,
+    and v until then."""
+    from sdedit.models import sd_prediction
+
     side = sidecar(path)
-    name = side.get("family")
+    name, source = side.get("family"), "sidecar"
     if name is None:
         shapes = shapes if shapes is not None else tensor_shapes(path)
-        name = detect_family(shapes)
-        if name == "sd2v" and side.get("prediction") == "epsilon":
+        name, source = detect_family(shapes), "config"
+        if V_PRED_MARKER in shapes:
+            name, source = ("sd2v" if name == "sd2" else name), "marker"
+        elif name == "sd2v" and "prediction" not in side:
+            told = sd_prediction.remembered(path)
+            if told is None:
+                source = "undecided"
+            else:
+                name = "sd2" if told["prediction"] == "epsilon" else "sd2v"
+                source = "weights" if told["prediction"] else "assumed"
+        elif name == "sd2v" and side.get("prediction") == "epsilon":
             name = "sd2"
     if name not in FAMILIES:
         raise InputError(f"The sidecar of {path.name} names family '{name}'; use one of {', '.join(FAMILIES)}.")
-    return apply_overrides(FAMILIES[name], side, path.parent)
+    family = replace(FAMILIES[name], prediction_source=source)
+    if source == "marker":
+        family = replace(family, prediction="v_prediction")
+    return apply_overrides(family, side, path.parent)
+
+
+def prediction_note(family: Family) -> str:
+    """How the prediction was settled, for the model list ("" when it is the family's or folder's own)."""
+    return PREDICTION_NOTES.get(family.prediction_source, "")
 
 
 def apply_overrides(family: Family, side: dict, base: Path) -> Family:
@@ -156,6 +211,7 @@ def apply_overrides(family: Family, side: dict, base: Path) -> Family:
         if side["prediction"] not in ("epsilon", "v_prediction"):
             raise InputError("A sidecar's 'prediction' must be 'epsilon' or 'v_prediction'.")
         changes["prediction"] = side["prediction"]
+        changes["prediction_source"] = "sidecar"
     if "resolution" in side:
         changes["resolution"] = int(side["resolution"])
     if "config" in side:

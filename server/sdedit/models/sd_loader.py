@@ -14,9 +14,13 @@ from pathlib import Path
 import torch
 
 from sdedit.errors import InputError
+from sdedit.models import sd_prediction, vae_tiling
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.sd_family import Family, unwrap_state_dict
-from sdedit.models.sd_lookup import describe_sd, family_of, is_sd_checkpoint, is_sd_model  # noqa: F401 (re-exported)
+from sdedit.models.sd_family import DEFAULT_SDE, Family, unwrap_state_dict, with_text_model_level
+from sdedit.models.sd_lookup import (  # noqa: F401 (re-exported)
+    describe_family, describe_sd, family_of, is_sd_checkpoint, is_sd_model,
+)
+from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
@@ -45,18 +49,29 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
                          f"{type(exc).__name__}: {exc}".rstrip(".") + ".") from exc
     unet = prepare_network(parts["unet"], device, dtype)
     vae = parts["vae"].to(device=device, dtype=_vae_dtype(device, dtype)).eval().requires_grad_(False)
-    vae.enable_tiling()  # large canvases: encode/decode in overlapping tiles, memory stays bounded
+    vae_tiling.configure(vae, device)  # in one piece unless the picture is too large for the device's memory
     encoders = [e.to(device=device, dtype=dtype).eval().requires_grad_(False) for e in parts["text_encoders"]]
     abar = _alphas_cumprod(parts["scheduler"])
     sigmas = ((1 - abar) / abar).sqrt()
     multiple = 8 * 2 ** (len(unet.config.block_out_channels) - 1)
-    model = LatentModel(
-        unet, vae, encoders, parts["tokenizers"], family, id=model_id, native_sde="vp", resolution=None,
-        size_multiple=multiple, default_steps=dict(DEFAULT_STEPS), sigma_min=float(sigmas[0]),
-        sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
-        max_side=2 * family.resolution, description=family.title,
-    )
-    model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
+
+    def build(family: Family) -> LatentModel:
+        model = LatentModel(
+            unet, vae, encoders, parts["tokenizers"], family, id=model_id, native_sde="vp", resolution=None,
+            size_multiple=multiple, default_steps=dict(DEFAULT_STEPS), sigma_min=float(sigmas[0]),
+            sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
+            max_side=2 * family.resolution, description=describe_family(family),
+        )
+        model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
+        model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
+        if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
+            model.default_guidance = NO_GUIDANCE
+        return model
+
+    model = build(family)
+    if family.prediction_source == "undecided":  # SD 2.x, epsilon or v: one UNet call tells (sd_prediction.py)
+        sd_prediction.remember(path, *sd_prediction.probe(model))
+        model = build(family_of(path))
     return model
 
 
@@ -78,14 +93,18 @@ def _read_scheduler(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # transformers 5 saves only the first, 4.x both or the second
+
+
 def _tokenizers(folder: Path | None, family: Family) -> list:
-    """The folder's own tokenizers when it has them, else the shipped CLIP vocabulary with the family's padding."""
+    """The folder's own tokenizers when it has them (either format), else the shipped CLIP vocabulary with the
+    family's padding."""
     from transformers import CLIPTokenizer
 
     out = []
     for i, pad in enumerate(family.pad_tokens):
         sub = None if folder is None else folder / ("tokenizer" if i == 0 else "tokenizer_2")
-        if sub is not None and (sub / "vocab.json").is_file():
+        if sub is not None and any((sub / name).is_file() for name in TOKENIZER_FILES):
             out.append(CLIPTokenizer.from_pretrained(str(sub), local_files_only=True))
         else:
             out.append(clip_tokenizer(pad))
@@ -131,20 +150,24 @@ def read_state_dict(path: Path) -> dict:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path))
-        from sdedit.models.sd_family import _load_pickle
+            state = load_file(str(path))
+        else:
+            from sdedit.models.sd_family import _load_pickle
 
-        state = _load_pickle(path)
+            state = _load_pickle(path)
     except Exception as exc:
         raise InputError(f"The checkpoint {path.name} could not be read ({type(exc).__name__}: {exc}).") from exc
-    return unwrap_state_dict(state)
+    return with_text_model_level(unwrap_state_dict(state))
 
 
 def _load_single_file(path: Path, family: Family) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 
+    from sdedit.models.sd_fit import check_fit
+
     state = read_state_dict(path)
+    check_fit(path, state, family, _encoder_classes(family))  # one sentence, not a size mismatch per tensor
     config = str(family.config)
     common = dict(config=config, local_files_only=True)
     names = ["text_encoder", "text_encoder_2"][: len(family.pad_tokens)]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
+from sdedit.models.live import LiveDefaults, NO_GUIDANCE, few_step_kind, latent_live, read_scheduler  # noqa: F401
 from sdedit.models.sd_family import (
-    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar,
-    tensor_shapes,
+    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, prediction_note,
+    sidecar, tensor_shapes,
 )
 
 
@@ -33,9 +34,32 @@ def family_of(path: Path) -> Family:
     return family_for_folder(path) if path.is_dir() else family_for_file(path)
 
 
+def describe_family(family: Family) -> str:
+    """The family's title, and how its prediction was settled when it was not declared
+    ("Stable Diffusion 2.x (512, epsilon); prediction told from its weights")."""
+    note = prediction_note(family)
+    return f"{family.title}; prediction {note}" if note else family.title
+
+
 def describe_sd(model_id: str, path: Path) -> ModelInfo:
-    """The listing of a checkpoint, from its configs or tensor names only."""
+    """The listing of a checkpoint, from its configs or tensor names only (and a remembered SD 2.x decision)."""
     family = family_of(path)
-    description = (sidecar(path).get("description") if path.is_file() else None) or family.title
+    side = sidecar(path) if path.is_file() else {}
+    description = side.get("description") or describe_family(family)
+    live = live_defaults_of(path, family, side)
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=DEFAULT_SDE)
+                     text=True, default_sde=default_sde_of(path, side), live=live, prediction=family.prediction,
+                     prediction_note=prediction_note(family))
+
+
+def live_defaults_of(path: Path, family: Family, side: dict | None = None) -> LiveDefaults:
+    """The checkpoint's live-mode defaults (models/live.py): Turbo, LCM or a plain SD model's."""
+    side = sidecar(path) if side is None and path.is_file() else (side or {})
+    return latent_live(path, family.resolution, family.guidance, read_scheduler(path), side)
+
+
+def default_sde_of(path: Path, side: dict | None = None) -> str:
+    """A few-step (Turbo, LCM) checkpoint's own sampler; DPM-Solver++ for the others."""
+    side = sidecar(path) if side is None and path.is_file() else (side or {})
+    kind = side.get("few_step") or few_step_kind(path, read_scheduler(path))
+    return {"turbo": "euler_a", "lcm": "lcm"}.get(kind, DEFAULT_SDE)

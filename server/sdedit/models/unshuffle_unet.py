@@ -50,6 +50,8 @@ EDGE_MARGIN = 16
 #: is trained on (engine/native_scale.py edits larger canvases at that scale first)
 DEFAULT_SDE = "ode"
 NATIVE_SIZE = 256
+#: live mode (models/live.py): ode in 3 steps at 256 px lands within 6/255 of the 20-step edit (2 steps: 14/255)
+LIVE_DEFAULTS = {"sde": "ode", "steps": 3, "size": 256}
 
 
 def make_scheduler() -> DDPMScheduler:
@@ -151,7 +153,8 @@ class UnshuffleEpsNet(torch.nn.Module):
         make_scheduler().save_pretrained(path / "scheduler")
         meta = {"id": "landscape", "unshuffle": self.unshuffle, "prediction": "epsilon",
                 "default_steps": {"vp": 25, "ve": 30}, "size_multiple": self.size_multiple,
-                "edge_margin": EDGE_MARGIN, "default_sde": DEFAULT_SDE, "native_size": NATIVE_SIZE}
+                "edge_margin": EDGE_MARGIN, "default_sde": DEFAULT_SDE, "native_size": NATIVE_SIZE,
+                "live": dict(LIVE_DEFAULTS)}
         if self.eps_skip is not None:
             meta["eps_skip_sigma_data"] = self.eps_skip
         meta.update(extra or {})

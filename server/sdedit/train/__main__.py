@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ema-decay", type=float, default=0.998)
     ap.add_argument("--export-every", type=float, default=20.0, help="minutes between EMA exports to OUT/ema_latest")
     ap.add_argument("--tiny", action="store_true", help="tiny network (for smoke tests)")
+    ap.add_argument("--attention", type=int, default=0, metavar="HEAD_DIM",
+                    help="self-attention in the mid block (lowest resolution) with heads of this width; with "
+                         "--init from weights without it, it starts as the identity")
     a = ap.parse_args(argv)
     if a.export_only:
         if not a.export:
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--crop must be a multiple of 32")
     minutes = _minutes_until(a.until) if a.until else a.minutes
     overrides = dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1, norm_num_groups=8) if a.tiny else {}
+    if a.attention:
+        overrides.update(add_attention=True, attention_head_dim=a.attention)
     train(TrainConfig(out=a.out, data=a.data, steps=a.steps, minutes=minutes, batch=a.batch, crop=a.crop,
                       lr=a.lr, threads=a.threads, device=a.device, resume=a.resume, export=a.export,
                       eps_skip=a.eps_skip or None, init=a.init, unet_overrides=overrides,

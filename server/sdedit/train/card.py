@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from sdedit.engine import edit
 from sdedit.models import load_model
 
-from .guides import EXAMPLES
+from ..synth.guides import EXAMPLES
 
 T0S = (0.3, 0.5, 0.7)
 REPO = Path(__file__).resolve().parents[3]

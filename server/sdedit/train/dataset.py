@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .scenes import render_scene
+from ..synth.scenes import render_scene
 
 HELD_OUT_SEED_BASE = 1_000_000  # evaluation scenes use seeds from here on; training uses 0 .. < this
 

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from ..models.unshuffle_unet import UnshuffleEpsNet, make_scheduler
 from .dataset import CropSampler, DeviceCropSampler, load_scenes
 
-TRAINED_ON = ("procedural landscape scenes rendered by sdedit.train.scenes (numpy fractal noise: skies, clouds, "
+TRAINED_ON = ("procedural landscape scenes rendered by sdedit.synth.scenes (numpy fractal noise: skies, clouds, "
               "mountains with snow, lakes/sea with reflections, meadows, beaches, trees; day/golden/sunset/"
-              "dusk/overcast), 256x256, random {crop}x{crop} crops of the scenes and of the whole scenes at half scale")
+              "dusk/overcast) and, from v3, 3-D heightfield landscapes rendered by sdedit.synth.terrain, 256x256, "
+              "random {crop}x{crop} crops of the scenes and of the whole scenes at half scale")
 DESCRIPTION = ("Embedded default: small landscape DDPM (4x pixel-unshuffle + UNet2DModel), trained by this project "
                "(docs/model_card.md)")
 
@@ -103,8 +104,10 @@ def train(cfg: TrainConfig) -> Path:
         # continue from exported weights (e.g. the committed model on a new machine): model and EMA start
         # there; the optimizer starts fresh, so the warm-up runs again
         src = UnshuffleEpsNet.from_folder(cfg.init)
-        model.unet.load_state_dict(src.unet.state_dict())
-        ema.unet.load_state_dict(src.unet.state_dict())
+        added = load_grown(model.unet, src.unet.state_dict())
+        load_grown(ema.unet, src.unet.state_dict())
+        if added:
+            print(f"new layers (not in {cfg.init}, start as identity): {len(added)} tensors", flush=True)
         model.eps_skip = ema.eps_skip = src.eps_skip
         history = json.loads((Path(cfg.init) / "sdedit.json").read_text()).get("training", {})
         step = int(history.get("steps", 0))
@@ -197,6 +200,23 @@ def train(cfg: TrainConfig) -> Path:
         export_ema(ema, cfg.export, step, elapsed, loss_avg, cfg.crop)
         print(f"exported EMA weights to {cfg.export}", flush=True)
     return ckpt_path
+
+
+def load_grown(unet: torch.nn.Module, state: dict) -> list[str]:
+    """Load weights of a smaller network into `unet` that adds layers to it (mid-block attention): every
+    tensor of `state` must fit; the added attention's output projection starts at zero, so the grown network
+    computes exactly what the old one did and training starts from today's model. Returns the added names."""
+    try:
+        missing, unexpected = unet.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise SystemExit(f"--init weights do not fit this network: {str(exc).splitlines()[-1].strip()}") from None
+    if unexpected or any(".attentions." not in k for k in missing):
+        raise SystemExit(f"--init weights do not fit this network: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if name in missing and ".to_out." in name:
+                p.zero_()
+    return list(missing)
 
 
 def export_from_checkpoint(out: Path, folder: Path) -> None:

@@ -88,7 +88,7 @@ def test_plugin_edits_through_the_ray_pool(gimp_root, pool_server):
     for layer in case["new_layers"]:
         assert layer["offsets"] == case["source"]["offsets"] and layer["size"] == case["source"]["size"]
     for check in case["checks"]:
-        assert check["outside"] > 0 and check["outside_equal"] == check["outside"]  # kept pixels are the source's
+        assert check["outside_far"] > 0 and check["outside_far_equal"] == check["outside_far"]  # beyond the grown band
         assert check["inside_changed"] > 0.5 * check["inside"]
     served = log.read_text(errors="replace")
     assert re.search(r"job \w+ running on replica pid=\d+", served), served[-3000:]  # the pool ran it

@@ -237,24 +237,278 @@ def swap_bgra(data):
 
 
 def case_group_active(case):
-    """A group as the active layer: the message names it "a group"."""
+    """A group as the active layer is edited as its merged picture; the result goes above the group.
+
+    Made as a painter makes it: Layer > New > Group Layer (Krita makes the new group active), then two layers
+    in it: strokes on the left half over yellow paper."""
+    import sdedit
     from sdedit.layer_io import require_paint_layer
     from sdedit_client import SDEditError
 
-    document = new_document("sdedit-e2e-group", 32, 32)
-    # Layer → Quick Group (Ctrl+G), as a painter does. Krita 5.1 keeps the grouped layer active (and
-    # Document.setActiveNode on a node added from Python trips a SAFE ASSERT), so the check that run_edit
-    # makes on the active node is made on the real group node.
-    Krita.instance().action("create_quick_group").trigger()
-    wait(3, lambda: document.rootNode().childNodes()[0].type() == "grouplayer")
-    group = document.rootNode().childNodes()[0]
-    case["tree"] = tree(document.rootNode())
+    width, height = 48, 40
+    document = new_document("sdedit-e2e-group", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    Krita.instance().action("add_new_group_layer").trigger()
+    wait(5, lambda: any(n.type() == "grouplayer" for n in document.rootNode().childNodes()))
+    group = [n for n in document.rootNode().childNodes() if n.type() == "grouplayer"][0]
+    group.setName("Sky")
+    half = bytearray(stroke_image(width, height))  # strokes on the left half, the right half transparent
+    for y in range(height):
+        for x in range(width // 2, width):
+            half[4 * (y * width + x) + 3] = 0
+    strokes_layer = document.createNode("Strokes", "paintlayer")
+    strokes_layer.setPixelData(bytes(half), 0, 0, width, height)
+    paper = document.createNode("Paper", "paintlayer")
+    paper.setPixelData(bytes((0, 220, 250, 255)) * (width * height), 0, 0, width, height)
+    group.addChildNode(paper, None)
+    group.addChildNode(strokes_layer, paper)
+    document.refreshProjection()
+    document.waitForDone()
+    rect = (0, 0, width, height)
+    case["merged"] = dump_png("group-merged.png", width, height, swap_bgra(bytes(group.projectionPixelData(*rect))))
+    case["lower"] = dump_png("group-lower.png", width, height, rgba_of(strokes_layer, rect))
+    selection = Selection()
+    selection.select(8, 20, 24, 16, 255)
+    document.setSelection(selection)
+    wait(2.0)  # Krita may activate a layer added to the group meanwhile
+    case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
+    case["steps_to_group"] = []
+    for _ in range(3):  # Krita sometimes hands the focus to a layer added in the group: give it back
+        active = document.activeNode()
+        case["steps_to_group"].append(active.name() if active is not None else None)
+        if active is not None and active.type() == "grouplayer":
+            break
+        document.setActiveNode(group)  # works for a node Krita made itself (not for ones added from Python)
+        wait(3, lambda: document.activeNode() is not None and document.activeNode().type() == "grouplayer")
+    case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
     case["node_type"] = group.type()
     try:
-        require_paint_layer(group)
+        controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "vp", "samples": 1,
+                                      "steps": 4, "seed_mode": "fixed", "seed": 13, "model": "",
+                                      "result_layer": "full"}, document=document)
+        case["edited"] = controller.source.node.name()
+        case["report"] = wait_report(controller)
         case["message"] = None
     except SDEditError as error:
+        case["report"] = None
         case["message"] = str(error)
+    case["tree"] = tree(document.rootNode())
+    for child in document.rootNode().childNodes():
+        if child.name().startswith("SDEdit"):
+            case["result"] = dump_png("group-result.png", width, height, rgba_of(child, rect))
+    vector = document.createVectorLayer("Shapes")
+    try:
+        require_paint_layer(vector)
+        case["vector_message"] = None
+    except SDEditError as error:
+        case["vector_message"] = str(error)
+
+
+def find_docker():
+    """The SDEdit docker, shown floating beside the canvas (so that real clicks reach it)."""
+    from sdedit.docker import SDEditDocker
+
+    docker = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)][0]
+    window = Krita.instance().activeWindow().qwindow()
+    window.move(0, 0)
+    window.resize(1600, 1000)
+    docker.show()
+    docker.setFloating(True)
+    docker.resize(470, 980)
+    docker.move(1125, 10)
+    docker.raise_()
+    wait(0.3)
+    return docker
+
+
+def click(widget, pos=None):
+    """A real left click (press and release) on ``widget`` at ``pos`` (its centre by default)."""
+    from PyQt5.QtCore import QEvent, Qt
+    from PyQt5.QtGui import QMouseEvent
+
+    pos = pos if pos is not None else widget.rect().center()
+    for kind in (QEvent.MouseButtonPress, QEvent.MouseButtonRelease):
+        event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), Qt.LeftButton,
+                            Qt.LeftButton if kind == QEvent.MouseButtonPress else Qt.NoButton, Qt.NoModifier)
+        QApplication.sendEvent(widget, event)
+        QApplication.processEvents()
+
+
+def case_docker_pick(case):
+    """Real clicks in the docker: Generate 3 results with steps left automatic, click the 3rd thumbnail, Apply."""
+    from sdedit.pixels import swap_red_blue
+
+    docker = find_docker()
+    width, height = 48, 40
+    document = new_document("sdedit-e2e-docker-pick", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "ddim", "samples": 3,
+                            "steps": 0, "seed_mode": "fixed", "seed": 23, "model": "", "result_layer": "full"})
+    wait(10, lambda: not docker.form.server_info_pending())
+    click(docker.generate_button)
+    case["started"] = docker.running()
+    wait(240, lambda: not docker.running())
+    report = dict(getattr(docker, "last_report", None) or {"ok": False, "message": "still running"})
+    report.pop("images", None)
+    case["report"] = report
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+    case["settings_text"] = docker.settings_label.text()
+    entry = docker.shown
+    results = docker.results_list
+    case["results"] = [results.item(i).text() for i in range(results.count())]
+    case["row_before"] = results.currentRow()
+    results.scrollToItem(results.item(2))
+    click(results.viewport(), results.visualItemRect(results.item(2)).center())
+    case["row_after_click"] = results.currentRow()
+    before = [c.name() for c in document.rootNode().childNodes()]
+    click(docker.apply_button)
+    document.waitForDone()
+    wait(0.5)
+    case["added"] = [c.name() for c in document.rootNode().childNodes() if c.name() not in before]
+    rect = (0, 0, width, height)
+    for index, image in enumerate(entry.images if entry is not None else []):
+        dump_png("pick-result-%d.png" % (index + 1), width, height, swap_red_blue(image))
+    for child in document.rootNode().childNodes():
+        if child.name() in case["added"]:
+            case["applied_png"] = dump_png("pick-applied.png", width, height, rgba_of(child, rect))
+
+
+def erased(data):
+    """What Krita's eraser leaves of BGRA pixels: the colour stays, the alpha goes to 0."""
+    out = bytearray(data)
+    out[3::4] = bytes(len(data) // 4)
+    return bytes(out)
+
+
+def case_empty_layer(case):
+    """A fully transparent layer (painted, then erased) is refused with one sentence, before any job: from a
+    script, and from the docker's Generate."""
+    import sdedit
+    from sdedit_client import SDEditError
+
+    width, height = 40, 32
+    document = new_document("sdedit-e2e-empty", width, height)
+    layer = document.activeNode()
+    paint(document, layer, erased(stroke_image(width, height)), (0, 0, width, height))
+    b = layer.bounds()
+    case["bounds"] = [b.x(), b.y(), b.width(), b.height()]
+    case["active"] = layer.name()
+    before = [c.name() for c in document.rootNode().childNodes()]
+    runs = []
+    for selected in (None, (4, 4, 16, 12)):
+        if selected:
+            # one visible pixel again, but outside the selection
+            strokes = bytearray(erased(stroke_image(width, height)))
+            strokes[4 * (30 * width + 36):4 * (30 * width + 36) + 4] = bytes((0, 0, 255, 255))
+            paint(document, layer, bytes(strokes), (0, 0, width, height))
+            selection = Selection()
+            selection.select(*selected, 255)
+            document.setSelection(selection)
+            wait(0.3)
+        try:
+            controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.5, "samples": 3, "steps": 4},
+                                         document=document)
+            controller.cancel()
+            runs.append({"started": True, "report": wait_report(controller, 60)})
+        except SDEditError as error:
+            runs.append({"started": False, "message": str(error)})
+    case["runs"] = runs
+    docker = find_docker()
+    docker.form.set_values({"server_url": CONFIG["server_url"], "samples": 1, "steps": 4})
+    case["docker_started"] = docker.generate()
+    case["docker_status"] = docker.status_label.text()
+    if case["docker_started"]:
+        docker.controller.cancel()
+        wait(60, lambda: not docker.running())
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes() if c.name() != "Selection Mask"]
+    case["layers_before"] = before
+
+
+def case_docker_server(case):
+    """The docker with a local URL where no server runs yet: it says so; Generate starts the server, and then
+    the docker says it is connected."""
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    docker = find_docker()
+    width, height = 40, 32
+    document = new_document("sdedit-e2e-docker-server", width, height)
+    paint(document, document.activeNode(), stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["restart_url"], "t0": 0.5, "sde": "ddim", "samples": 1,
+                            "steps": 0, "seed_mode": "fixed", "seed": 31, "model": "", "result_layer": "full"})
+    wait(15, lambda: "answers" in docker.form.server_label.text())
+    case["label_before"] = docker.form.server_label.text()
+    case["started"] = docker.generate()
+    wait(240, lambda: not docker.running())
+    report = dict(getattr(docker, "last_report", None) or {"ok": False, "message": "still running"})
+    report.pop("images", None)
+    case["report"] = report
+    wait(20, lambda: docker.form.server_label.text().startswith("Connected"))
+    case["label_after"] = docker.form.server_label.text()
+    case["history"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+
+
+def case_server_stopped(case):
+    """The server the plugin started is killed mid-job: the message says it stopped, with its log's last line,
+    and offers to start it again; pressing that starts the server again and repeats the edit."""
+    import signal
+
+    import sdedit
+
+    os.environ["SDEDIT_SERVER_RECORD"] = CONFIG["record"]
+    port = int(CONFIG["restart_url"].rsplit(":", 1)[1])
+    state_path = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sdedit",
+                              "server-%d.json" % port)
+    document = new_document("sdedit-e2e-server-stopped", 48, 40)
+    paint(document, document.activeNode(), stroke_image(48, 40), (0, 0, 48, 40))
+    seen = {"boxes": []}
+
+    def sweep():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            entry = {"name": box.objectName(), "text": box.text(), "informative": box.informativeText(),
+                     "buttons": [b.text().replace("&", "") for b in box.buttons()]}
+            seen["boxes"].append(entry)
+            restart = [b for b in box.buttons() if b.text().replace("&", "") == RESTART_BUTTON]
+            if restart and not seen.get("restarted"):
+                seen["restarted"] = True
+                seen["log_last_line"] = _last_line(seen.get("log"))
+                restart[0].click()
+            else:
+                box.close()
+        if not seen.get("stop"):
+            QTimer.singleShot(200, sweep)
+
+    QTimer.singleShot(200, sweep)
+    controller = sdedit.run_edit({"server_url": CONFIG["restart_url"], "t0": 1.0, "sde": "vp", "samples": 1,
+                                  "steps": 150, "seed_mode": "fixed", "seed": 41, "result_layer": "full"},
+                                 document=document, interactive=True)
+    wait(240, lambda: controller.report is not None or (controller._progress is not None
+                                                        and controller._progress.value() > 0
+                                                        and not controller._starting))
+    state = json.load(open(state_path)) if os.path.exists(state_path) else {}
+    case["state_before"] = state
+    seen["log"] = state.get("log")
+    if state.get("pid") and controller.report is None:
+        os.kill(int(state["pid"]), signal.SIGKILL)
+        case["killed"] = int(state["pid"])
+    case["report"] = wait_report(controller, 60)
+    wait(240, lambda: controller.retry is not None and controller.retry.report is not None)
+    case["retry_report"] = controller.retry.report if controller.retry is not None else None
+    seen["stop"] = True
+    wait(0.5)
+    case["boxes"] = seen["boxes"]
+    case["log_last_line"] = seen.get("log_last_line")
+    case["state_after"] = json.load(open(state_path)) if os.path.exists(state_path) else {}
+    case["layers_after"] = [c.name() for c in document.rootNode().childNodes()]
+
+
+RESTART_BUTTON = "Start the server again"  # the plugin's button (controller.RESTART_BUTTON)
+
+
+def _last_line(path):
+    if not path or not os.path.exists(path):
+        return None
+    lines = [line.strip() for line in open(path, errors="replace").read().splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def image_key(pixmap):
@@ -358,6 +612,155 @@ def case_docker(case):
     case["again_identical"] = again.images == first.images
     case["again_bytes"] = [len(i) for i in again.images]
     case["history_after"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
+
+
+def stroke_rect(width, height, k):
+    """Stroke k of the live case: a short thick diagonal dab line in its own colour (BGRA), as (rect, bytes)."""
+    colours = [(200, 60, 20), (30, 40, 220), (40, 160, 40), (20, 200, 230), (160, 40, 160), (90, 90, 90)]
+    x0, y0 = 2 + (k * 5) % (width - 14), 2 + (k * 7) % (height - 14)
+    side = 12
+    data = bytearray()
+    for y in range(side):
+        for x in range(side):
+            on = abs(x - y) <= 2
+            data += bytes(colours[k % len(colours)]) + b"\xff" if on else b"\x00\x00\x00\x00"
+    return (x0, y0, side, side), bytes(data)
+
+
+def paint_stroke(document, node, width, height, k):
+    """Paint stroke k over the layer's current pixels (transparent parts of the dab keep them)."""
+    rect, dab = stroke_rect(width, height, k)
+    old = bytearray(node.pixelData(*rect))
+    for i in range(0, len(dab), 4):
+        if dab[i + 3]:
+            old[i:i + 4] = dab[i:i + 4]
+    node.setPixelData(bytes(old), *rect)
+    document.refreshProjection()
+
+
+def live_panel():
+    from sdedit.docker import SDEditDocker
+
+    docker = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)][0]
+    docker.show()
+    return docker, docker.live
+
+
+def case_live(case):
+    """The docker's Live toggle: strokes painted by script one by one give distinct previews, the last one of
+    the final canvas; Apply renders it at full size with the same seed as one layer (one undo step)."""
+    from sdedit_client import Client
+
+    docker, panel = live_panel()
+    width = height = 32  # the tiny model's live size: the live request is the canvas itself, unscaled
+    document = new_document("sdedit-e2e-live", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "fixed", "seed": 23, "model": "", "result_layer": "full"})
+    wait(5, lambda: not docker.form.server_info_pending())
+    panel.toggle.click()  # as the painter does
+    case["live_on"] = panel.is_live()
+    keys = []
+    busy = []
+
+    def watch():
+        key = image_key(panel.preview.pixmap())
+        if key is not None and (not keys or keys[-1] != key):
+            keys.append(key)
+        if panel.busy_bar.isVisible() and not busy:
+            busy.append(True)
+
+    def idle():
+        watch()
+        return (panel.result is not None and panel.result["version"] == panel.version
+                and not panel.busy_bar.isVisible())
+
+    wait(60, idle)
+    strokes = []
+    for k in range(6):
+        paint_stroke(document, node, width, height, k)
+        strokes.append(time.time())
+        wait(0.7 if k % 2 else 0.15, lambda: (watch(), False)[1])  # some strokes come faster than results
+    case["idle"] = wait(60, idle)
+    case["preview_keys"] = keys
+    case["updates_shown"] = panel.updates_shown
+    case["versions"] = panel.version
+    case["sent"] = list(panel.worker.sent)
+    case["live"] = dict(panel.worker.live)
+    params = dict(panel.result["params"])
+    case["params"] = params
+    case["final_canvas"] = dump_png("live-final-canvas.png", width, height, rgba_of(node, (0, 0, width, height)))
+    with open(os.path.join(CONFIG["out_dir"], "live-last-preview.png"), "wb") as handle:
+        handle.write(panel.result["png"])
+    client = Client(CONFIG["server_url"])
+    case["sent_states"] = [client.status(job)["state"] for job in panel.worker.sent]
+    case["busy_seen"] = bool(busy)
+    before = [c.name() for c in document.rootNode().childNodes()]
+    case["apply_started"] = panel.apply()
+    wait(120, lambda: panel.apply_controller is None)
+    document.waitForDone()
+    wait(0.5)
+    case["apply_report"] = {k: v for k, v in panel.last_apply.items() if k != "images"}
+    after = [c.name() for c in document.rootNode().childNodes()]
+    case["layers_before"], case["layers_after_apply"] = before, after
+    for child in document.rootNode().childNodes():
+        if child.name() not in before:
+            case["applied_png"] = dump_png("live-applied.png", width, height, rgba_of(child, (0, 0, width, height)))
+    case["sent_after_apply"] = len(panel.worker.sent)
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["layers_after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+    panel.toggle.click()
+    case["live_after_off"] = panel.is_live()
+
+
+def case_live_off(case):
+    """Live off while a long live job runs (the slow model's live defaults: 600 VP steps): within a second
+    nothing of the session runs on the server, and strokes painted afterwards send nothing."""
+    from sdedit_client import Client
+
+    docker, panel = live_panel()
+    width = height = 32
+    document = new_document("sdedit-e2e-live-off", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "random", "model": CONFIG["slow_model"]})
+    wait(5, lambda: not docker.form.server_info_pending())
+    panel.toggle.click()
+    client = Client(CONFIG["server_url"])
+    worker = panel.worker
+
+    def running():
+        return bool(worker.sent) and client.status(worker.sent[-1])["state"] == "running" \
+            and client.status(worker.sent[-1])["progress"] > 0.01
+
+    case["running"] = wait(60, running)
+    case["busy_visible"] = panel.busy_bar.isVisible()
+    job = worker.sent[-1]
+    case["live"] = dict(worker.live)
+    ended = []
+    worker.finished.connect(lambda: ended.append(time.time()))
+    off_at = time.time()
+    panel.toggle.click()
+    case["off_call_s"] = time.time() - off_at  # the GUI must not wait for the server
+
+    def stopped():
+        return client.status(job)["state"] in ("cancelled", "done", "failed")
+
+    wait(5, stopped)
+    case["stopped_after_s"] = time.time() - off_at
+    case["job_state"] = client.status(job)
+    wait(2, lambda: bool(ended))
+    case["worker_finished_after_s"] = (ended[0] if ended else time.time()) - off_at
+    sent_list, sent = worker.sent, len(worker.sent)  # the list itself: the stopped thread's object goes away
+    paint_stroke(document, node, width, height, 3)
+    wait(1.5)
+    case["sent_after_off"] = len(sent_list) - sent + (1 if panel.worker is not None else 0)
+    case["live_after_off"] = panel.is_live()
+    case["busy_after_off"] = panel.busy_bar.isVisible()
 
 
 def case_autostart(case):
@@ -507,17 +910,24 @@ def case_cancel(case):
 
 
 def case_closed(case):
-    """The image is closed while its job runs: a clear message, no crash, nothing written anywhere."""
+    """The image is closed while its long job runs: the job is cancelled at once, its progress dialog goes,
+    no crash, nothing written anywhere."""
     import sdedit
 
-    document = new_document("sdedit-e2e-closed", 48, 48)
-    paint(document, document.activeNode(), stroke_image(48, 48), (0, 0, 48, 48))
-    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 0.8, "samples": 1, "steps": 4,
+    document = new_document("sdedit-e2e-closed", 64, 64)
+    paint(document, document.activeNode(), stroke_image(64, 64), (0, 0, 64, 64))
+    controller = sdedit.run_edit({"server_url": CONFIG["server_url"], "t0": 1.0, "samples": 3, "steps": 997,
                                   "seed_mode": "random"}, document=document)
+    wait(60, lambda: controller._progress is not None and controller._progress.value() > 0)
+    case["progress_before_close"] = controller._progress.value() if controller._progress else None
     document.setModified(False)
+    started = time.time()
     document.close()
-    wait(0.5)
     case["report"] = wait_report(controller, 120)
+    case["close_seconds"] = time.time() - started
+    wait(0.5)
+    case["progress_dialogs"] = [w.objectName() for w in QApplication.topLevelWidgets()
+                                if w.objectName() == "sdedit_progress" and w.isVisible()]
     case["documents_open"] = len(Krita.instance().documents())
 
 
@@ -632,11 +1042,50 @@ def case_dialog(case):
         os.path.join(CONFIG["out_dir"], "krita-result.png"))
 
 
+def case_models_panel(case):
+    """The docker's Models panel: type a Hugging Face id, Download (from the fake Hub the server reaches through
+    HF_ENDPOINT) with the progress bar moving, the LoRA listed as installed, then Remove."""
+    docker = find_docker()
+    panel = docker.models_panel
+    docker.form.set_values({"server_url": CONFIG["server_url"]})
+    panel.refresh()
+    wait(20, lambda: panel.catalogue_list.count() > 0)
+    case["catalogue"] = [panel.catalogue_list.item(i).text() for i in range(panel.catalogue_list.count())]
+    panel.source_edit.setText(CONFIG["pull_source"])
+    seen = []
+    click(panel.download_button)
+    case["started"] = panel.downloading()
+    deadline = time.time() + 120
+    while panel.downloading() and time.time() < deadline:
+        seen.append(panel.progress.value())
+        case["status_while"] = case.get("status_while") or (panel.status_label.text() if 0 < seen[-1] < 1000 else None)
+        wait(0.05)
+    case["progress_seen"] = sorted(set(seen))
+    case["last_pull"] = panel.last_pull
+    case["status"] = panel.status_label.text()
+    wait(20, lambda: any("(LoRA)" in panel.installed_list.item(i).text() for i in range(panel.installed_list.count())))
+    case["installed"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    for i in range(panel.installed_list.count()):
+        if "(LoRA)" in panel.installed_list.item(i).text():
+            panel.installed_list.setCurrentRow(i)
+    case["remove_started"] = panel.remove_selected(confirm=False)
+    wait(20, lambda: not any("(LoRA)" in panel.installed_list.item(i).text()
+                             for i in range(panel.installed_list.count())))
+    case["installed_after_remove"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    case["status_after_remove"] = panel.status_label.text()
+
+
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
          ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
-         ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down)]
+         ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
+         ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
+<<<<<<< HEAD
+         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel)]
+=======
+         ("server_stopped", case_server_stopped), ("live", case_live), ("live_off", case_live_off)]
+>>>>>>> g24live
 
 
 class Harness(Extension):

@@ -1,6 +1,6 @@
 """Hand-composed stroke paintings (flat colour blocks, as a person blocks in a landscape) for examples/.
 
-`python -m sdedit.train.guides examples/` writes the bundled demo guides. Shapes are polygons with
+`python -m sdedit.synth.guides examples/` writes the bundled demo guides. Shapes are polygons with
 slightly wobbly (fractal) outlines so they look brushed rather than geometric.
 """
 from __future__ import annotations

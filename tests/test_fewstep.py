@@ -1,0 +1,209 @@
+"""Few-step samplers of live mode (`lcm`, `euler_a`) against diffusers' own img2img on tiny SD components.
+
+Same UNet, VAE and text encoder, same seed: our sampler on the encoded guide must end on the latents of
+StableDiffusionImg2ImgPipeline with LCMScheduler (LCM / LCM-LoRA) or EulerAncestralDiscreteScheduler with
+timestep_spacing="trailing" (SD-Turbo), strength = t0 and num_inference_steps = steps / t0. The noise streams
+line up because both draw from one generator per sample in the same order (start noise, then one per step).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tiny_sd import write_single_file
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def sd_models(tmp_path_factory):
+    from sdedit.models.sd_loader import load_sd
+
+    root = tmp_path_factory.mktemp("fewstep")
+    models = {}
+    for family in ("sd1", "sd2v"):
+        path = root / f"tiny-{family}.safetensors"
+        components = write_single_file(path, family, config_folder=f"config-{family}")
+        models[family] = (load_sd(path.stem, path, torch.device("cpu"), torch.float32), components, path)
+    return models
+
+
+def guide_latent(model):
+    from sdedit import imaging
+
+    rng = np.random.default_rng(0)
+    base = np.zeros((64, 64, 3), np.float32)
+    base[:32] = (90, 140, 220)
+    base[32:] = (60, 120, 50)
+    pixels = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+    return model.encode_image(imaging.to_tensor(np.asarray(pixels)))
+
+
+def diffusers_img2img(model, scheduler, z, *, prompt, strength, total_steps, guidance):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline(vae=model.vae, unet=model.unet, scheduler=scheduler,
+                                          tokenizer=model.tokenizers[0], text_encoder=model.text_encoders[0],
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(prompt=prompt, image=z, strength=strength, num_inference_steps=total_steps, guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(7), output_type="latent").images
+
+
+def ours(model, sampler, z, *, prompt, t0, steps, guidance):
+    from sdedit.engine.noise import NoiseSource
+    from sdedit.engine.samplers import SAMPLERS, SamplerInput
+
+    view = model.conditioned(model.encode_text(prompt, "", guidance, (64, 64)))
+    calls = []
+    out = SAMPLERS[sampler](view, SamplerInput(z, None, NoiseSource([7], tuple(z.shape[1:]), z.device), t0, steps),
+                            lambda: calls.append(1))
+    assert len(calls) == steps, "one network step per requested step"
+    return out
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2v"])
+@pytest.mark.parametrize("t0,steps", [(0.5, 1), (0.5, 2), (0.75, 3), (1.0, 4)])
+def test_euler_a_trailing_matches_turbo_img2img(sd_models, family, t0, steps):
+    """SD-Turbo's recipe: trailing timesteps, no classifier-free guidance (diffusers' guidance_scale 0 is one
+    conditional call: our guidance 1), steps x t0 >= 1 in diffusers' terms."""
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    model, components, _ = sd_models[family]
+    z = guide_latent(model)
+    sched = EulerAncestralDiscreteScheduler.from_config(components["scheduler"].config, timestep_spacing="trailing")
+    total = round(steps / t0)
+    theirs = diffusers_img2img(model, sched, z, prompt="a lake at dawn", strength=t0, total_steps=total, guidance=0.0)
+    mine = ours(model, "euler_a", z, prompt="a lake at dawn", t0=t0, steps=steps, guidance=1.0)
+    assert mine.shape == theirs.shape
+    torch.testing.assert_close(mine, theirs, rtol=2e-4, atol=2e-4)
+    assert (mine - z).abs().mean() > 1e-2  # it did edit
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2v"])
+@pytest.mark.parametrize("t0,steps,guidance", [(0.5, 2, 1.0), (1.0, 4, 1.0), (0.6, 3, 2.0), (0.25, 1, 1.0)])
+def test_lcm_matches_lcm_scheduler_img2img(sd_models, family, t0, steps, guidance):
+    """LCM-LoRA's recipe: the stock img2img pipeline with LCMScheduler, guidance 1-2."""
+    from diffusers import LCMScheduler
+
+    model, components, _ = sd_models[family]
+    z = guide_latent(model)
+    sched = LCMScheduler.from_config(components["scheduler"].config)
+    total = round(steps / t0)
+    theirs = diffusers_img2img(model, sched, z, prompt="a red barn", strength=t0, total_steps=total,
+                               guidance=guidance)
+    mine = ours(model, "lcm", z, prompt="a red barn", t0=t0, steps=steps, guidance=guidance)
+    torch.testing.assert_close(mine, theirs, rtol=2e-4, atol=2e-4)
+    assert (mine - z).abs().mean() > 1e-2
+
+
+def test_timestep_plans_follow_diffusers():
+    """The plans themselves, on diffusers' schedulers (no network call)."""
+    from diffusers import EulerAncestralDiscreteScheduler, LCMScheduler
+
+    from sdedit.engine.fewstep import lcm_timesteps, trailing_timesteps
+
+    for t0, steps in [(0.5, 1), (0.25, 1), (0.5, 2), (0.8, 4), (1.0, 1), (0.3, 3)]:
+        total = round(steps / t0)
+        euler = EulerAncestralDiscreteScheduler(timestep_spacing="trailing")
+        euler.set_timesteps(total)
+        assert trailing_timesteps(t0, steps) == [int(t) for t in euler.timesteps[total - steps:]], (t0, steps)
+        lcm = LCMScheduler()
+        lcm.set_timesteps(total)
+        assert lcm_timesteps(t0, steps) == [int(t) for t in lcm.timesteps[total - steps:]], (t0, steps)
+    assert trailing_timesteps(1.0, 1) == [999]  # Turbo's one-step text-to-image level
+
+
+@pytest.mark.parametrize("sampler", ["lcm", "euler_a"])
+def test_few_step_samplers_edit_pixel_models_and_keep_masked_pixels(tiny_vp, sampler):
+    """Any model can be driven by them (they only ask for the noise at a DDPM step); masks hold exactly."""
+    from sdedit.engine import edit
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:, 16:] = 255
+    result = edit(tiny_vp, image, Image.fromarray(mask), t0=0.5, sde=sampler, steps=2, seed=3)
+    out = np.asarray(result.images[0])
+    assert result.steps == 2 and result.evaluations == 2
+    assert np.array_equal(out[:, :14], np.asarray(image)[:, :14])  # kept side exact (a seam blends at the edge)
+    assert np.abs(out[:, 18:].astype(int) - np.asarray(image)[:, 18:]).mean() > 1
+    again = edit(tiny_vp, image, Image.fromarray(mask), t0=0.5, sde=sampler, steps=2, seed=3)
+    assert np.array_equal(np.asarray(again.images[0]), out)  # same seed, same bytes
+
+
+# -- live defaults, declared per model like default_sde ---------------------------------------------------------
+def test_embedded_model_declares_its_live_defaults():
+    from sdedit.models.registry import list_models
+
+    embedded = next(i for i in list_models() if i.id == "landscape")
+    assert embedded.live.as_dict() == {"sde": "ode", "steps": 3, "size": 256, "guidance": None}
+    assert embedded.as_dict()["live"]["steps"] == 3
+
+
+def test_pixel_folder_live_defaults_and_overrides(tmp_path, tiny_vp_dir):
+    import json
+    import shutil
+
+    from sdedit.errors import InputError
+    from sdedit.models.layout import describe_folder
+
+    plain = describe_folder(tiny_vp_dir, "tiny-vp")
+    assert plain.live.sde == "ode" and plain.live.size == 32  # never above the size it was trained at
+    folder = tmp_path / "declared"
+    shutil.copytree(tiny_vp_dir, folder)
+    (folder / "sdedit.json").write_text(json.dumps({"native_size": 128, "live": {"sde": "lcm", "steps": 2}}))
+    declared = describe_folder(folder, "declared")
+    assert (declared.live.sde, declared.live.steps, declared.live.size) == ("lcm", 2, 128)
+    (folder / "sdedit.json").write_text(json.dumps({"live": {"sde": "warp", "steps": 2}}))
+    with pytest.raises(InputError, match="live \"sde\" must be one of"):
+        describe_folder(folder, "declared")
+
+
+def test_turbo_and_lcm_checkpoints_get_few_step_defaults(tmp_path, sd_models):
+    import json
+    import shutil
+
+    from diffusers import LCMScheduler
+
+    from sdedit.models.sd_loader import load_sd
+    from sdedit.models.sd_lookup import describe_sd
+
+    source = sd_models["sd1"][2]  # the module fixture's single file, with its sidecar
+    turbo = tmp_path / "sd_turbo.safetensors"
+    shutil.copy(source, turbo)
+    shutil.copy(source.with_suffix(".json"), turbo.with_suffix(".json"))
+    side = json.loads(turbo.with_suffix(".json").read_text())
+    side["config"] = str((source.parent / side["config"]).resolve())
+    turbo.with_suffix(".json").write_text(json.dumps(side))
+    info = describe_sd("sd_turbo", turbo)
+    assert info.default_sde == "euler_a"
+    assert info.live.as_dict() == {"sde": "euler_a", "steps": 2, "size": 512, "guidance": 1.0}
+    model = load_sd("sd_turbo", turbo, torch.device("cpu"), torch.float32)
+    assert model.default_sde == "euler_a" and model.default_guidance == 1.0
+
+    plain = describe_sd("tiny-sd1", source)
+    assert plain.default_sde == "ode" and plain.live.as_dict() == {"sde": "ode", "steps": 8, "size": 512,
+                                                                   "guidance": 7.5}
+    side["live"] = {"steps": 1, "size": 384}  # a sidecar overrides key by key
+    turbo.with_suffix(".json").write_text(json.dumps(side))
+    assert describe_sd("sd_turbo", turbo).live.as_dict() == {"sde": "euler_a", "steps": 1, "size": 384,
+                                                             "guidance": 1.0}
+
+
+def test_lcm_pipeline_folder_is_recognised_by_its_scheduler(tmp_path):
+    import json
+
+    from tiny_sd import make_sd_folder
+
+    from sdedit.models.sd_lookup import describe_sd
+
+    folder = make_sd_folder(tmp_path / "dreamshaper-distilled", "sd1")
+    config = folder / "scheduler" / "scheduler_config.json"
+    sched = json.loads(config.read_text())
+    sched["_class_name"] = "LCMScheduler"
+    config.write_text(json.dumps(sched))
+    info = describe_sd(folder.name, folder)
+    assert info.default_sde == "lcm" and info.live.sde == "lcm" and info.live.guidance == 1.0
