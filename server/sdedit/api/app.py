@@ -17,6 +17,7 @@ from ..errors import InputError
 from .auth import BearerAuth, TokenGate
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .crashes import CrashGuard
 from .budget import Budget, check_request
 from .errortext import body_parse_problem, shown_value
 from .hostguard import HostGuard
@@ -101,7 +102,8 @@ def create_app(
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
     app.add_middleware(TokenGate, token=token)  # before any body is read
-    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
+    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # runs first
+    app.add_middleware(CrashGuard)  # outermost: an unexpected error is one 500 and a rate-limited log
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
@@ -339,12 +341,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         if detail == _FASTAPI_BODY_ERROR:
             detail = body_parse_problem(err.__cause__)
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def crash(_request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse({"detail": f"The server hit an internal error ({type(err).__name__}); see its log."},
-                            status_code=500)
 
 
 def _describe_problem(error: dict) -> str:

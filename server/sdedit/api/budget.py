@@ -133,3 +133,6 @@ def check_request(backend, request, sde: str, width: int, height: int) -> None:
     work = budget.estimate(info.id, info.resolution, width, height, request.t0, sde, request.steps,
                            request.samples)
     budget.check(info.id, work)
+    from . import memory  # memory as well as work (api/memory.py)
+
+    memory.check_job(info, work, (width, height), request.samples, budget.device_type)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Literal, Optional, Union
+from typing import Any, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
 from ..params import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MIN_GUIDANCE, T0_MAX, T0_MIN_EXCLUSIVE
@@ -65,6 +65,15 @@ class JobRequest(BaseModel):
         description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
                     "supersedes the session's queued or running job, which ends 'cancelled' (error 'superseded'): "
                     "at most one job per session is queued or running, and the newest wins.")
+
+
+    @field_validator("t0", "steps", "samples", "seed", "guidance", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        """JSON true is not the number 1: a client bug must not silently edit at full noise."""
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class JobCreated(BaseModel):

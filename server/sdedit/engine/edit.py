@@ -13,6 +13,7 @@ from sdedit.engine import native_scale
 from sdedit.engine.canvas import EditResult, finish, prepare
 from sdedit.engine.latent_edit import latent_edit
 from sdedit.engine.noise import NoiseSource
+from sdedit.engine.cancel_inside import cancel_inside
 from sdedit.engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
 from sdedit.engine.preview import EstimateWatcher, Preview, preview_image, preview_interval
 from sdedit.engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC, SAMPLERS, SamplerInput, check_cancel, vp_plan
@@ -51,7 +52,14 @@ def make_seeds(seed: int | None, samples: int) -> list[int]:
     return [(base + k) % (MAX_SEED + 1) for k in range(samples)]
 
 
-def edit(
+def edit(model: DiffusionModel, image: Image.Image, mask: Image.Image | None = None, **options) -> EditResult:
+    """Run SDEdit (see `_edit` for the options); a cancel is honoured inside long network calls too
+    (engine/cancel_inside.py), not only between steps."""
+    with cancel_inside(model, options.get("cancel")):
+        return _edit(model, image, mask, **options)
+
+
+def _edit(
     model: DiffusionModel,
     image: Image.Image,
     mask: Image.Image | None = None,
