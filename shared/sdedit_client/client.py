@@ -209,9 +209,9 @@ class Client:
                 if on_progress is not None:
                     on_progress(state["progress"])
                 if state["state"] == "done":
-                    images, seeds = self.result(job_id)
-                    self.check_results(images, seeds, samples, png_size(image_png))
-                    return images, seeds
+                    result = self.result(job_id)
+                    self.check_results(result[0], result[1], samples, png_size(image_png))
+                    return result
                 if state["state"] == "failed":
                     raise JobFailed("The SDEdit server could not finish the edit: %s"
                                     % _sentence(state.get("error") or "it gave no reason."))
