@@ -5,9 +5,10 @@
 
 A painter thread adds strokes to a canvas one by one, every --interval seconds (faster than results come on a
 CPU: the case live mode is for). A live client does what the Krita docker's Live toggle does, through the
-plugins' own stdlib client: whenever the canvas has changed it sends the whole canvas (at the model's live
-size) as a job of one session, so the server supersedes the job before it; when a job is done it shows the
-result. Reported:
+plugins' own stdlib client: when the canvas has changed it sends the whole canvas (at the model's live size)
+as a job of one session, superseding the job in flight when sdedit_client.live.send_now allows (a queued or
+young job, once in a row; else the newest canvas waits for the current result); when a job is done it shows
+the result. Reported:
   stroke-to-preview   for each stroke, seconds until a preview of a canvas that includes it is shown (p50, p95)
   updates shown       previews shown / strokes
   superseded          jobs the server cancelled because a newer one came; "work wasted" = their running
@@ -78,9 +79,13 @@ class Painter:
         self.done.set()
 
 
-def live_session(client, painter: Painter, job_args: dict, session: str) -> dict:
-    """The docker's loop: send the canvas when it changed (superseding), show each finished result."""
+def live_session(client, painter: Painter, job_args: dict, session: str, policy: str) -> dict:
+    """The docker's loop: send the canvas when it changed, superseding the job in flight when
+    sdedit_client.live.send_now says so (policy "always": on every change), and show each finished result."""
+    from sdedit_client.live import send_now
+
     sent_version, current, shown = 0, None, []  # shown: (time, canvas version)
+    state, progress, restarts = None, 0.0, 0
     jobs: list[str] = []
     open_jobs: set[str] = set()
     max_in_flight = 0
@@ -89,20 +94,23 @@ def live_session(client, painter: Painter, job_args: dict, session: str) -> dict
     while True:
         if current is not None:
             status = client.status(current[0])
+            state, progress = status["state"], status["progress"]
             if status["state"] == "done":
                 images, _ = client.result(current[0])
                 Image.open(io.BytesIO(images[0])).load()  # decoded, as the docker shows it
                 shown.append((time.monotonic(), current[1]))
                 open_jobs.discard(current[0])
-                current = None
+                current, state, restarts = None, None, 0
             elif status["state"] in ("failed", "cancelled"):
                 if status.get("superseded_by") is None:
                     raise SystemExit(f"a live job ended {status['state']}: {status.get('error')}")
-                current = None
+                current, state = None, None
         version, canvas = painter.snapshot()
-        if version > sent_version:
+        if version > sent_version and (policy == "always" or send_now(state, progress, restarts)):
+            if current is not None:
+                restarts += 1
             job_id = client.submit(canvas, session=session, **job_args)
-            current, sent_version = (job_id, version), version
+            current, sent_version, state, progress = (job_id, version), version, "queued", 0.0
             jobs.append(job_id)
             open_jobs.add(job_id)
             for other in list(open_jobs):  # how many of the session's jobs are still queued or running
@@ -145,7 +153,9 @@ def turbo_folder(tmp: Path, tiny: bool) -> Path:
 
     folder = tmp / "sd-turbo-random"
     if tiny:
-        sys.path.insert(0, str(ROOT / "tests"))
+        from bench import use_tests
+
+        use_tests()
         from tiny_sd import make_sd_folder
 
         make_sd_folder(folder, "sd1")
@@ -186,6 +196,9 @@ def main() -> None:
     ap.add_argument("--t0", type=float, default=0.5)
     ap.add_argument("--steps", type=int, default=None, help="default: the model's live steps (1 with --turbo-random)")
     ap.add_argument("--repeats", type=int, default=5, help="single-job reference runs")
+    ap.add_argument("--policy", choices=("client", "always"), default="client",
+                    help="client: supersede as sdedit_client.live.send_now says (the docker's); always: on every "
+                         "change (nothing shows while strokes come faster than jobs)")
     ap.add_argument("--turbo-random", action="store_true")
     ap.add_argument("--tiny", action="store_true", help="with --turbo-random: the tests' tiny components")
     a = ap.parse_args()
@@ -214,7 +227,7 @@ def main() -> None:
             client.run(canvas, **job_args)  # warm-up: first-call costs
             single = single_job(client, canvas, job_args, a.repeats)
             load_before = os.getloadavg()
-            result = live_session(client, painter, job_args, session="bench-live")
+            result = live_session(client, painter, job_args, session="bench-live", policy=a.policy)
             single_after = single_job(client, canvas, job_args, max(1, a.repeats // 2))
             load_after = os.getloadavg()
         finally:
@@ -224,7 +237,7 @@ def main() -> None:
     p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
     ref = statistics.median([single, single_after])
     print(f"# live mode: {info['id']} on {device}, {size}x{size}, sde {job_args['sde']} x {steps} steps, t0 {a.t0}, "
-          f"{a.strokes} strokes every {a.interval:g} s")
+          f"{a.strokes} strokes every {a.interval:g} s, supersede policy {a.policy}")
     print(f"# load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs; torch threads in the server: {os.environ.get('OMP_NUM_THREADS', 'default')})")
     print("| measure | value |")

@@ -56,7 +56,7 @@ def test_every_default_is_inside_its_range_and_names_are_unique():
     assert len(names) == len(set(names))
     # the old arguments keep their order; new ones only at the end (positional scripts keep working)
     assert names == ["t0", "sde", "samples", "steps", "seed", "model", "server-url",
-                     "prompt", "negative-prompt", "guidance", "full-copy"]
+                     "prompt", "negative-prompt", "guidance", "full-copy", "loras"]
     for arg in ARGUMENTS:
         if arg.minimum is not None:
             assert arg.minimum <= arg.default <= arg.maximum, arg.name

@@ -151,14 +151,14 @@ def server(tiny_vp_dir, tmp_path_factory):
 def _timed_job(http, body: dict) -> float:
     started = time.monotonic()
     job_id = http.post("/v1/jobs", json=body).json()["id"]
-    assert http.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["state"] == "done"
+    assert wait_final(http, job_id, 300, poll=0.02)["state"] == "done"
     return time.monotonic() - started
 
 
 def test_five_quick_jobs_in_one_session_cost_less_than_two(server):
     """A burst of five strokes: four end cancelled ("superseded"), the last one done, in < 2 jobs' time."""
-    image = b64(image_bytes(random_image(64, 64, 1)))
-    body = {"image": image, "t0": 0.6, "sde": "vp", "steps": 60, "seed": 3}
+    image = b64(image_bytes(random_image(32, 32, 1)))  # the tiny model's own size: one stage
+    body = {"image": image, "t0": 0.6, "sde": "vp", "steps": 40, "seed": 3}
     with server.client() as http:
         _timed_job(http, body)  # warm up (model load, first-call costs)
         one_job = min(_timed_job(http, body) for _ in range(2))
@@ -169,7 +169,7 @@ def test_five_quick_jobs_in_one_session_cost_less_than_two(server):
             assert answer.status_code == 202, answer.text
             ids.append(answer.json()["id"])
             time.sleep(one_job / 10)  # strokes come faster than results
-        last = http.get(f"/v1/jobs/{ids[-1]}", params={"wait": 30}).json()
+        last = wait_final(http, ids[-1], 300, poll=0.02)
         took = time.monotonic() - started
         assert last["state"] == "done", last
         for old, newer in zip(ids, ids[1:]):
@@ -204,3 +204,15 @@ def test_the_stdlib_client_sends_the_session(server):
         assert wait_final(http, second)["state"] == "done"
     images, seeds = client.result(second)
     assert seeds == [2] and images[0].startswith(b"\x89PNG")
+
+
+def test_client_supersedes_only_cheap_jobs_and_once_in_a_row():
+    """The live client's rule (sdedit_client.live): a queued or young job is replaced by a newer canvas,
+    once in a row; a job past half way, or the replacement itself, is waited for so previews keep coming."""
+    from sdedit_client.live import send_now
+
+    assert send_now(None, 0.0, 0) and send_now("done", 1.0, 3) and send_now("cancelled", 0.2, 1)
+    assert send_now("queued", 0.0, 5)  # nothing spent on it yet
+    assert send_now("running", 0.2, 0)
+    assert not send_now("running", 0.2, 1), "a second replacement in a row would starve the previews"
+    assert not send_now("running", 0.7, 0), "a job past half way finishes first"

@@ -54,7 +54,7 @@ def ddim_latents(model, prompt="a lake at dawn", seed=7):
 def diffusers_latents(model, z, family, scheduler_config, lora: Path, scale: float, prompt="a lake at dawn", seed=7):
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 
-    sched = DDIMScheduler.from_config(scheduler_config, set_alpha_to_one=True)
+    sched = DDIMScheduler.from_config(scheduler_config, set_alpha_to_one=True, timestep_spacing="trailing")
     common = dict(vae=model.vae, unet=model.unet, scheduler=sched, tokenizer=model.tokenizers[0],
                   text_encoder=model.text_encoders[0])
     if family == "sdxl":

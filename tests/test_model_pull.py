@@ -262,6 +262,10 @@ def test_a_lora_file_from_a_repository_is_put_in_loras_under_the_repo_name(hub, 
     out = sdedit(env, "models", "pull", "someone/paper-cut", "--quiet")
     assert out.returncode == 0, out.stderr
     assert (models / "loras" / "paper-cut.safetensors").is_file()
+    hub.requests.clear()
+    again = sdedit(env, "models", "pull", "someone/paper-cut")
+    assert again.returncode == 0 and "already installed" in again.stderr, again.stderr
+    assert hub.ranges("/resolve/") == []  # nothing fetched twice
 
 
 def test_remove_deletes_a_model_folder_and_refuses_what_is_not_there(hub, models, tmp_path):

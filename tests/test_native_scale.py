@@ -52,6 +52,16 @@ def test_plan_kicks_in_above_native_size_and_not_below():
     assert square.low_padded == (32, 32) and square.full_size == (64, 64)
 
 
+def test_any_size_pixel_models_refine_with_less_noise_than_latent_ones():
+    """At t0 0.2 the embedded model's refine at 4x native scale painted vertical streaks (benchmarks/streaks.py);
+    pixel models that take any size refine at PIXEL_REFINE_T0, latent ones keep REFINE_T0."""
+    kw = dict(native_size=256, resolution=None, multiple=32, max_side=1024, edge_margin=16, t0=0.5, steps=20)
+    _, pixel = native_scale.working_plan((1056, 800), **kw)
+    _, latent = native_scale.working_plan((1056, 800), **{**kw, "edge_margin": 0}, detail=False)
+    assert pixel.refine_t0 == native_scale.PIXEL_REFINE_T0 == 0.1 and pixel.refine_steps == 4
+    assert latent.refine_t0 == native_scale.REFINE_T0 == 0.2 and latent.refine_steps == 8
+
+
 def test_below_native_size_runs_one_stage(conv_model):
     seen = []
     res = edit(conv_model, painting(24, 20), t0=0.5, sde="ode", steps=5, seed=1,
@@ -64,7 +74,7 @@ def test_above_native_size_runs_two_stages_and_progress_covers_both(conv_model):
     res = edit(conv_model, painting(120, 80), t0=0.5, sde="ode", steps=6, samples=2, seed=1,
                progress=lambda d, t: seen.append((d, t)))
     first, second = res.params["stages"]
-    assert first["t0"] == 0.5 and first["steps"] == 6 and second["t0"] == pytest.approx(0.2)
+    assert first["t0"] == 0.5 and first["steps"] == 6 and second["t0"] == pytest.approx(native_scale.PIXEL_REFINE_T0)
     assert max(first["size"]) < max(second["size"]) and tuple(second["size"]) == res.working_size
     total = 6 + second["steps"]
     assert res.steps == total and seen == [(k, total) for k in range(1, total + 1)]  # one bar, both stages

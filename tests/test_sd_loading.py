@@ -269,3 +269,100 @@ def test_cli_refuses_a_nonstandard_file_in_one_line(tmp_path):
     res = run_cli("edit", str(sketch), "--model", str(path), "--prompt", "a lake", "-o", str(tmp_path / "o.png"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "not a standard Stable Diffusion" in res.stderr and "odd-sd1.json" in res.stderr
+
+
+# -- 13: SD 2.x epsilon or v, told from the weights ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sd2_fitted(tmp_path_factory):
+    """Two SD 2.x-shaped single files without any marker: one UNet fitted to predict epsilon, one v."""
+    from tiny_sd import fit_prediction
+
+    root = tmp_path_factory.mktemp("sd2fit")
+    files = {}
+    for kind in ("epsilon", "v_prediction"):
+        made = fit_prediction(tiny_components("sd2v", seed=1), kind, steps=60)
+        files[kind] = root / f"sd2-{kind}.safetensors"
+        write_single_file(files[kind], "sd2v", config_folder="config-sd2", components=made)
+    return root, files
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_sd2_prediction_is_told_from_the_weights(sd2_fitted, kind, private_cache, no_network):
+    from sdedit.models.sd_lookup import describe_sd
+    from sdedit.models.sd_prediction import cache_file, remembered
+
+    path = sd2_fitted[1][kind]
+    before = describe_sd("m", path)
+    assert before.prediction == "v_prediction" and before.prediction_note == "assumed until it is first loaded"
+    model = load(path)
+    assert model.prediction == kind  # the file says nothing: before, every SD 2.x file ran as v
+    assert model.family.name == ("sd2" if kind == "epsilon" else "sd2v")
+    assert model.native_resolution == (512 if kind == "epsilon" else 768)
+    assert model.description.endswith("prediction told from its weights")
+    after = describe_sd("m", path)
+    assert (after.prediction, after.resolution, after.prediction_note) == (
+        kind, model.native_resolution, "told from its weights")
+    assert cache_file().stat().st_mode & 0o077 == 0
+    errors = remembered(path)["errors"]
+    other = "v_prediction" if kind == "epsilon" else "epsilon"
+    assert errors[other] > 3 * errors[kind], errors  # not a close call
+    again = load(path)  # remembered: no second probe needed, same answer
+    assert again.prediction == kind
+
+
+@pytest.mark.slow
+def test_sd2_decision_holds_when_the_cache_cannot_be_written(sd2_fitted, tmp_path, monkeypatch, no_network):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder cannot be made
+    model = load(sd2_fitted[1]["epsilon"])
+    assert model.prediction == "epsilon" and model.native_resolution == 512
+
+
+@pytest.mark.slow
+def test_sidecar_prediction_overrides_the_weights(sd2_fitted, private_cache, monkeypatch, no_network):
+    from sdedit.models import sd_prediction
+
+    path = sd2_fitted[1]["epsilon"]
+    side = path.with_suffix(".json")
+    saved = side.read_text()
+    monkeypatch.setattr(sd_prediction, "probe", lambda model: pytest.fail("probed despite the sidecar"))
+    try:
+        side.write_text(json.dumps({**json.loads(saved), "prediction": "v_prediction"}))
+        model = load(path)
+        assert model.prediction == "v_prediction" and "set by its sidecar" in model.description
+    finally:
+        side.write_text(saved)
+
+
+@pytest.mark.slow
+def test_models_list_and_api_say_which_prediction_was_chosen(sd2_fitted, private_cache, tmp_path):
+    from test_sd_models import run_cli
+    from test_server_support import ServerProcess, server_env
+
+    root, files = sd2_fitted
+    env = {"SDEDIT_MODELS_DIR": str(root), "XDG_CACHE_HOME": str(private_cache)}
+    listed = run_cli("models", env_extra=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("sd2-epsilon "))
+    assert "v (assumed until it is first loaded)" in row and "768" in row, listed.stdout
+    load(files["epsilon"])  # the first load tells (same cache)
+    listed = run_cli("models", env_extra=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("sd2-epsilon "))
+    assert "epsilon (told from its weights)" in row and " 512 " in row, listed.stdout
+    proc = ServerProcess(server_env(root, files["v_prediction"], XDG_CACHE_HOME=str(private_cache)),
+                         tmp_path / "server.log").wait_ready()
+    try:
+        with proc.client() as http:
+            entries = {m["id"]: m for m in http.get("/v1/models").json()}
+        assert entries["sd2-epsilon"]["prediction"] == "epsilon" and entries["sd2-epsilon"]["resolution"] == 512
+        assert entries["sd2-v_prediction"]["prediction"] == "v_prediction"
+    finally:
+        assert proc.stop() == 0, proc.log()[-2000:]

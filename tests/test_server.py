@@ -119,7 +119,8 @@ def test_health_and_models(http):
 
     models = http.get("/v1/models").json()
     by_id = {m["id"]: m for m in models}
-    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde", "live"}  # docs/design.md §3
+    assert set(by_id["tiny-vp"]) == {"id", "resolution", "sde", "default", "kind", "text", "default_sde", "live",
+                                  "prediction"}  # docs/design.md §3
     assert by_id["tiny-vp"]["live"] == {"sde": "ode", "steps": 3, "size": 32, "guidance": None}  # live mode
     assert by_id["tiny-vp"]["default"] is True and by_id["tiny-vp"]["sde"] == "vp"
     assert (by_id["tiny-vp"]["kind"], by_id["tiny-vp"]["text"], by_id["tiny-vp"]["default_sde"]) == ("pixel", False, "vp")

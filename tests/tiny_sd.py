@@ -235,10 +235,11 @@ def original_state_dict(components: dict, family: str, text_model_level: bool = 
 
 
 def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str | None = "config",
-                      text_model_level: bool = True) -> dict:
+                      text_model_level: bool = True, components: dict | None = None) -> dict:
     """A single-file checkpoint (.safetensors or .ckpt) of a tiny family, plus a sidecar JSON pointing at its
-    configs (the shipped ones are for the real sizes). Returns the components it was made from."""
-    components = tiny_components(family, seed)
+    configs (the shipped ones are for the real sizes). Returns the components it was made from (random ones
+    from `seed` unless given)."""
+    components = components or tiny_components(family, seed)
     state = original_state_dict(components, family, text_model_level)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors":
@@ -250,4 +251,38 @@ def write_single_file(path: Path, family: str, seed: int = 0, config_folder: str
     if config_folder:
         write_configs(path.parent / config_folder, family)
         path.with_suffix(".json").write_text(json.dumps({"config": config_folder}))
+    return components
+
+
+# -- a tiny UNet that has learned something: epsilon or v on flat pictures -----------------------------------
+def fit_prediction(components: dict, prediction: str, steps: int = 300, seed: int = 0) -> dict:
+    """Fit the components' UNet for `steps` Adam steps to predict epsilon or v (prediction = "epsilon" |
+    "v_prediction") for noised latents of flat-coloured 64 px pictures, with the empty prompt's embedding, so
+    that what it predicts can be told from one call, as in a real checkpoint. Returns the components."""
+    from diffusers import DDIMScheduler
+
+    gen = torch.Generator().manual_seed(seed)
+    vae, unet, encoder, tok = (components["vae"], components["unet"], components["text_encoders"][0],
+                               components["tokenizers"][0])
+    abar = DDIMScheduler.from_config(scheduler_config("sd2v")).alphas_cumprod.float()
+    colours = torch.rand(48, 3, 1, 1, generator=gen) * 2 - 1
+    with torch.no_grad():
+        x0 = vae.encode(colours.expand(-1, -1, 64, 64)).latent_dist.mode() * vae.config.scaling_factor
+        ids = tok("", padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        emb = encoder(ids)[0]
+    unet.train().requires_grad_(True)
+    opt = torch.optim.Adam(unet.parameters(), lr=2e-3)
+    for _ in range(steps):
+        pick = torch.randint(0, len(x0), (16,), generator=gen)
+        t = torch.randint(100, 900, (16,), generator=gen)
+        a = abar[t].view(-1, 1, 1, 1)
+        eps = torch.randn(x0[pick].shape, generator=gen)
+        x_t = a.sqrt() * x0[pick] + (1 - a).sqrt() * eps
+        target = eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0[pick]
+        loss = torch.nn.functional.mse_loss(unet(x_t, t, encoder_hidden_states=emb.expand(16, -1, -1)).sample, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    unet.eval().requires_grad_(False)
+    components["fit_loss"] = loss.item()
     return components

@@ -50,14 +50,22 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _prediction_cell(info) -> str:
+    """What a latent model's UNet predicts, and how that was settled when the file does not say (SD 2.x)."""
+    if not info.prediction:
+        return "-"
+    short = {"v_prediction": "v"}.get(info.prediction, info.prediction)
+    return f"{short} ({info.prediction_note})" if info.prediction_note else short
+
+
 def _list() -> int:
     from sdedit.models import list_models
     from sdedit.models.folders import EMBEDDING_DIR, LORA_DIR, find_in_subfolder, models_folder
 
-    rows = [("id", "kind", "text", "size", "default_sde", "default", "path")]
+    rows = [("id", "kind", "text", "size", "default_sde", "prediction", "default", "path")]
     for info in list_models():
         rows.append((info.id, info.kind, "yes" if info.text else "no", size_words(info), info.default_sde,
-                     "*" if info.default else "", info.path))
+                     _prediction_cell(info), "*" if info.default else "", info.path))
     _table(rows)
     for title, kind in (("LoRAs (--lora NAME[:SCALE])", LORA_DIR), ("Embeddings (write NAME in the prompt)",
                                                                        EMBEDDING_DIR)):
@@ -103,9 +111,11 @@ def _pull(args: argparse.Namespace) -> int:
     from sdedit.models.pull import plan_pull, run_pull
 
     plan = plan_pull(args.source, name=args.name, sha256=args.sha256)
-    if plan.target.exists():
-        print(f"sdedit: {plan.name} is already installed at {plan.target}.", file=sys.stderr)
-        _emit(args, {"state": "done", "path": str(plan.target), "done": plan.total, "total": plan.total})
+    installed = plan.installed()
+    if installed is not None:
+        print(f"sdedit: {plan.name} is already installed at {installed}.", file=sys.stderr)
+        _emit(args, {"state": "done", "path": str(installed), "done": plan.total, "total": plan.total,
+                     "name": installed.stem if installed.is_file() else installed.name})
         return 0
     if not args.quiet and not args.progress_json:
         licence = f", licence {plan.licence}" if plan.licence else ""

@@ -7,6 +7,7 @@ back to the defaults for anything missing or damaged, so a broken config never b
 from typing import Any, Callable, Dict, List, Optional
 
 from .errors import InvalidParameter
+from .model_manager import parse_loras
 from .params import DEFAULT_GUIDANCE, DEFAULTS, validate_params, validate_text
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -24,6 +25,7 @@ DEFAULT_SETTINGS = {
     "prompt": "",  # sent only to a model that takes text (GET /v1/models "text": true)
     "negative_prompt": "",
     "guidance": DEFAULT_GUIDANCE,
+    "loras": "",  # "name:0.8, other" (Stable Diffusion models only; sent with the text fields)
     "result_layer": "selection",  # with a selection: "selection" = only the edited area, "full" = a full copy
 }
 
@@ -55,6 +57,11 @@ def load_settings(read: Callable[[str, str], str]) -> Dict[str, Any]:
             pass
     try:
         out["guidance"] = validate_text(guidance=raw.get("guidance")).get("guidance", DEFAULT_GUIDANCE)
+    except InvalidParameter:
+        pass
+    try:
+        parse_loras(raw.get("loras") or "")
+        out["loras"] = " ".join((raw.get("loras") or "").split())
     except InvalidParameter:
         pass
     if raw.get("result_layer") in RESULT_LAYER_MODES:
@@ -93,9 +100,14 @@ def request_params(settings: Dict[str, Any], takes_text: bool = False) -> Dict[s
 
 
 def text_params(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """The checked prompt, negative prompt and guidance of a settings dict (all three, for text models)."""
-    return validate_text(prompt=settings.get("prompt") or "", negative_prompt=settings.get("negative_prompt") or "",
-                         guidance=settings.get("guidance", DEFAULT_GUIDANCE))
+    """The checked prompt, negative prompt and guidance of a settings dict (all three, for text models), and its
+    LoRAs ([{"id", "scale"}]) when it names any: they, too, go only to Stable Diffusion (text) models."""
+    out = validate_text(prompt=settings.get("prompt") or "", negative_prompt=settings.get("negative_prompt") or "",
+                        guidance=settings.get("guidance", DEFAULT_GUIDANCE))
+    loras = parse_loras(settings.get("loras") or "")
+    if loras:
+        out["loras"] = loras
+    return out
 
 
 def model_takes_text(models: List[Dict[str, Any]], model_id: Optional[str]) -> bool:
@@ -163,6 +175,14 @@ def text_note(takes_text: bool, compact: bool = False) -> str:
 def connected_text(models: List[Any], health: Dict[str, Any]) -> str:
     """The server line once the server answered."""
     return "Connected: %d model(s), running on %s." % (len(models), health.get("device", "an unknown device"))
+
+
+def models_hint(models: List[Any]) -> str:
+    """A sentence for the dialogs when only the built-in (pixel) model is installed: how to get a realistic one."""
+    if any(isinstance(m, dict) and m.get("kind") == "latent" for m in models or []):
+        return ""
+    return (" Only the built-in model is installed; for realistic results get a Stable Diffusion model with "
+            "`sdedit models pull sd15` (`sdedit models catalogue` lists others), or Krita's Models panel.")
 
 
 def not_started_text(base_url: str) -> str:

@@ -22,6 +22,7 @@ from sdedit_client.settings import (  # noqa: E402
     connected_text,
     model_label,
     model_takes_text,
+    models_hint,
     not_started_text,
     text_note,
 )
@@ -121,6 +122,9 @@ class SDEditDialog:
         self._add("_Prompt:", self.prompt)
         self._add("_Negative prompt:", self.negative)
         self._add("_Guidance:", self.guidance)
+        self.loras = Gtk.Entry(text=get("loras") or "")
+        self.loras.set_placeholder_text("LoRAs from loras/, e.g. ink-style:0.8, other")
+        self._add("_LoRAs:", self.loras)
         self.text_note = Gtk.Label(xalign=0.0)
         self.text_note.set_line_wrap(True)
         self._add("", self.text_note)
@@ -187,7 +191,7 @@ class SDEditDialog:
             client = Client(url, token=os.environ.get("SDEDIT_TOKEN") or None, timeout=3.0)
             health, models = client.health(), client.models()
             self.models = [m for m in models if isinstance(m, dict)]
-            self.server_label.set_text(connected_text(models, health))
+            self.server_label.set_text(connected_text(models, health) + models_hint(models))
         except ServerUnavailable as error:  # a local one is started by the edit itself
             self.models = None
             base = normalize_url(url)
@@ -218,7 +222,7 @@ class SDEditDialog:
 
     def _update_text_fields(self) -> None:
         takes = self.takes_text()
-        for widget in (self.prompt, self.negative, self.guidance):
+        for widget in (self.prompt, self.negative, self.guidance, self.loras):
             widget.set_sensitive(bool(takes))
         self.text_note.set_text(UNKNOWN_TEXT_NOTE if takes is None else text_note(takes))
 
@@ -236,6 +240,7 @@ class SDEditDialog:
             "prompt": self.prompt.get_text().strip(),
             "negative-prompt": self.negative.get_text().strip(),
             "guidance": round(self.guidance.get_value(), 2),
+            "loras": " ".join(self.loras.get_text().split()),
             "full-copy": self.full_copy.get_active(),
             "server-url": self.url.get_text().strip(),
         }

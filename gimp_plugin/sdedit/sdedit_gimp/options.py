@@ -8,6 +8,7 @@ scripts that pass the old ones by position keep working.
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from sdedit_client import DEFAULT_URL, validate_params
+from sdedit_client.model_manager import parse_loras
 from sdedit_client.params import DEFAULT_GUIDANCE, MAX_GUIDANCE, MIN_GUIDANCE, validate_text
 
 PROCEDURE_NAME = "plug-in-sdedit"
@@ -29,6 +30,8 @@ SDE_CHOICES = (
     ("ve", "VE (NCSN sampler)"),
     ("ode", "ODE (fast, deterministic)"),
     ("ddim", "DDIM (fast, deterministic)"),
+    ("lcm", "LCM (LCM / LCM-LoRA models, 2-8 steps)"),
+    ("euler_a", "Euler a, trailing (Turbo models, 1-4 steps)"),
 )
 
 
@@ -66,6 +69,8 @@ ARGUMENTS: List[Argument] = [
              "only for models that take text", DEFAULT_GUIDANCE, MIN_GUIDANCE, MAX_GUIDANCE),
     Argument("full-copy", "bool", "_Full copy of the layer", "With a selection: each result is a full copy of "
              "the layer instead of only the edited selection (transparent outside)", False),
+    Argument("loras", "string", "_LoRAs", "Stable Diffusion models only: LoRAs from the models folder's loras/, "
+             "as NAME or NAME:SCALE separated by commas (e.g. ink-style:0.8)", ""),
 ]
 
 
@@ -97,6 +102,9 @@ def request_from_config(get: Callable[[str], Any]) -> EditRequest:
     url = (get("server-url") or "").strip() or DEFAULT_URL
     text = validate_text(prompt=get("prompt") or "", negative_prompt=get("negative-prompt") or "",
                          guidance=get("guidance"))
+    loras = parse_loras(get("loras") or "")
+    if loras:  # like the prompt: sent only to a Stable Diffusion (text) model
+        text["loras"] = loras
     return EditRequest(url, dict(params), text, bool(get("full-copy")))
 
 

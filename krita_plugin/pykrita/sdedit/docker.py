@@ -30,6 +30,7 @@ from sdedit_client.params import short_prompt
 
 from .controller import EditController, _is_open, result_names
 from .layer_io import Source, active_paint_layer, insert_results, read_source, selection_only
+from .live import LivePanel
 from .settings_form import SettingsForm
 
 DOCKER_ID = "sdedit_docker"
@@ -122,6 +123,8 @@ class SDEditDocker(DockWidget):
         self.status_label.setObjectName("sdedit_status")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        self.live = LivePanel(self.form, body)  # live mode: re-edit as you paint (live.py)
+        layout.addWidget(self.live)
 
         self.preview_label = QLabel("The live preview shows here while a job runs.")
         self.preview_label.setObjectName("sdedit_preview")
@@ -165,6 +168,11 @@ class SDEditDocker(DockWidget):
         self.settings_label = QLabel("")
         self.settings_label.setWordWrap(True)
         layout.addWidget(self.settings_label)
+        from .models_panel import ModelsPanel  # installed models, the catalogue, Download / Cancel / Remove
+
+        self.models_panel = ModelsPanel(lambda: self.form.values().get("server_url") or "", body)
+        self.models_panel.changed.connect(self.form.refresh_server_info)  # a new model shows in the model list
+        layout.addWidget(self.models_panel)
         layout.addStretch(1)
 
         scroll = QScrollArea()
@@ -173,6 +181,7 @@ class SDEditDocker(DockWidget):
         self.setWidget(scroll)
         self._update_buttons()
         self.form.refresh_server_info()
+        self.models_panel.refresh()
 
     # -- Krita --------------------------------------------------------------------------------------------
     def canvasChanged(self, canvas) -> None:  # noqa: N802 - Krita's name

@@ -44,6 +44,8 @@ SDE_ITEMS = (
     ("VE (NCSN sampler)", "ve"),
     ("ODE (fast, deterministic)", "ode"),
     ("DDIM (fast, deterministic)", "ddim"),
+    ("LCM (LCM / LCM-LoRA models, 2-8 steps)", "lcm"),
+    ("Euler a, trailing (Turbo models, 1-4 steps)", "euler_a"),
 )
 
 
@@ -140,6 +142,12 @@ class SettingsForm(QWidget):
         form.addRow("Prompt:", self.prompt_edit)
         form.addRow("Negative prompt:", self.negative_edit)
         form.addRow("Guidance:", self.guidance_spin)
+        self.loras_edit = QLineEdit()
+        self.loras_edit.setPlaceholderText("e.g. ink-style:0.8, lcm-lora-sd15" if not compact else "name:0.8, other")
+        self.loras_edit.setToolTip("Stable Diffusion models only: LoRAs from the models folder's loras/ (see the "
+                                   "Models panel), each as NAME or NAME:SCALE (1 = as trained, 0 = off), "
+                                   "separated by commas.")
+        form.addRow("LoRAs:", self.loras_edit)
         self.text_note = QLabel()
         self.text_note.setWordWrap(True)
         form.addRow("", self.text_note)
@@ -192,6 +200,7 @@ class SettingsForm(QWidget):
             "prompt": self.prompt_edit.text().strip(),
             "negative_prompt": self.negative_edit.text().strip(),
             "guidance": round(self.guidance_spin.value(), 2),
+            "loras": " ".join(self.loras_edit.text().split()),
             "result_layer": "full" if self.full_copy.isChecked() else "selection",
         }
 
@@ -218,6 +227,8 @@ class SettingsForm(QWidget):
             self.negative_edit.setText(settings.get("negative_prompt") or "")
         if "guidance" in settings:
             self.guidance_spin.setValue(float(settings["guidance"]))
+        if "loras" in settings:
+            self.loras_edit.setText(settings.get("loras") or "")
         if "result_layer" in settings:
             self.full_copy.setChecked(settings.get("result_layer") == "full")
         if "server_url" in settings and settings["server_url"] != self.url_edit.text():
@@ -251,7 +262,7 @@ class SettingsForm(QWidget):
 
     def _update_text_fields(self, *_args) -> None:
         enabled = self.takes_text()
-        for widget in (self.prompt_edit, self.negative_edit, self.guidance_spin):
+        for widget in (self.prompt_edit, self.negative_edit, self.guidance_spin, self.loras_edit):
             widget.setEnabled(enabled)
         self.text_note.setText(text_note(enabled, self._compact))
 

@@ -5,7 +5,7 @@ same checks, same resume, same atomic install), so that cancelling it is ending 
 file stays for the next try, and the server's own loading stays offline (the child alone may reach the
 network). Only loopback clients or token holders reach these routes (the server's usual rule); sources are
 catalogue names, Hub ids (through the operator's HF_ENDPOINT) or https:// URLs (http:// to loopback only), and
-sizes are bounded by SDEDIT_MAX_PULL_BYTES. SDEDIT_NO_DOWNLOADS=1 turns downloads off.
+sizes are bounded by SDEDIT_MAX_PULL_BYTES. SDEDIT_NO_DOWNLOADS=1 turns downloads and removal off.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import BearerAuth
+from .schemas import ErrorMessage, ValidationProblem
 
 log = logging.getLogger("sdedit.api")
 
@@ -52,6 +53,10 @@ class PullStatus(BaseModel):
     progress: float = Field(0.0, ge=0.0, le=1.0)
     error: Optional[str] = None
     name: Optional[str] = Field(None, description="The installed model's id, once done.")
+
+
+class Removed(BaseModel):
+    removed: List[str] = Field(description="The files or folders deleted from the models folder.")
 
 
 class CatalogueItem(BaseModel):
@@ -177,7 +182,10 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
 
     max_bytes = int(os.environ.get("SDEDIT_MAX_PULL_BYTES", DEFAULT_MAX_PULL_BYTES))
     manager = PullManager(max_bytes, refresh=getattr(backend, "refresh_models", None))
-    router = APIRouter(prefix="/v1/models", dependencies=[Depends(BearerAuth(token))])
+    errors = {code: {"model": ErrorMessage} for code in (400, 401, 403, 404, 409, 413)}
+    errors[422] = {"model": ValidationProblem}
+    router = APIRouter(prefix="/v1/models", dependencies=[Depends(BearerAuth(token))],
+                       responses={401: errors[401], 422: errors[422]})
     router.manager = manager  # type: ignore[attr-defined]
 
     @router.get("/catalogue", response_model=List[CatalogueItem])
@@ -189,9 +197,9 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
         installed = set(discover()) | set(find_in_subfolder(LORA_DIR))
         return [CatalogueItem(**e.as_dict(), installed=e.name in installed) for e in CATALOGUE.values()]
 
-    @router.post("/pull", status_code=202, response_model=PullStatus)
+    @router.post("/pull", status_code=202, response_model=PullStatus, responses={c: errors[c] for c in (400, 403, 409, 413)})
     def start(request: PullRequest):
-        if os.environ.get("SDEDIT_NO_DOWNLOADS", "") not in ("", "0"):
+        if _management_off():
             return _detail(403, "Downloads are turned off on this server (SDEDIT_NO_DOWNLOADS).")
         source = request.source.strip()
         try:
@@ -201,14 +209,14 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
             return _detail(422 if "running" not in str(err) and "already" not in str(err) else 409, str(err))
         return pull.status()
 
-    @router.get("/pull/{pull_id}", response_model=PullStatus)
+    @router.get("/pull/{pull_id}", response_model=PullStatus, responses={404: errors[404]})
     async def status(pull_id: str):
         pull = manager.pulls.get(pull_id)
         if pull is None:
             return _detail(404, f"There is no download '{pull_id[:64]}'; start it again.")
         return pull.status()
 
-    @router.delete("/pull/{pull_id}", response_model=PullStatus)
+    @router.delete("/pull/{pull_id}", response_model=PullStatus, responses={404: errors[404]})
     def cancel(pull_id: str):
         pull = manager.pulls.get(pull_id)
         if pull is None:
@@ -225,19 +233,25 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
             time.sleep(0.02)
         return pull.status()
 
-    @router.delete("/{name}")
+    @router.delete("/{name}", response_model=Removed, responses={c: errors[c] for c in (403, 404)})
     def remove(name: str):
         from ..models.pull import remove_model
 
+        if _management_off():
+            return _detail(403, "Removing models is turned off on this server (SDEDIT_NO_DOWNLOADS).")
         try:
             removed = remove_model(name)
         except InputError as err:
             return _detail(404, str(err))
         if manager.refresh is not None:
             manager.refresh()
-        return {"removed": [p.name for p in removed]}
+        return Removed(removed=[p.name for p in removed])
 
     return router
+
+
+def _management_off() -> bool:
+    return os.environ.get("SDEDIT_NO_DOWNLOADS", "") not in ("", "0")
 
 
 def _check_source(source: str) -> None:

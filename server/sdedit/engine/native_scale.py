@@ -32,6 +32,11 @@ THRESHOLD = 1.25
 #: Stage 2's t0 (capped by the request's): enough noise to re-grow 1-2 px detail on the upscaled stage-1
 #: picture, little enough that the network at full size cannot re-lay it out (benchmarks/canvas.py).
 REFINE_T0 = 0.2
+#: The same for pixel models that take any size (the embedded model): at 0.2 its refine at 4x native scale
+#: turned flat stroke areas into crisp vertical streaks (composed paintings, 1024x768, t0 0.5: streak measure
+#: 1.50, detail 11.3); at 0.1 the streak measure is 1.05, detail 6.5 (target >= 5), blur-RMSE the same 10.7,
+#: and it takes 4 steps instead of 8 (benchmarks/streaks.py, docs/model_card.md).
+PIXEL_REFINE_T0 = 0.1
 MIN_REFINE_STEPS = 4
 #: Each refine stage enlarges the picture at most this much (longer side): on a 2048 px canvas the 256 px
 #: stage-1 picture is refined at half size first, then at full size; one 8x jump lets the network at full
@@ -98,7 +103,8 @@ class TwoStagePlan:
 
 
 def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edge_margin: int, t0: float,
-         steps: int, square: bool = False, detail_size: tuple[int, int] | None = None) -> TwoStagePlan | None:
+         steps: int, square: bool = False, detail_size: tuple[int, int] | None = None,
+         refine_t0: float = REFINE_T0) -> TwoStagePlan | None:
     """The two-stage plan for a region edited at `full_size`, or None when one stage at full size is right.
 
     edge_margin: the padding `full_size` includes on every side (stage 1 adds the same at its own scale).
@@ -127,7 +133,7 @@ def plan(native_size: int | None, full_size: tuple[int, int], multiple: int, edg
         # of benchmarks/streaks.py rose from 0.87 to 1.07 at 1024x768, t0 0.5.)
         low = tuple(max(8, int(round(v * scale))) for v in (width, height))
         padded = tuple(max(multiple, int(math.ceil((v + 2 * pad) / multiple)) * multiple) for v in low)
-    refine_t0 = min(float(t0), REFINE_T0)
+    refine_t0 = min(float(t0), refine_t0)
     # the share of the steps that range would get at the paper's t0 0.5 (or at t0, when larger): 8 of 20
     refine_steps = max(MIN_REFINE_STEPS, math.ceil(steps * refine_t0 / max(float(t0), 0.5)))
     middle = []
@@ -147,13 +153,14 @@ def working_plan(region_size: tuple[int, int], *, native_size: int | None, resol
     """(the size the edit's result is computed at, the stage plan or None for one stage) for a working region
     of `region_size` (edge margin included): one rule for the engine and for the server's job budget.
 
-    detail: canvases above max_side get the last full-size pass (pixel models; not latent ones)."""
+    detail: canvases above max_side get the last full-size pass, and refine stages run at PIXEL_REFINE_T0
+    (pixel models; not latent ones)."""
     region = imaging.Region(0, 0, *region_size)
     size = imaging.working_size(region, resolution, multiple, max_side)
     canvas = None if resolution or not detail else imaging.working_size(region, None, multiple, DETAIL_MAX_SIDE)
     staged = plan(native_size, imaging.working_size(region, None, multiple, refine_max_side(resolution, max_side)),
                   multiple, 0 if resolution else edge_margin, t0, steps, square=resolution is not None,
-                  detail_size=canvas)
+                  detail_size=canvas, refine_t0=PIXEL_REFINE_T0 if detail and not resolution else REFINE_T0)
     if staged is None and canvas is not None and canvas[0] * canvas[1] <= max_side ** 2:
         size = canvas  # a long thin strip (40x4096): no more pixels than max_side², edited at its own size
     return (size if staged is None else staged.working_size), staged

@@ -21,9 +21,11 @@ class ModelInfo:
     default_sde: str = "vp"  # the sampler used when a request names none
     native_size: int | None = None  # the side it was trained at (DiffusionModel.native_size)
     live: LiveDefaults | None = None  # what a live-mode preview asks for (models/live.py)
+    prediction: str | None = None  # latent models: "epsilon" or "v_prediction"
+    prediction_note: str = ""  # how that was settled when the model does not declare it (SD 2.x single files)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "resolution": self.resolution, "sde": self.sde, "default": self.default,
                 "description": self.description, "kind": self.kind, "text": self.text,
                 "default_sde": self.default_sde, "native_size": self.native_size,
-                "live": None if self.live is None else self.live.as_dict()}
+                "live": None if self.live is None else self.live.as_dict(), "prediction": self.prediction}

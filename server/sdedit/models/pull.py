@@ -68,6 +68,13 @@ class PullPlan:
     licence: str | None = None
     classify: bool = False  # put a single file in loras/ or embeddings/ by its tensor names
 
+    def installed(self) -> Path | None:
+        """Where this download is already installed (a classified single file may sit in loras/ or embeddings/)."""
+        places = [self.target]
+        if self.classify and not self.folder:
+            places += [self.target.parent / kind / self.target.name for kind in (LORA_DIR, EMBEDDING_DIR)]
+        return next((p for p in places if p.exists()), None)
+
     @property
     def total(self) -> int | None:
         sizes = [f.size for f in self.files]
@@ -317,8 +324,8 @@ def run_pull(plan: PullPlan, progress: Progress | None = None, cancel: Callable[
     """Download, verify and install; returns the installed path. Partial files stay for the next run."""
     import requests
 
-    if plan.target.exists():
-        return plan.target
+    if plan.installed() is not None:
+        return plan.installed()
     total = plan.total
     if max_bytes is not None and total is not None and total > max_bytes:
         raise InputError(f"{plan.name} is {human_size(total)}, more than this server's limit of "

@@ -47,6 +47,10 @@ class Family:
     pad_tokens: tuple[str, ...]  # one per text encoder: CLIP pads with end-of-text, OpenCLIP with "!"
     guidance: float  # default classifier-free guidance scale
     config: Path = CONFIG_ROOT
+    # how the prediction was settled: "config" (the family's or folder's own), "sidecar", "marker" (a v_pred
+    # key), "weights" (told from the UNet's output, sd_prediction.py), "assumed" (the weights did not tell) or
+    # "undecided" (an SD 2.x file not loaded yet: v assumed until then)
+    prediction_source: str = "config"
 
     @property
     def is_xl(self) -> bool:
@@ -159,18 +163,45 @@ def sidecar(path: Path) -> dict:
     return data
 
 
-def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> Family:
-    """The family of a single-file checkpoint: detected from its tensors, then the sidecar's overrides."""
+PREDICTION_NOTES = {"sidecar": "set by its sidecar", "marker": "marked in the file", "weights": "told from its weights",
+                    "assumed": "assumed, its weights did not tell", "undecided": "assumed until it is first loaded"}
+
+
+def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None, told: dict | None = None) -> Family:
+    """The family of a single-file checkpoint: detected from its tensors, then the sidecar's overrides.
+
+    SD 2.x files do not say whether they predict epsilon (2.x base, 512) or v (768): unless a sidecar or a
+    `v_pred` key says so, the decision read from the weights on the first load (sd_prediction.py) is used,
+    and v until then (`told`: a decision just made, {"prediction": ...}, used even if it could not be saved)."""
+    from sdedit.models import sd_prediction
+
     side = sidecar(path)
-    name = side.get("family")
+    name, source = side.get("family"), "sidecar"
     if name is None:
         shapes = shapes if shapes is not None else tensor_shapes(path)
-        name = detect_family(shapes)
-        if name == "sd2v" and side.get("prediction") == "epsilon":
+        name, source = detect_family(shapes), "config"
+        if V_PRED_MARKER in shapes:
+            name, source = ("sd2v" if name == "sd2" else name), "marker"
+        elif name == "sd2v" and "prediction" not in side:
+            told = told or sd_prediction.remembered(path)
+            if told is None:
+                source = "undecided"
+            else:
+                name = "sd2" if told["prediction"] == "epsilon" else "sd2v"
+                source = "weights" if told["prediction"] else "assumed"
+        elif name == "sd2v" and side.get("prediction") == "epsilon":
             name = "sd2"
     if name not in FAMILIES:
         raise InputError(f"The sidecar of {path.name} names family '{name}'; use one of {', '.join(FAMILIES)}.")
-    return apply_overrides(FAMILIES[name], side, path.parent)
+    family = replace(FAMILIES[name], prediction_source=source)
+    if source == "marker":
+        family = replace(family, prediction="v_prediction")
+    return apply_overrides(family, side, path.parent)
+
+
+def prediction_note(family: Family) -> str:
+    """How the prediction was settled, for the model list ("" when it is the family's or folder's own)."""
+    return PREDICTION_NOTES.get(family.prediction_source, "")
 
 
 def apply_overrides(family: Family, side: dict, base: Path) -> Family:
@@ -180,6 +211,7 @@ def apply_overrides(family: Family, side: dict, base: Path) -> Family:
         if side["prediction"] not in ("epsilon", "v_prediction"):
             raise InputError("A sidecar's 'prediction' must be 'epsilon' or 'v_prediction'.")
         changes["prediction"] = side["prediction"]
+        changes["prediction_source"] = "sidecar"
     if "resolution" in side:
         changes["resolution"] = int(side["resolution"])
     if "config" in side:

@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 
 from sdedit.errors import InputError
-from sdedit.models import vae_tiling
+from sdedit.models import sd_prediction, vae_tiling
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.sd_family import DEFAULT_SDE, Family, unwrap_state_dict, with_text_model_level
-from sdedit.models.sd_lookup import describe_sd, family_of, is_sd_checkpoint, is_sd_model  # noqa: F401 (re-exported)
+from sdedit.models.sd_family import DEFAULT_SDE, Family, family_for_file, unwrap_state_dict, with_text_model_level
+from sdedit.models.sd_lookup import (  # noqa: F401 (re-exported)
+    describe_family, describe_sd, family_of, is_sd_checkpoint, is_sd_model,
+)
 from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
@@ -52,16 +54,25 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
     abar = _alphas_cumprod(parts["scheduler"])
     sigmas = ((1 - abar) / abar).sqrt()
     multiple = 8 * 2 ** (len(unet.config.block_out_channels) - 1)
-    model = LatentModel(
-        unet, vae, encoders, parts["tokenizers"], family, id=model_id, native_sde="vp", resolution=None,
-        size_multiple=multiple, default_steps=dict(DEFAULT_STEPS), sigma_min=float(sigmas[0]),
-        sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
-        max_side=2 * family.resolution, description=family.title,
-    )
-    model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
-    model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
-    if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
-        model.default_guidance = NO_GUIDANCE
+
+    def build(family: Family) -> LatentModel:
+        model = LatentModel(
+            unet, vae, encoders, parts["tokenizers"], family, id=model_id, native_sde="vp", resolution=None,
+            size_multiple=multiple, default_steps=dict(DEFAULT_STEPS), sigma_min=float(sigmas[0]),
+            sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
+            max_side=2 * family.resolution, description=describe_family(family),
+        )
+        model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
+        model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
+        if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
+            model.default_guidance = NO_GUIDANCE
+        return model
+
+    model = build(family)
+    if family.prediction_source == "undecided":  # SD 2.x, epsilon or v: one UNet call tells (sd_prediction.py)
+        prediction, errors = sd_prediction.probe(model)
+        sd_prediction.remember(path, prediction, errors)
+        model = build(family_for_file(path, told={"prediction": prediction}))
     return model
 
 

@@ -11,8 +11,8 @@ from sdedit.errors import InputError
 from sdedit.models.info import ModelInfo
 from sdedit.models.live import LiveDefaults, NO_GUIDANCE, few_step_kind, latent_live, read_scheduler  # noqa: F401
 from sdedit.models.sd_family import (
-    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, sidecar,
-    tensor_shapes,
+    DEFAULT_SDE, SINGLE_FILE_SUFFIXES, Family, family_for_file, family_for_folder, is_sd_folder, prediction_note,
+    sidecar, tensor_shapes,
 )
 
 
@@ -34,14 +34,22 @@ def family_of(path: Path) -> Family:
     return family_for_folder(path) if path.is_dir() else family_for_file(path)
 
 
+def describe_family(family: Family) -> str:
+    """The family's title, and how its prediction was settled when it was not declared
+    ("Stable Diffusion 2.x (512, epsilon); prediction told from its weights")."""
+    note = prediction_note(family)
+    return f"{family.title}; prediction {note}" if note else family.title
+
+
 def describe_sd(model_id: str, path: Path) -> ModelInfo:
-    """The listing of a checkpoint, from its configs or tensor names only."""
+    """The listing of a checkpoint, from its configs or tensor names only (and a remembered SD 2.x decision)."""
     family = family_of(path)
     side = sidecar(path) if path.is_file() else {}
-    description = side.get("description") or family.title
+    description = side.get("description") or describe_family(family)
     live = live_defaults_of(path, family, side)
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
-                     text=True, default_sde=default_sde_of(path, side), live=live)
+                     text=True, default_sde=default_sde_of(path, side), live=live, prediction=family.prediction,
+                     prediction_note=prediction_note(family), native_size=family.resolution)
 
 
 def live_defaults_of(path: Path, family: Family, side: dict | None = None) -> LiveDefaults:

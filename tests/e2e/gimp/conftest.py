@@ -37,6 +37,10 @@ def server(gimp_root, tiny_vp_dir, tmp_path_factory):
 
     models = tmp_path_factory.mktemp("gimp-models")
     make_sd_folder(models / "tiny-sd1", "sd1")
+    from tiny_lora import write_diffusers_lora  # a LoRA in the models folder's loras/ for the GIMP LoRA case
+
+    (models / "loras").mkdir()
+    write_diffusers_lora(models / ".lora-src", "sd1").rename(models / "loras" / "gimp-ink.safetensors")
     env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), SDEDIT_MODELS_DIR=str(models),
                PYTHONPATH=os.pathsep.join([str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
     with open(log, "wb") as out:

@@ -251,6 +251,11 @@ def main():
     Gimp.Selection.none(image)
     cases.append(run_case("prompt", image, layer, t0=0.5, samples=1, steps=3, seed=5, model="tiny-sd1",
                           prompt="a lake at dusk", negative_prompt="blurry", guidance=5.0, server_url=url))
+    # The same with a LoRA from the server's loras/ (the PDB argument added last), and with it at scale 0.
+    for name, loras in (("lora", "gimp-ink:0.8"), ("lora-off", "gimp-ink:0")):
+        cases.append(run_case(name, image, layer, t0=0.5, samples=1, steps=3, seed=5, model="tiny-sd1",
+                              prompt="a lake at dusk", negative_prompt="blurry", guidance=5.0, server_url=url,
+                              loras=loras))
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
 
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process

@@ -181,3 +181,10 @@ def test_prompt_goes_to_a_text_model_and_into_the_layer_name(gimp_report):
     assert case["status"] == "success", case["error"]
     assert [layer["name"] for layer in case["new_layers"]] == ["SDEdit t0=0.50 \u201ca lake at dusk\u201d #1 seed=5"]
     assert case["checks"][0]["inside_changed"] >= 0.5 * case["checks"][0]["inside"]
+
+
+def test_a_lora_changes_the_text_models_result_and_scale_0_does_not(gimp_report):
+    plain, lora, off = gimp_report["prompt"], gimp_report["lora"], gimp_report["lora-off"]
+    assert lora["status"] == "success" and off["status"] == "success", (lora["error"], off["error"])
+    assert off["checks"] == plain["checks"]  # scale 0: exactly the model without the LoRA
+    assert lora["checks"][0]["inside_abs_diff"] != plain["checks"][0]["inside_abs_diff"]

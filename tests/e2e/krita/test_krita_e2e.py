@@ -50,10 +50,23 @@ def krita_run(request, tmp_path_factory):
     from tiny_sd import make_sd_folder
 
     make_sd_folder(models / "tiny-sd1", "sd1")
+    # a fake Hugging Face Hub on loopback for the Models panel's download (the server reaches it by HF_ENDPOINT)
+    from fake_hub import FakeHub
+    from tiny_lora import write_diffusers_lora
+
+    hub = FakeHub()
+    hub.repos["tiny-org/krita-lora"] = {"pytorch_lora_weights.safetensors":
+                                        write_diffusers_lora(work / "lora-src", "sd1").read_bytes()}
+    hub.throttle = 0.1  # 4 KiB every 100 ms (about 1.5 s): the progress bar has time to move
+    hub.start()
+    slow = models / "tiny-vp-slow-live"  # live mode's off switch needs a live job that runs for seconds
+    shutil.copytree(tiny_vp_dir, slow)
+    (slow / "sdedit.json").write_text(json.dumps({"live": {"sde": "vp", "steps": 600, "size": 32}}))
     # the default named by id: the registry flags a default given as a path only when its listed path is the
     # same, and the listed one here is the symlink
     server = ServerProcess(tiny_vp_dir, work / "server.log", extra_env={
-        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name}).start()
+        "SDEDIT_MODELS_DIR": str(models), "SDEDIT_DEFAULT_MODEL": tiny_vp_dir.name, "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(work / "hf-home")}).start()
     # The installation the plugin may start a server from (as install.py records it), with the tiny model.
     record = write_record(sys.executable, root=str(ROOT), path=str(work / "server-record.json"), env={
         "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT / "shared")]),
@@ -65,12 +78,14 @@ def krita_run(request, tmp_path_factory):
         config = {"server_url": server.url, "down_url": "http://127.0.0.1:%d" % free_port(),
                   "out_dir": str(work / "out"), "timeout_s": 900, "record": record,
                   "autostart_url": "http://127.0.0.1:%d" % autostart_port, "text_model": "tiny-sd1",
-                  "restart_url": "http://127.0.0.1:%d" % restart_port}
+                  "restart_url": "http://127.0.0.1:%d" % restart_port, "pull_source": "tiny-org/krita-lora",
+                  "slow_model": "tiny-vp-slow-live"}
         if os.environ.get("SDEDIT_E2E_CASES"):  # while developing: only these harness cases (pair with -k)
             config["cases"] = os.environ["SDEDIT_E2E_CASES"].split(",")
         report, log, seconds = run_krita(work / "home", config, timeout=960)
     finally:
         server.stop()
+        hub.stop()
         started = stop_autostarted(work / "home", autostart_port)
         restarted = stop_autostarted(work / "home", restart_port)
     print("\nKrita e2e: %.1f s in Krita (%s)" % (seconds, ", ".join(
@@ -78,8 +93,10 @@ def krita_run(request, tmp_path_factory):
     assert report.get("finished"), "the harness did not finish; Krita log tail:\n%s\nserver log tail:\n%s" % (
         log[-4000:], server.log_tail())
     report["server_log"] = server.log_tail(200000)
+    report["tiny_model"] = str(tiny_vp_dir)
     report["autostarted"] = started
     report["restarted"] = restarted
+    report["models_dir"] = str(models)
     return report, Path(config["out_dir"]), server.url
 
 
@@ -463,3 +480,89 @@ def test_server_killed_mid_job_says_it_stopped_and_offers_to_start_it_again(krit
     assert case["retry_report"] and case["retry_report"]["ok"], case["retry_report"]
     assert "SDEdit t0=1.00 VP #1 seed=41" in case["layers_after"]
     assert krita_run[0]["restarted"].get("health") == "ok"
+
+
+def test_models_panel_downloads_from_the_hub_with_progress_and_removes(krita_run):
+    case, _, _ = _case(krita_run, "models_panel")
+    assert any(line.startswith("sd15") for line in case["catalogue"]), case["catalogue"]
+    assert case["started"], case
+    assert case["last_pull"]["state"] == "done", case
+    assert any(0 < value < 1000 for value in case["progress_seen"]), case["progress_seen"]  # visible progress
+    assert case["status_while"] and case["status_while"].startswith("Downloading tiny-org/krita-lora"), case
+    assert case["status"] == "Installed krita-lora.", case
+    assert "krita-lora  (LoRA)" in case["installed"], case
+    assert case["remove_started"] and "krita-lora  (LoRA)" not in case["installed_after_remove"], case
+    assert not (Path(krita_run[0]["models_dir"]) / "loras" / "krita-lora.safetensors").exists()
+
+
+# -- live mode (the docker's Live toggle) ---------------------------------------------------------------------
+def test_live_strokes_give_distinct_previews_the_last_of_the_final_canvas(krita_run):
+    """Six strokes painted by script with Live on: several distinct previews, a busy indicator, every job
+    of the session final, and the last preview is exactly the model's edit of the final canvas."""
+    case, out, url = _case(krita_run, "live")
+    assert case["live_on"] and case["idle"], case
+    assert case["live"]["size"] == 32 and case["live"]["sde"] == "ode", case["live"]
+    assert len(set(case["preview_keys"])) >= 4, case  # the first canvas and at least three stroke states
+    assert case["updates_shown"] >= 4 and case["busy_seen"]
+    assert set(case["sent_states"]) <= {"done", "cancelled"}, case["sent_states"]
+    params = case["params"]
+    assert params["seed"] == 23 and params["sde"] == "ode" and params["steps"] == 3 and params["samples"] == 1
+    expected = _edit_in_process(krita_run, out / "live-final-canvas.png", params)
+    assert decode_png((out / "live-last-preview.png").read_bytes()) == expected
+
+
+def _edit_in_process(krita_run, canvas_png, params):
+    """The tiny default model's edit of a canvas PNG in this process (the engine is deterministic per seed on
+    the CPU: the server, with one thread, gives the same bytes), as decode_png's (width, height, rgba)."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from sdedit.engine import edit
+    from sdedit.models import load_model
+
+    report, _, _ = krita_run
+    model = load_model(report["tiny_model"], device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        image = Image.open(canvas_png)
+        image.load()
+        result = edit(model, image, t0=params["t0"], sde=params["sde"], steps=params["steps"], seed=params["seed"])
+    finally:
+        torch.set_num_threads(threads)
+    buf = io.BytesIO()
+    result.images[0].save(buf, "PNG")
+    return decode_png(buf.getvalue())
+
+
+def test_live_apply_renders_the_result_at_full_size_as_one_undo_step(krita_run):
+    case, out, _ = _case(krita_run, "live")
+    assert case["apply_started"] and case["apply_report"]["ok"], case["apply_report"]
+    added = [name for name in case["layers_after_apply"] if name not in case["layers_before"]]
+    assert len(added) == 1 and "seed=23" in added[0], added
+    # the canvas is the live size here, so the full-size render with the same seed is the preview itself
+    assert _png(out, "live-applied.png") == decode_png((out / "live-last-preview.png").read_bytes())
+    assert case["layers_after_undo"] == case["layers_before"]
+    assert not case["live_after_off"]
+
+
+def test_live_off_stops_all_work_within_a_second(krita_run):
+    case, _, _ = _case(krita_run, "live_off")
+    assert case["running"] and case["busy_visible"], case
+    assert case["live"]["steps"] == 600
+    assert case["off_call_s"] < 0.2, case  # the toggle returns at once
+    assert case["job_state"]["state"] == "cancelled" and case["job_state"]["progress"] < 1.0, case
+    assert case["stopped_after_s"] <= 1.0 and case["worker_finished_after_s"] <= 1.5, case
+    assert case["sent_after_off"] == 0 and not case["live_after_off"] and not case["busy_after_off"]
+
+
+def test_live_watching_costs_the_painter_little(krita_run):
+    """The timer's look at an unchanged 2048x1536 layer takes a few tens of ms at most (every 400 ms, and never
+    during a stroke); a look that finds a change also scales it to the live size."""
+    case, _, _ = _case(krita_run, "live_cost")
+    print("\nlive look at 2048x1536: unchanged %s ms, changed %s ms" % (case["unchanged_ms"], case["changed_ms"]))
+    assert case["versions"] == 4, case  # the first look and one per stroke: unchanged looks send nothing
+    assert sorted(case["unchanged_ms"])[2] < 80, case
+    assert not case["live_after_off"]

@@ -273,13 +273,13 @@ def case_group_active(case):
     wait(2.0)  # Krita may activate a layer added to the group meanwhile
     case["mask"] = dump_png("group-mask.png", width, height, bytes(document.selection().pixelData(*rect)), 1)
     case["steps_to_group"] = []
-    for _ in range(3):  # a layer inside the group is active: Page Up climbs to the group, as a painter would
+    for _ in range(3):  # Krita sometimes hands the focus to a layer added in the group: give it back
         active = document.activeNode()
         case["steps_to_group"].append(active.name() if active is not None else None)
         if active is not None and active.type() == "grouplayer":
             break
-        Krita.instance().action("activateNextLayer").trigger()
-        wait(2, lambda: document.activeNode() is not None and document.activeNode() != active)
+        document.setActiveNode(group)  # works for a node Krita made itself (not for ones added from Python)
+        wait(3, lambda: document.activeNode() is not None and document.activeNode().type() == "grouplayer")
     case["active_type"] = document.activeNode().type() if document.activeNode() is not None else None
     case["node_type"] = group.type()
     try:
@@ -614,6 +614,186 @@ def case_docker(case):
     case["history_after"] = [docker.history_list.item(i).text() for i in range(docker.history_list.count())]
 
 
+def stroke_rect(width, height, k):
+    """Stroke k of the live case: a short thick diagonal dab line in its own colour (BGRA), as (rect, bytes)."""
+    colours = [(200, 60, 20), (30, 40, 220), (40, 160, 40), (20, 200, 230), (160, 40, 160), (90, 90, 90)]
+    x0, y0 = 2 + (k * 5) % (width - 14), 2 + (k * 7) % (height - 14)
+    side = 12
+    data = bytearray()
+    for y in range(side):
+        for x in range(side):
+            on = abs(x - y) <= 2
+            data += bytes(colours[k % len(colours)]) + b"\xff" if on else b"\x00\x00\x00\x00"
+    return (x0, y0, side, side), bytes(data)
+
+
+def paint_stroke(document, node, width, height, k):
+    """Paint stroke k over the layer's current pixels (transparent parts of the dab keep them)."""
+    rect, dab = stroke_rect(width, height, k)
+    old = bytearray(node.pixelData(*rect))
+    for i in range(0, len(dab), 4):
+        if dab[i + 3]:
+            old[i:i + 4] = dab[i:i + 4]
+    node.setPixelData(bytes(old), *rect)
+    document.refreshProjection()
+
+
+def live_panel():
+    from sdedit.docker import SDEditDocker
+
+    docker = [d for d in Krita.instance().dockers() if isinstance(d, SDEditDocker)][0]
+    docker.show()
+    return docker, docker.live
+
+
+def case_live(case):
+    """The docker's Live toggle: strokes painted by script one by one give distinct previews, the last one of
+    the final canvas; Apply renders it at full size with the same seed as one layer (one undo step)."""
+    from sdedit_client import Client
+
+    docker, panel = live_panel()
+    width = height = 32  # the tiny model's live size: the live request is the canvas itself, unscaled
+    document = new_document("sdedit-e2e-live", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "fixed", "seed": 23, "model": "", "result_layer": "full"})
+    wait(5, lambda: not docker.form.server_info_pending())
+    panel.toggle.click()  # as the painter does
+    case["live_on"] = panel.is_live()
+    keys = []
+    busy = []
+
+    def watch():
+        key = image_key(panel.preview.pixmap())
+        if key is not None and (not keys or keys[-1] != key):
+            keys.append(key)
+        if panel.busy_bar.isVisible() and not busy:
+            busy.append(True)
+
+    def idle():
+        watch()
+        return (panel.result is not None and panel.result["version"] == panel.version
+                and not panel.busy_bar.isVisible())
+
+    wait(60, idle)
+    strokes = []
+    for k in range(6):
+        paint_stroke(document, node, width, height, k)
+        strokes.append(time.time())
+        wait(0.7 if k % 2 else 0.15, lambda: (watch(), False)[1])  # some strokes come faster than results
+    case["idle"] = wait(60, idle)
+    case["preview_keys"] = keys
+    case["updates_shown"] = panel.updates_shown
+    case["versions"] = panel.version
+    case["sent"] = list(panel.worker.sent)
+    case["live"] = dict(panel.worker.live)
+    params = dict(panel.result["params"])
+    case["params"] = params
+    case["final_canvas"] = dump_png("live-final-canvas.png", width, height, rgba_of(node, (0, 0, width, height)))
+    with open(os.path.join(CONFIG["out_dir"], "live-last-preview.png"), "wb") as handle:
+        handle.write(panel.result["png"])
+    client = Client(CONFIG["server_url"])
+    case["sent_states"] = [client.status(job)["state"] for job in panel.worker.sent]
+    case["busy_seen"] = bool(busy)
+    before = [c.name() for c in document.rootNode().childNodes()]
+    case["apply_started"] = panel.apply()
+    wait(120, lambda: panel.apply_controller is None)
+    document.waitForDone()
+    wait(0.5)
+    case["apply_report"] = {k: v for k, v in panel.last_apply.items() if k != "images"}
+    after = [c.name() for c in document.rootNode().childNodes()]
+    case["layers_before"], case["layers_after_apply"] = before, after
+    for child in document.rootNode().childNodes():
+        if child.name() not in before:
+            case["applied_png"] = dump_png("live-applied.png", width, height, rgba_of(child, (0, 0, width, height)))
+    case["sent_after_apply"] = len(panel.worker.sent)
+    Krita.instance().action("edit_undo").trigger()
+    wait(0.5)
+    document.waitForDone()
+    case["layers_after_undo"] = [c.name() for c in document.rootNode().childNodes()]
+    panel.toggle.click()
+    case["live_after_off"] = panel.is_live()
+
+
+def case_live_off(case):
+    """Live off while a long live job runs (the slow model's live defaults: 600 VP steps): within a second
+    nothing of the session runs on the server, and strokes painted afterwards send nothing."""
+    from sdedit_client import Client
+
+    docker, panel = live_panel()
+    width = height = 32
+    document = new_document("sdedit-e2e-live-off", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "random", "model": CONFIG["slow_model"]})
+    wait(5, lambda: not docker.form.server_info_pending())
+    panel.toggle.click()
+    client = Client(CONFIG["server_url"])
+    worker = panel.worker
+
+    def running():
+        return bool(worker.sent) and client.status(worker.sent[-1])["state"] == "running" \
+            and client.status(worker.sent[-1])["progress"] > 0.01
+
+    case["running"] = wait(60, running)
+    case["busy_visible"] = panel.busy_bar.isVisible()
+    job = worker.sent[-1]
+    case["live"] = dict(worker.live)
+    ended = []
+    worker.finished.connect(lambda: ended.append(time.time()))
+    off_at = time.time()
+    panel.toggle.click()
+    case["off_call_s"] = time.time() - off_at  # the GUI must not wait for the server
+
+    def stopped():
+        return client.status(job)["state"] in ("cancelled", "done", "failed")
+
+    wait(5, stopped)
+    case["stopped_after_s"] = time.time() - off_at
+    case["job_state"] = client.status(job)
+    wait(2, lambda: bool(ended))
+    case["worker_finished_after_s"] = (ended[0] if ended else time.time()) - off_at
+    sent_list, sent = worker.sent, len(worker.sent)  # the list itself: the stopped thread's object goes away
+    paint_stroke(document, node, width, height, 3)
+    wait(1.5)
+    case["sent_after_off"] = len(sent_list) - sent + (1 if panel.worker is not None else 0)
+    case["live_after_off"] = panel.is_live()
+    case["busy_after_off"] = panel.busy_bar.isVisible()
+
+
+def case_live_cost(case):
+    """What Live costs the painter between strokes: the time of one look at an unchanged 2048x1536 layer (the
+    timer's work every 400 ms), and of one look that finds a change (read, checksum, scale to the live size)."""
+    docker, panel = live_panel()
+    width, height = 2048, 1536
+    document = new_document("sdedit-e2e-live-cost", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "fixed", "seed": 3, "model": ""})
+    panel.toggle.click()
+    wait(60, lambda: panel.updates_shown >= 1)
+    panel.timer.stop()  # timed by hand below
+    unchanged = []
+    for _ in range(5):
+        started = time.perf_counter()
+        panel.look()
+        unchanged.append(time.perf_counter() - started)
+    changed = []
+    for k in range(3):
+        paint_stroke(document, node, 64, 64, k)
+        started = time.perf_counter()
+        panel.look()
+        changed.append(time.perf_counter() - started)
+    case["unchanged_ms"] = [round(1000 * t, 1) for t in unchanged]
+    case["changed_ms"] = [round(1000 * t, 1) for t in changed]
+    case["versions"] = panel.version
+    panel.toggle.click()
+    case["live_after_off"] = panel.is_live()
+
+
 def case_autostart(case):
     """No server at a local URL: the plugin starts the recorded installation's server and runs the edit."""
     import sdedit
@@ -893,13 +1073,47 @@ def case_dialog(case):
         os.path.join(CONFIG["out_dir"], "krita-result.png"))
 
 
+def case_models_panel(case):
+    """The docker's Models panel: type a Hugging Face id, Download (from the fake Hub the server reaches through
+    HF_ENDPOINT) with the progress bar moving, the LoRA listed as installed, then Remove."""
+    docker = find_docker()
+    panel = docker.models_panel
+    docker.form.set_values({"server_url": CONFIG["server_url"]})
+    panel.refresh()
+    wait(20, lambda: panel.catalogue_list.count() > 0)
+    case["catalogue"] = [panel.catalogue_list.item(i).text() for i in range(panel.catalogue_list.count())]
+    panel.source_edit.setText(CONFIG["pull_source"])
+    seen = []
+    click(panel.download_button)
+    case["started"] = panel.downloading()
+    deadline = time.time() + 120
+    while panel.downloading() and time.time() < deadline:
+        seen.append(panel.progress.value())
+        case["status_while"] = case.get("status_while") or (panel.status_label.text() if 0 < seen[-1] < 1000 else None)
+        wait(0.05)
+    case["progress_seen"] = sorted(set(seen))
+    case["last_pull"] = panel.last_pull
+    case["status"] = panel.status_label.text()
+    wait(20, lambda: any("(LoRA)" in panel.installed_list.item(i).text() for i in range(panel.installed_list.count())))
+    case["installed"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    for i in range(panel.installed_list.count()):
+        if "(LoRA)" in panel.installed_list.item(i).text():
+            panel.installed_list.setCurrentRow(i)
+    case["remove_started"] = panel.remove_selected(confirm=False)
+    wait(20, lambda: not any("(LoRA)" in panel.installed_list.item(i).text()
+                             for i in range(panel.installed_list.count())))
+    case["installed_after_remove"] = [panel.installed_list.item(i).text() for i in range(panel.installed_list.count())]
+    case["status_after_remove"] = panel.status_label.text()
+
+
 CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_two_samples),
          ("selection_only", case_selection_only), ("group_active", case_group_active), ("docker", case_docker),
          ("autostart", case_autostart), ("prompt", case_prompt),
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
          ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
-         ("server_stopped", case_server_stopped)]
+         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel), ("live", case_live),
+         ("live_off", case_live_off), ("live_cost", case_live_cost)]
 
 
 class Harness(Extension):
