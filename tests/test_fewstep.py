@@ -128,7 +128,7 @@ def test_few_step_samplers_edit_pixel_models_and_keep_masked_pixels(tiny_vp, sam
     result = edit(tiny_vp, image, Image.fromarray(mask), t0=0.5, sde=sampler, steps=2, seed=3)
     out = np.asarray(result.images[0])
     assert result.steps == 2 and result.evaluations == 2
-    assert np.array_equal(out[:, :14], np.asarray(image)[:, :14])  # kept side exact (a seam blends at the edge)
+    assert np.array_equal(out[:, :8], np.asarray(image)[:, :8])  # kept side exact (engine/seam.py blends the edge)
     assert np.abs(out[:, 18:].astype(int) - np.asarray(image)[:, 18:]).mean() > 1
     again = edit(tiny_vp, image, Image.fromarray(mask), t0=0.5, sde=sampler, steps=2, seed=3)
     assert np.array_equal(np.asarray(again.images[0]), out)  # same seed, same bytes
