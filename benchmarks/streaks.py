@@ -1,6 +1,6 @@
 """Where do the vertical streaks come from? The streak ratio (benchmarks/canvas_metrics.py) per stage.
 
-Measured on: the training scenes themselves (sdedit.train.scenes, held-out seeds) and, with --terrain, the
+Measured on: the training scenes themselves (sdedit.synth.scenes, held-out seeds) and, with --terrain, the
 3-D renderer's (sdedit.synth.terrain); the stroke paintings; single-stage edits at 256²; and, for larger
 canvases, every stage of the native-scale pipeline (engine/native_scale.py): stage 1 at ~256², its bicubic
 upscale, the refine stage's raw output, the kept result after the split, the detail pass; per sampler.
@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from canvas import SEED_BASE, guides_for  # noqa: E402
+from canvas import SEED_BASE, guides_for  # noqa: E402  (a sibling: benchmarks/ is on the path)
 from canvas_metrics import detail, streak_ratio  # noqa: E402
 
 from sdedit.engine import edit, native_scale  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
-from sdedit.train.scenes import render_scene  # noqa: E402
+from sdedit.synth.scenes import render_scene  # noqa: E402
 
 
 def to_uint8(x) -> np.ndarray:

@@ -141,8 +141,10 @@ def cases(root: Path) -> dict[str, Callable[[], str]]:
                                                        t0=0.5, sde="ddim", steps=3, seed=22, guidance=3.0,
                                                        prompt="hills", negative_prompt="fog"),
         "latent-empty-mask": lambda: run("sd1", painting(64, 48, 23), Image.new("L", (64, 48), 0), t0=0.5, seed=23),
+        # a preview in stage 2 only: stage 1's least-squares latent->RGB fit on the padded low guide is
+        # ill-conditioned with these random weights, and its last bits vary from run to run (LAPACK)
         "latent-two-stage": lambda: run("sd1-staged", painting(96, 80, 24), t0=0.5, sde="ode", steps=4, seed=24,
-                                        prompt="a lake", preview=True, preview_every=2),
+                                        prompt="a lake", preview=True, preview_every=5),
         "latent-two-stage-soft-mask-vp": lambda: run("sd1-staged", painting(96, 80, 25), soft_mask(96, 80),
                                                      t0=0.5, sde="vp", steps=4, seed=25, samples=2),
         "budget-estimates": lambda: _budget_digest(model),

@@ -36,3 +36,12 @@ def test_heightfield_has_ridges_and_shadows_fall_away_from_the_sun():
     assert low_sun.mean() < high_sun.mean() and high_sun.min() >= 0 and low_sun.max() <= 1
     zs = depths(0.5, 100, 0.05)
     assert zs[0] == 0.5 and zs[-1] >= 100 and np.all(np.diff(zs) > 0)
+
+
+def test_command_writes_a_training_shard_that_the_trainer_loads(tmp_path):
+    from sdedit.synth.terrain import main
+    from sdedit.train.dataset import load_scenes
+
+    main(["--out", str(tmp_path / "scenes_terrain.npy"), "--start", "7", "--count", "2", "--size", "64"])
+    scenes = load_scenes(tmp_path)
+    assert scenes.shape == (2, 64, 64, 3) and np.array_equal(scenes[1], render_terrain(8, 64))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdedit.errors import InputError
+from sdedit.models.facts import facts_of
 from sdedit.models.info import ModelInfo
 from sdedit.models.layout import describe_folder, is_model_folder
 from sdedit.models.live import pixel_live
@@ -168,7 +169,7 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
 def _evict_latent_models() -> None:
     """One big (Stable Diffusion) model resident on the GPU at a time: drop the others before loading."""
     with _cache_lock:
-        for key in [k for k, m in _cache.items() if getattr(m, "kind", "pixel") == "latent" and m.device.type == "cuda"]:
+        for key in [k for k, m in _cache.items() if facts_of(m).kind == "latent" and m.device.type == "cuda"]:
             del _cache[key]
     import torch
 

@@ -448,7 +448,9 @@ def _tonemap(col: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m sdedit.synth.terrain --grid out.png`: a grid of scenes and the render speed."""
+    """`python -m sdedit.synth.terrain --grid out.png` (a grid of scenes and the render speed) or
+    `--out runs/x/data/scenes_terrain.npy --start 20000 --count 3000` (a training shard, uint8 (N, S, S, 3),
+    which sdedit.train's load_scenes mixes with the other scenes_*.npy shards of the folder)."""
     import argparse
     import time
     from pathlib import Path
@@ -456,15 +458,37 @@ def main(argv: list[str] | None = None) -> None:
     from PIL import Image
 
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--grid", type=Path, required=True)
-    ap.add_argument("--start", type=int, default=1_600_000, help="first seed (held-out range by default)")
+    ap.add_argument("--grid", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="write a training shard (.npy) here")
+    ap.add_argument("--start", type=int, default=None, help="first seed (grid: held-out 1,600,000 by default)")
+    ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--rows", type=int, default=3)
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
     a = ap.parse_args(argv)
+    if (a.grid is None) == (a.out is None):
+        ap.error("give one of --grid PNG or --out NPY")
+    if a.out is not None:
+        start = 20_000 if a.start is None else a.start
+        if start + a.count > 1_000_000:
+            ap.error("training seeds must stay below 1,000,000 (held-out scenes use the seeds above)")
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        arr = np.lib.format.open_memmap(str(a.out) + ".part", mode="w+", dtype=np.uint8,
+                                        shape=(a.count, a.size, a.size, 3))
+        t = time.perf_counter()
+        for i in range(a.count):
+            arr[i] = render_terrain(start + i, a.size)
+            if (i + 1) % 100 == 0:
+                print(f"{i + 1}/{a.count} scenes, {time.perf_counter() - t:.0f} s", flush=True)
+        arr.flush()
+        del arr
+        Path(str(a.out) + ".part").rename(a.out)
+        print(f"wrote {a.out}")
+        return
     ims, t = [], time.perf_counter()
+    first = 1_600_000 if a.start is None else a.start
     for i in range(a.rows * a.cols):
-        ims.append(render_terrain(a.start + i, a.size))
+        ims.append(render_terrain(first + i, a.size))
     secs = (time.perf_counter() - t) / len(ims)
     rows = [np.concatenate(ims[r * a.cols:(r + 1) * a.cols], 1) for r in range(a.rows)]
     Image.fromarray(np.concatenate(rows, 0)).save(a.grid, optimize=True)
