@@ -777,10 +777,14 @@ def case_live_cost(case):
     wait(60, lambda: panel.updates_shown >= 1)
     panel.timer.stop()  # timed by hand below
     unchanged = []
+    case["version_before"] = panel.version
+    digests = []
     for _ in range(5):
         started = time.perf_counter()
         panel.look()
         unchanged.append(time.perf_counter() - started)
+        digests.append([panel.version, panel.watched[2] if panel.watched else None])
+    case["digests"] = digests
     changed = []
     for k in range(3):
         paint_stroke(document, node, 64, 64, k)
