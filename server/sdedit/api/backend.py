@@ -146,11 +146,12 @@ class EngineBackend:
         from ..engine import edit
         from ..imaging import encode_png
         from ..models import load_model
+        from ..models.facts import facts_of
 
         p: EditParams = job.params
         model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
         prompt, negative_prompt = p.prompt, p.negative_prompt
-        if getattr(model, "kind", "pixel") == "latent":
+        if facts_of(model).kind == "latent":
             from ..models.lora import apply_loras
 
             apply_loras(model, p.loras or [], paths=False)  # switching adapters: the checkpoint stays loaded
