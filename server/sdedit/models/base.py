@@ -7,12 +7,13 @@ first natively and the second through the change of variables; a VE score networ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch
 
 from sdedit.models.facts import DEFAULT_MAX_SIDE, ModelFacts, facts_of
 from sdedit.models.info import ModelInfo  # noqa: F401  (re-exported: ModelInfo lived here)
+from sdedit.models.live import LiveDefaults
 from sdedit.schedules import linear_alphas_cumprod, sigmas_from_alphas_cumprod, timestep_for_sigma
 
 
@@ -46,6 +47,8 @@ class DiffusionModel:
     #: the sampler for requests that name none (sdedit.json "default_sde", set by the loader; a class may
     #: declare its own); not a dataclass field, so subclasses' class attributes are not overwritten
     default_sde: ClassVar[str] = "vp"
+    #: live mode's defaults (models/live.py), set by the loader from the same configs as the model list's
+    live: ClassVar[Optional[LiveDefaults]] = None
     kind: ClassVar[str] = "pixel"  # "latent": the samplers run in a VAE's latent space (models/latent.py)
     takes_text: ClassVar[bool] = False  # takes a prompt, negative prompt and guidance
     prediction: ClassVar[str] = "epsilon"  # what the network outputs ("epsilon" or "v_prediction")
@@ -89,7 +92,7 @@ class DiffusionModel:
     def info(self, default: bool = False, path: str = "") -> ModelInfo:
         f = self.facts()
         return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description, kind=f.kind,
-                         text=f.takes_text, default_sde=f.default_sde, native_size=f.native_size)
+                         text=f.takes_text, default_sde=f.default_sde, native_size=f.native_size, live=f.live)
 
 
 class VPEpsilonModel(DiffusionModel):

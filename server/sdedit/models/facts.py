@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
+from sdedit.models.live import LiveDefaults
+
 DEFAULT_MAX_SIDE = 1024  # fully convolutional models work at most at this size, then the result is scaled up
 
 
@@ -31,6 +33,7 @@ class ModelFacts:
     max_side: int = DEFAULT_MAX_SIDE  # the longest side a network call runs at (above: scaled up)
     edge_margin: int = 0  # pixels of replicated edge around the working region (the network's border)
     schedule_length: int = 1000  # DDPM steps of its noise schedule (len(alphas_cumprod))
+    live: Optional[LiveDefaults] = None  # live mode's sampler, steps, size and guidance (models/live.py)
 
     @property
     def detail_pass(self) -> bool:

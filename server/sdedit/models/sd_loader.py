@@ -20,7 +20,7 @@ from sdedit.models.sd_family import DEFAULT_SDE, Family, family_for_file, unwrap
 from sdedit.models.sd_lookup import (  # noqa: F401 (re-exported)
     describe_family, describe_sd, family_of, is_sd_checkpoint, is_sd_model,
 )
-from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of
+from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of, live_defaults_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
@@ -64,6 +64,7 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
         )
         model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
         model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
+        model.live = live_defaults_of(path, family)
         if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
             model.default_guidance = NO_GUIDANCE
         return model
