@@ -36,13 +36,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canvas_metrics import blur_rmse, detail, region_colour, seam_score, streak_ratio  # noqa: E402
 
 from sdedit.engine import edit, native_scale, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
 from sdedit.synth import guides as composed  # noqa: E402
-from sdedit.train.dataset import HELD_OUT_SEED_BASE  # noqa: E402
+from sdedit.synth.scenes import HELD_OUT_SEED_BASE  # noqa: E402
 from sdedit.synth.scenes import render_scene  # noqa: E402
 from sdedit.synth.strokes import stroke_painting  # noqa: E402
 

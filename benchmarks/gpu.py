@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import reference_loop  # noqa: E402  (benchmarks/ is not a package)
+from speed import reference_loop  # noqa: E402  (a sibling: benchmarks/ is on the path, benchmarks/bench.py)
 
 from sdedit.engine import edit  # noqa: E402
 from sdedit.models import registry  # noqa: E402
-from sdedit.models import load_model  # noqa: E402
+from sdedit.models import load_model, timing  # noqa: E402
 
 DDPM_256 = dict(  # google/ddpm-ema-church-256's UNet (the paper's LSUN models)
     sample_size=256, in_channels=3, out_channels=3, layers_per_block=2,
@@ -54,8 +51,7 @@ def make_random_ddpm(folder: Path, config: dict) -> int:
 
 
 def sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
+    timing.sync(DEVICE)
 
 
 def matmul_tflops(n: int = 8192, repeats: int = 10) -> float:
@@ -76,30 +72,16 @@ def network_flops(model, batch: int) -> float:
     """Floating-point operations of one network call (convolutions, matmuls, attention) at 256x256."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.randn(batch, 3, 256, 256, device=DEVICE)
+    x = timing.network_input(model, 256, 256, batch=batch, random=True)
     with FlopCounterMode(display=False) as counter:
         model.eps_vp(x, 400)
     return float(counter.get_total_flops())
 
 
 def call_seconds(model, batch: int, repeats: int = 10) -> tuple[float, float]:
-    """(first call seconds, median seconds of later calls) at batch size `batch`."""
-    x = torch.randn(batch, 3, 256, 256, device=DEVICE)
-    sync()
-    t = time.perf_counter()
-    model.eps_vp(x, 400)
-    sync()
-    first = time.perf_counter() - t
-    for _ in range(2):
-        model.eps_vp(x, 400)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        model.eps_vp(x, 400)
-        sync()
-        times.append(time.perf_counter() - t)
-    return first, statistics.median(times)
+    """(first call seconds, median seconds of later calls) at batch size `batch`, 256x256."""
+    t = timing.time_call(model, (256, 256), batch=batch, repeats=repeats, warmup=3)
+    return t.first, t.median
 
 
 def timed(fn) -> float:

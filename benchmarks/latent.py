@@ -60,7 +60,7 @@ def build(device: torch.device, dtype: torch.dtype, compile_net: bool):
                         resolution=None, size_multiple=64, default_steps=dict(DEFAULT_STEPS),
                         sigma_min=float(sigmas[0]), sigma_max=float(sigmas[-1]), device=device, dtype=dtype,
                         alphas_cumprod=abar, max_side=1024)
-    model.native_resolution = None  # one stage at any --size, like img2img: the same UNet calls on both sides
+    model.native_size = None  # one stage at any --size, like img2img: the same UNet calls on both sides
     return model, sched
 
 
@@ -75,9 +75,7 @@ def pipeline(model, sched: dict):
     return pipe
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from sdedit.models.timing import sync  # noqa: E402  (one place times network calls)
 
 
 def main() -> None:

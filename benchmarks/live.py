@@ -153,7 +153,9 @@ def turbo_folder(tmp: Path, tiny: bool) -> Path:
 
     folder = tmp / "sd-turbo-random"
     if tiny:
-        sys.path.insert(0, str(ROOT / "tests"))
+        from bench import use_tests
+
+        use_tests()
         from tiny_sd import make_sd_folder
 
         make_sd_folder(folder, "sd1")

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from sdedit.engine import edit
 from sdedit.models import load_model
-from sdedit.train.dataset import HELD_OUT_SEED_BASE
+from sdedit.synth.scenes import HELD_OUT_SEED_BASE
 from sdedit.synth.metrics import RealismKID, faithfulness_l2
 from sdedit.synth.scenes import render_scene
 from sdedit.synth.strokes import stroke_painting

@@ -146,7 +146,6 @@ def http_job(client: httpx.Client, body_args: dict, image: Image.Image, poll: fl
 
 def main() -> None:
     if "--load" in sys.argv[1:]:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from server_load import main as load_main
 
         load_main([arg for arg in sys.argv[1:] if arg != "--load"])

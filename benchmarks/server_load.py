@@ -13,6 +13,17 @@ the machine where the issue was found). For each server:
                       how many the server closed after 4 s, log lines written meanwhile
   memory              peak RSS growth (Linux VmHWM, reset before each) with 6 large bodies posted at once,
                       and with 8 clients fetching a large result at once
+  body trickle        as many connections as the server allows each declare a small body and send a byte
+                      every 2 s (under the gap timer): is /v1/health answered while they are held, how many
+                      are still open after 15 s (issue 22, item 3)
+  slow-upload cancel  two 50 MiB uploads trickle; DELETE /v1/jobs/{id} without a body (what the client sends):
+                      seconds to the answer (issue 22, item 2)
+  fake-server hand-off `sdedit edit --samples 2` with $SDEDIT_TOKEN against an impostor on loopback that
+                      answers health like ours and returns one 300x20 red PNG: did it get the token, the
+                      picture, what was written (issue 22, item 1)
+  huge flat PNG       a 4096x4096 flat PNG (~50 KB) for the embedded model with SDEDIT_MAX_JOB_MEMORY_MB=2048:
+                      the answer, peak RSS growth within 20 s, and a 2048x2048 job cancelled in its detail
+                      pass: seconds from DELETE to 'cancelled' (issue 22, items 4 and 5)
 """
 from __future__ import annotations
 
@@ -38,6 +49,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_TIMEOUT_S = 3  # the server's default is 10 s; shorter here to keep the run short
+BODY_TIMEOUT_S = 5  # the default is 30 s (also the minimum-rate window): shorter here to keep the run short
+MAX_JOB_MEMORY_MB = 2048  # the per-job memory limit (a tree without one ignores it)
 
 
 def free_port() -> int:
@@ -55,7 +68,8 @@ class Served:
         self.log_path = Path(tempfile.mkstemp(prefix=f"sdedit-load-{name}-", suffix=".log")[1])
         env = dict(os.environ, PYTHONPATH=f"{src / 'server'}{os.pathsep}{src / 'shared'}", OMP_NUM_THREADS="1",
                    SDEDIT_MODELS_DIR=str(models), SDEDIT_DEFAULT_MODEL=str(models / "tiny-vp"),
-                   SDEDIT_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S), PYTHONUNBUFFERED="1")
+                   SDEDIT_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S), PYTHONUNBUFFERED="1",
+                   SDEDIT_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S), SDEDIT_MAX_JOB_MEMORY_MB=str(MAX_JOB_MEMORY_MB))
         env.pop("SDEDIT_TOKEN", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sdedit", "serve", "--port", str(self.port), "--device", "cpu"], env=env,
@@ -81,6 +95,13 @@ class Served:
             while client.get(f"/v1/jobs/{job}", params={"wait": 30}).json()["state"] not in ("done", "failed"):
                 pass
         return self
+
+    def connection_cap(self) -> int:
+        """The cap the server logged at start (at most N connections), else the file limit's share."""
+        import re
+
+        found = re.search(r"at most (\d+) connections", self.log_path.read_text(errors="replace"))
+        return int(found.group(1)) if found else 64
 
     def log_lines(self) -> int:
         return len(self.log_path.read_bytes().splitlines())
@@ -249,6 +270,147 @@ def memory(server: Served, big_png: bytes) -> Dict[str, float]:
             "result MiB": (sizes[0] if sizes else 0) / 2**20, "8 result fetches: peak growth MiB": results}
 
 
+def _upload(server: "Served", declared: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.sendall((f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {declared}\r\n\r\n{{").encode())
+    return sock
+
+
+def _trickle(socks: List[socket.socket], seconds: float, every: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and socks:
+        for sock in list(socks):
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                socks.remove(sock)
+        time.sleep(every)
+
+
+def body_trickle(server: "Served") -> Dict[str, object]:
+    cap = server.connection_cap()
+    socks = []
+    for _ in range(cap):
+        try:
+            socks.append(_upload(server, 4000))
+        except OSError:
+            break
+    _trickle(list(socks), 1.0, 0.5)
+    answered = 0
+    for _ in range(3):
+        try:
+            answered += httpx.get(server.url + "/v1/health", timeout=3, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            pass
+    live = list(socks)
+    _trickle(live, 15.0, 2.0)
+    for sock in socks:
+        sock.close()
+    time.sleep(0.5)
+    return {"held": len(socks), "health answered (of 3)": answered, "still open after 15 s": len(live)}
+
+
+def slow_upload_cancel(server: "Served") -> Dict[str, object]:
+    uploads = [_upload(server, 50 * 2**20) for _ in range(2)]
+    _trickle(list(uploads), 1.0, 0.5)
+    # they keep trickling (a byte a second, under the gap timer) while the job is cancelled
+    keep = threading.Thread(target=_trickle, args=(list(uploads), 25.0, 1.0), daemon=True)
+    keep.start()
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
+        job = client.post("/v1/jobs", json={"image": b64(png_bytes(96, 3)), "t0": 1.0, "sde": "vp", "steps": 1000,
+                                            "samples": 4}).json()["id"]
+        started = time.monotonic()
+        try:
+            answer = httpx.request("DELETE", f"{server.url}/v1/jobs/{job}", timeout=20, trust_env=False)
+            state = answer.json().get("state", answer.status_code)
+        except httpx.HTTPError as error:
+            state = type(error).__name__
+        seconds = time.monotonic() - started
+    for sock in uploads:
+        sock.close()
+    keep.join()
+    return {"DELETE answered in s": seconds, "job state": state}
+
+
+def fake_handoff(server: "Served", src: Path, models: Path) -> Dict[str, object]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_sdedit_server import FakeServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        guide = Path(tmp) / "in.png"
+        Image.fromarray(np.random.RandomState(3).randint(0, 256, (64, 64, 3), np.uint8)).save(guide)
+        env = dict(os.environ, PYTHONPATH=f"{src / 'server'}{os.pathsep}{src / 'shared'}", OMP_NUM_THREADS="1",
+                   SDEDIT_MODELS_DIR=str(models), SDEDIT_TOKEN="user-token-123")
+        env.pop("SDEDIT_DEFAULT_MODEL", None)
+        with FakeServer() as fake:
+            env["SDEDIT_SERVER_URL"] = fake.url
+            run = subprocess.run([sys.executable, "-m", "sdedit", "edit", str(guide), "--model", "tiny-vp", "--steps",
+                                  "2", "--seed", "7", "--samples", "2", "-o", str(Path(tmp) / "out.png")],
+                                 capture_output=True, text=True, env=env, timeout=600, cwd=tmp)
+        written = []
+        for k in range(2):
+            path = Path(tmp) / f"out-{k}.png"
+            if path.exists():
+                with Image.open(path) as img:
+                    written.append(f"{img.width}x{img.height}")
+            else:
+                written.append("missing")
+        real_before = server.log_path.read_text(errors="replace").count("state=done")
+        env["SDEDIT_SERVER_URL"] = server.url
+        real = subprocess.run([sys.executable, "-m", "sdedit", "edit", str(guide), "--model", "tiny-vp", "--steps",
+                               "2", "--seed", "7", "-o", str(Path(tmp) / "real.png")],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=tmp)
+        handed = server.log_path.read_text(errors="replace").count("state=done") > real_before
+    return {"impostor got the token": fake.got_token(), "impostor got the picture": fake.got_picture(),
+            "exit code": run.returncode, "files written": " ".join(written),
+            "real server still gets the job": handed and real.returncode == 0}
+
+
+def huge_flat_png(server: "Served") -> Dict[str, object]:
+    flat = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (90, 120, 200)).save(flat, "PNG")
+    out: Dict[str, object] = {"4096 flat PNG KB": len(flat.getvalue()) / 1024}
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=60) as client:
+        def submit_and_hold() -> None:
+            answer = client.post("/v1/jobs", json={"image": b64(flat.getvalue()), "model": "landscape", "seed": 1})
+            out["4096: answer"] = answer.status_code
+            if answer.status_code == 202:
+                job = answer.json()["id"]
+                time.sleep(20)
+                client.delete(f"/v1/jobs/{job}")
+                _until_final(client, job, 120)
+
+        out["4096: peak growth MiB (20 s)"] = server.peak_growth(submit_and_hold)
+        mid = io.BytesIO()
+        Image.fromarray(np.random.RandomState(5).randint(0, 256, (2048, 2048, 3), np.uint8)).save(mid, "PNG")
+        answer = client.post("/v1/jobs", json={"image": b64(mid.getvalue()), "model": "landscape", "seed": 1})
+        if answer.status_code != 202:
+            out["2048: cancel in detail pass s"] = f"HTTP {answer.status_code}"
+            return out
+        job = answer.json()["id"]
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and client.get(f"/v1/jobs/{job}").json()["progress"] < 0.9:
+            time.sleep(0.2)
+        started = time.monotonic()
+        client.delete(f"/v1/jobs/{job}")
+        state = _until_final(client, job, 300)
+        out["2048: cancel in detail pass s"] = time.monotonic() - started
+        out["2048: state"] = state
+    return out
+
+
+def _until_final(client: httpx.Client, job: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    state = "?"
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/jobs/{job}").json()["state"]
+        if state in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    return state
+
+
 # -- helpers --------------------------------------------------------------------------------------------------
 def _together(n: int, action: Callable[[], object]) -> None:
     threads = [threading.Thread(target=lambda: _quiet(action)) for _ in range(n)]
@@ -322,7 +484,9 @@ def _gif() -> bytes:
 def make_models(folder: Path) -> Path:
     import pickle
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    from bench import use_tests
+
+    use_tests()
     from tiny_models import make_vp_folder
 
     make_vp_folder(folder / "tiny-vp")
@@ -337,6 +501,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--stalled", type=int, default=150)
     ap.add_argument("--big", type=int, default=3000, help="side of the large image (noise PNG, level 0)")
+    ap.add_argument("--skip-huge", action="store_true", help="leave out the 4096/2048 px cases (minutes on CPU)")
+    ap.add_argument("--only-new", action="store_true", help="only the issue 22 cases (trickle, cancel, hand-off, huge)")
     a = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -349,20 +515,31 @@ def main(argv: Optional[List[str]] = None) -> None:
             for name, server in servers.items():
                 server.wait()
             for name, server in servers.items():
-                results[name] = {}
-                results[name].update({f"clients: {k}": v for k, v in concurrent_clients(server, a.clients).items()})
-                bad = bad_inputs(server)
-                results[name]["bad inputs refused with one sentence"] = f"{bad['refused well']} / {bad['tried']}"
-                results[name]["_bad_rows"] = bad["rows"]
-                results[name].update({f"stalled: {k}": v for k, v in stalled_connections(server, a.stalled).items()})
-                results[name].update({f"memory: {k}": v for k, v in memory(server, big_png).items()})
+                results[name] = {"_bad_rows": []}
+                if not a.only_new:
+                    results[name].update({f"clients: {k}": v
+                                          for k, v in concurrent_clients(server, a.clients).items()})
+                    bad = bad_inputs(server)
+                    results[name]["bad inputs refused with one sentence"] = f"{bad['refused well']} / {bad['tried']}"
+                    results[name]["_bad_rows"] = bad["rows"]
+                    results[name].update({f"stalled: {k}": v
+                                          for k, v in stalled_connections(server, a.stalled).items()})
+                    results[name].update({f"memory: {k}": v for k, v in memory(server, big_png).items()})
+                results[name].update({f"trickle: {k}": v for k, v in body_trickle(server).items()})
+                results[name].update({f"slow uploads: {k}": v for k, v in slow_upload_cancel(server).items()})
+                results[name].update({f"hand-off: {k}": v
+                                      for k, v in fake_handoff(server, trees[name], models).items()})
+                if not a.skip_huge:
+                    results[name].update({f"huge: {k}": v for k, v in huge_flat_png(server).items()})
         finally:
             for server in servers.values():
                 server.stop()
 
     names = list(results)
     print(f"machine: {os.cpu_count()} CPUs; servers: {', '.join(f'{n} ({trees[n]})' for n in names)}; "
-          f"{a.clients} clients, {a.stalled} stalled connections, 128 open files, header deadline {HEADER_TIMEOUT_S} s")
+          f"{a.clients} clients, {a.stalled} stalled connections, 128 open files, header deadline {HEADER_TIMEOUT_S} s, "
+          f"body timeout {BODY_TIMEOUT_S} s, job memory limit {MAX_JOB_MEMORY_MB} MiB; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
     print()
     print(f"{'measure':<46}" + "".join(f"{n:>18}" for n in names))
     print("-" * (46 + 18 * len(names)))
@@ -371,6 +548,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             continue
         print(f"{key:<46}" + "".join(f"{_fmt(results[n].get(key)):>18}" for n in names))
     for name in names:
+        if not results[name]["_bad_rows"]:
+            continue
         print()
         print(f"bad inputs, {name}:")
         for case, status, ok, seconds, detail in results[name]["_bad_rows"]:

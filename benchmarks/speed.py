@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from sdedit.engine import edit
-from timing import bare_call_seconds
+from bench import call_seconds as bare_call_seconds
 from sdedit.imaging import from_tensor, to_tensor
 from sdedit.models import load_model
-from sdedit.train.dataset import HELD_OUT_SEED_BASE
+from sdedit.synth.scenes import HELD_OUT_SEED_BASE
 from sdedit.synth.metrics import RealismKID, faithfulness_l2
 from sdedit.synth.scenes import render_scene
 from sdedit.synth.strokes import stroke_painting

@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from canvas import SEED_BASE, guides_for  # noqa: E402
+from canvas import SEED_BASE, guides_for  # noqa: E402  (a sibling: benchmarks/ is on the path)
 from canvas_metrics import detail, streak_ratio  # noqa: E402
 
 from sdedit.engine import edit, native_scale  # noqa: E402

@@ -92,7 +92,7 @@ def test_greyscale_input_comes_back_greyscale_and_kept_pixels_exact(conv_dir, mo
     out = edit(load_model(str(conv_dir), "cpu"), image, mask, t0=0.3, sde="ode", steps=2, seed=1).images[0]
     assert out.mode == image.mode
     before, after = np.asarray(image), np.asarray(out)
-    assert np.array_equal(after[:, :32], before[:, :32])  # 16-bit values kept to the last bit
+    assert np.array_equal(after[:, :24], before[:, :24])  # beyond the grown band: 16-bit values kept to the last bit
 
 
 def test_cli_edits_a_16bit_grey_png_with_a_16bit_mask(tmp_path, conv_dir):
@@ -106,7 +106,7 @@ def test_cli_edits_a_16bit_grey_png_with_a_16bit_mask(tmp_path, conv_dir):
     result = Image.open(out)
     assert result.mode == "I;16"
     after = np.asarray(result).astype(np.int64)
-    assert np.array_equal(after[:, :32], grey16()[:, :32])
+    assert np.array_equal(after[:, :24], grey16()[:, :24])  # beyond the grown band (a few px)
     # the edited half starts from the picture (about 50 % grey), not from a white sheet
     assert abs(after[:, 32:].mean() - grey16()[:, 32:].mean()) < 0.2 * 65535
     as_jpeg = np.asarray(Image.open(jpg).convert("L"), np.float64)
@@ -125,7 +125,7 @@ def test_server_returns_a_16bit_grey_result_for_a_16bit_grey_request(tmp_path_fa
             status, result = run_job(http, body)
             assert status["state"] == "done", status
             img = Image.open(io.BytesIO(base64.b64decode(result["images"][0])))
-            assert img.mode == "I;16" and np.array_equal(np.asarray(img)[:, :32], grey16()[:, :32])
+            assert img.mode == "I;16" and np.array_equal(np.asarray(img)[:, :24], grey16()[:, :24])
             assert abs(np.asarray(img)[:, 32:].mean() - grey16()[:, 32:].mean()) < 0.2 * 65535
 
             # item 11 on the same server: a valid picture far over PIL's guard is refused with its size

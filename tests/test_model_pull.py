@@ -289,3 +289,16 @@ def test_progress_json_reports_bytes(hub, models, tmp_path, sd_single):
     assert events[-1]["state"] == "done" and events[-1]["name"] == "tiny-model"
     running = [e for e in events if e["state"] == "running"]
     assert running[-1]["done"] == running[-1]["total"] == len(sd_single)
+
+
+def test_a_url_download_that_is_no_model_is_stored_and_listed_as_not_loadable(hub, models, tmp_path):
+    import torch
+    from safetensors.torch import save
+
+    hub.files["vae-thing.safetensors"] = save({"decoder.conv_in.weight": torch.zeros(4, 4)})
+    env = env_for(hub.url, models, tmp_path)
+    out = sdedit(env, "models", "pull", hub.url + "/files/vae-thing.safetensors", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert (models / "vae-thing.safetensors").is_file()  # stored as it is
+    listing = sdedit(env, "models").stdout
+    assert "not loadable" in listing and "vae-thing" in listing.split("not loadable")[1]

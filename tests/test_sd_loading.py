@@ -319,6 +319,15 @@ def test_sd2_prediction_is_told_from_the_weights(sd2_fitted, kind, private_cache
 
 
 @pytest.mark.slow
+def test_sd2_decision_holds_when_the_cache_cannot_be_written(sd2_fitted, tmp_path, monkeypatch, no_network):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder cannot be made
+    model = load(sd2_fitted[1]["epsilon"])
+    assert model.prediction == "epsilon" and model.native_resolution == 512
+
+
+@pytest.mark.slow
 def test_sidecar_prediction_overrides_the_weights(sd2_fitted, private_cache, monkeypatch, no_network):
     from sdedit.models import sd_prediction
 

@@ -89,7 +89,7 @@ def test_single_file_loads_offline_with_the_exact_weights(sd_files, family, no_n
         assert set(a) == set(b)
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert model.prediction == ("v_prediction" if family == "sd2v" else "epsilon")
-    assert model.native_resolution == {"sd1": 512, "sd2v": 768, "sdxl": 1024}[family]
+    assert model.native_size == {"sd1": 512, "sd2v": 768, "sdxl": 1024}[family]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -412,7 +412,7 @@ def staged_model(sd_files, family="sd1", native=32):
     """A tiny checkpoint that declares a 32 px native size, so a 96x80 picture is edited in two stages."""
     _, made = sd_files
     model = load(made[family]["file"])
-    model.native_resolution = native
+    model.native_size = native
     return model
 
 

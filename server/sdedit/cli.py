@@ -137,7 +137,7 @@ def check_edit_request(args: argparse.Namespace):
     from sdedit.imaging import load_image
     from sdedit.params import check_device, check_precision, validate
 
-    validate(args.t0, args.sde or "vp", args.steps, args.samples, args.seed)
+    validate(args.t0, args.sde, args.steps, args.samples, args.seed)
     from sdedit.models.lora import check_loras_exist, parse_lora
 
     args.loras = [parse_lora(spec) for spec in getattr(args, "lora", [])]
@@ -163,14 +163,16 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sdedit.engine import edit  # torch and the engine: only now that the edit will run here
-    from sdedit.engine.latent_edit import validate_text
     from sdedit.models import load_model
+    from sdedit.models.facts import facts_of
+    from sdedit.params import validate_text
 
     from sdedit.models.lora import apply_loras
 
     model = load_model(args.model, args.device, args.precision)
-    args.sde = args.sde or getattr(model, "default_sde", "vp")
-    validate_text(model, args.prompt, args.negative_prompt, args.guidance)
+    facts = facts_of(model)
+    args.sde = args.sde or facts.default_sde
+    validate_text(facts, args.prompt, args.negative_prompt, args.guidance)
     apply_loras(model, args.loras)
     from sdedit.models.embeddings import use_embeddings
 

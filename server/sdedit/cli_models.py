@@ -63,10 +63,15 @@ def _list() -> int:
     from sdedit.models.folders import EMBEDDING_DIR, LORA_DIR, find_in_subfolder, models_folder
 
     rows = [("id", "kind", "text", "size", "default_sde", "prediction", "default", "path")]
-    for info in list_models():
+    infos = list_models()
+    for info in infos:
         rows.append((info.id, info.kind, "yes" if info.text else "no", size_words(info), info.default_sde,
                      _prediction_cell(info), "*" if info.default else "", info.path))
     _table(rows)
+    broken = _not_loading({info.id for info in infos})
+    if broken:
+        print("\nIn the models folder but not loadable:")
+        _table([(name, why) for name, why in broken])
     for title, kind in (("LoRAs (--lora NAME[:SCALE])", LORA_DIR), ("Embeddings (write NAME in the prompt)",
                                                                        EMBEDDING_DIR)):
         found = find_in_subfolder(kind)
@@ -85,6 +90,33 @@ def size_words(info) -> str:
     if info.native_size:
         return f"{info.native_size} px native, any size"
     return "any size"
+
+
+def _not_loading(listed: set) -> list:
+    """Files and folders in the models folder that are no listed model, with the one-sentence reason (what a
+    download of an arbitrary URL may have brought)."""
+    from sdedit.models.folders import WEIGHT_SUFFIXES, models_folder
+    from sdedit.models.registry import describe
+
+    folder = models_folder()
+    out = []
+    if not folder.is_dir():
+        return out
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in ("loras", "embeddings") or entry.suffix == ".json":
+            continue
+        name = entry.stem if entry.is_file() else entry.name
+        if name in listed or (entry.is_file() and entry.suffix.lower() not in WEIGHT_SUFFIXES):
+            continue
+        try:
+            describe(name, entry)
+            why = "not a model sdedit knows (a Stable Diffusion checkpoint, diffusers folder or DDPM .ckpt)"
+        except InputError as err:
+            why = str(err)
+        except Exception as err:  # a damaged file: say so, never a traceback in a listing
+            why = f"could not be read ({type(err).__name__})"
+        out.append((name, why))
+    return out
 
 
 def _catalogue() -> int:

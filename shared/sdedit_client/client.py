@@ -23,7 +23,7 @@ from .errors import (
     SDEditError,
     ServerUnavailable,
 )
-from .params import validate_params, validate_session, validate_text
+from .params import FALLBACK_LIMITS, limits_from, validate_params, validate_session, validate_text
 from .settings import DEFAULT_URL
 
 START_HINT = "start it by running sdedit serve"
@@ -76,13 +76,24 @@ class Client:
         # A proxy from the environment must not swallow calls to a server on this machine.
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
         self._opener = urllib.request.build_opener(*handlers)
+        self._limits: Optional[Dict[str, Any]] = None  # what the server published, once health was asked
         #: What the last fetched result says ran: {"steps": int, "sde": str} (empty from older servers).
         self.last_ran: Dict[str, Any] = {}
 
     # -- the API -----------------------------------------------------------------------------------------
     def health(self) -> Dict[str, Any]:
-        """``{"status": "ok", "device": ..., "models": [...]}``; raises ServerUnavailable when down."""
-        return self._request("GET", "/v1/health")
+        """``{"status": "ok", "device": ..., "models": [...], "limits": {...}}``; raises ServerUnavailable when
+        down. Keeps the server's published limits for :attr:`limits`."""
+        answer = self._request("GET", "/v1/health")
+        self._limits = limits_from(answer)
+        return answer
+
+    @property
+    def limits(self) -> Dict[str, Any]:
+        """The server's limits (t0 range, samples, steps, seed, guidance, prompt length, samplers, max_pixels,
+        max_work ...) as its last health answer published them; this client's copy before that, or for a
+        server that publishes none."""
+        return dict(self._limits if self._limits is not None else FALLBACK_LIMITS)
 
     def models(self) -> List[Dict[str, Any]]:
         """The server's models: ``[{"id", "resolution", "sde", "default", "kind", "text", "default_sde"}, ...]``
@@ -107,8 +118,9 @@ class Client:
         """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
-        params = validate_params(t0=t0, sde=sde, steps=steps, samples=samples, seed=seed, model=model)
-        params.update(validate_text(prompt=prompt, negative_prompt=negative_prompt, guidance=guidance))
+        limits = self.limits
+        params = validate_params(t0=t0, sde=sde, steps=steps, samples=samples, seed=seed, model=model, limits=limits)
+        params.update(validate_text(prompt=prompt, negative_prompt=negative_prompt, guidance=guidance, limits=limits))
         body: Dict[str, Any] = {"image": base64.b64encode(bytes(image_png)).decode("ascii")}
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
@@ -197,9 +209,9 @@ class Client:
                 if on_progress is not None:
                     on_progress(state["progress"])
                 if state["state"] == "done":
-                    images, seeds = self.result(job_id)
-                    self.check_results(images, seeds, samples, png_size(image_png))
-                    return images, seeds
+                    result = self.result(job_id)
+                    self.check_results(result[0], result[1], samples, png_size(image_png))
+                    return result
                 if state["state"] == "failed":
                     raise JobFailed("The SDEdit server could not finish the edit: %s"
                                     % _sentence(state.get("error") or "it gave no reason."))

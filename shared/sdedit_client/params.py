@@ -4,7 +4,7 @@ Kept here so the Krita and GIMP plugins name things and check ranges the same wa
 """
 
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .errors import InvalidParameter
 
@@ -19,6 +19,30 @@ MAX_SEED = 2**63 - 1  # the server engine's limit
 MAX_PROMPT_CHARS = 2000
 MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 50.0
 DEFAULT_GUIDANCE = 7.5
+
+#: This client's copy of the limits a server publishes (GET /v1/health "limits", sdedit/params.py on the
+#: server), used until a server has been asked and for servers that publish none.
+FALLBACK_LIMITS = {
+    "t0_min_exclusive": 0.0, "t0_max": 1.0, "max_samples": MAX_SAMPLES, "max_steps": MAX_STEPS,
+    "max_seed": MAX_SEED, "min_guidance": MIN_GUIDANCE, "max_guidance": MAX_GUIDANCE,
+    "max_prompt_chars": MAX_PROMPT_CHARS, "samplers": list(SDES),
+}
+
+
+def limits_from(health: Any) -> Dict[str, Any]:
+    """The limits a server published in its health answer, over this client's copy: a value the server does
+    not send, or sends in a form this client does not understand, keeps the copy's."""
+    limits = dict(FALLBACK_LIMITS)
+    published = health.get("limits") if isinstance(health, dict) else None
+    if not isinstance(published, dict):
+        return limits
+    for key, value in published.items():
+        if key == "samplers":
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                limits[key] = [v.lower() for v in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            limits[key] = value
+    return limits
 
 #: The dialog's starting values (the paper's t0 0.5, the model's own default sampler, one sample).
 DEFAULTS = {
@@ -42,65 +66,73 @@ def validate_params(
     samples: Any = 1,
     seed: Any = None,
     model: Any = None,
+    limits: Optional[Mapping[str, Any]] = None,
 ) -> EditParams:
     """Check and normalise request parameters; raise :class:`InvalidParameter` with one sentence.
 
     ``sde`` None (or "", "default") means the model's declared default sampler; ``steps`` 0 or None
     means "the model's default"; ``seed`` None means random on the server; ``model`` None or "" means
-    the server's default model.
+    the server's default model. ``limits``: the server's (``Client.limits``), else this client's copy.
     """
+    lim = FALLBACK_LIMITS if limits is None else limits
+    max_steps, max_samples, max_seed = int(lim["max_steps"]), int(lim["max_samples"]), int(lim["max_seed"])
     try:
         t0 = float(t0)
     except (TypeError, ValueError):
         raise InvalidParameter("t0 must be a number between 0 and 1 (for example 0.5), not %r." % (t0,))
-    if not (0.0 < t0 <= 1.0):
-        raise InvalidParameter("t0 must be above 0 and at most 1 (0.3-0.6 suits rough strokes), not %g." % t0)
+    if not (lim["t0_min_exclusive"] < t0 <= lim["t0_max"]):
+        raise InvalidParameter("t0 must be above %g and at most %g (0.3-0.6 suits rough strokes), not %g."
+                               % (lim["t0_min_exclusive"], lim["t0_max"], t0))
     sde_name = None if sde is None else str(sde).strip().lower()
     if sde_name is None or sde_name in MODEL_DEFAULT_SDE:
         sde_name = None
-    elif sde_name not in SDES:
+    elif sde_name not in lim["samplers"]:
         raise InvalidParameter("The SDE must be one of %s (or empty for the model's default), not %r."
-                               % (", ".join(SDES), sde))
+                               % (", ".join(lim["samplers"]), sde))
     steps = _optional_int(steps, "steps")
     if steps == 0:
         steps = None
-    if steps is not None and not (1 <= steps <= MAX_STEPS):
-        raise InvalidParameter("steps must be between 1 and %d, or 0 for the model's default." % MAX_STEPS)
+    if steps is not None and not (1 <= steps <= max_steps):
+        raise InvalidParameter("steps must be between 1 and %d, or 0 for the model's default." % max_steps)
     samples_n = _optional_int(samples, "samples")
     if samples_n is None:
         samples_n = 1
-    if not (1 <= samples_n <= MAX_SAMPLES):
-        raise InvalidParameter("samples must be between 1 and %d, not %d." % (MAX_SAMPLES, samples_n))
+    if not (1 <= samples_n <= max_samples):
+        raise InvalidParameter("samples must be between 1 and %d, not %d." % (max_samples, samples_n))
     seed = _optional_int(seed, "seed")
-    if seed is not None and not (0 <= seed <= MAX_SEED):
-        raise InvalidParameter("The seed must be between 0 and %d, or empty for a random one." % MAX_SEED)
+    if seed is not None and not (0 <= seed <= max_seed):
+        raise InvalidParameter("The seed must be between 0 and %d, or empty for a random one." % max_seed)
     model_id = None if model is None or str(model).strip() == "" else str(model).strip()
     return EditParams(t0=t0, sde=sde_name, steps=steps, samples=samples_n, seed=seed, model=model_id)
 
 
-def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any = None) -> Dict[str, Any]:
+def validate_text(prompt: Any = None, negative_prompt: Any = None, guidance: Any = None,
+                  limits: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The text fields of a request for a model that takes a prompt (docs/design.md §3), checked.
 
     Returns only the fields to send: ``prompt`` and ``negative_prompt`` as given ("" = the paper's
     unconditional edit), ``guidance`` when not None. Raises :class:`InvalidParameter` with one sentence.
+    ``limits``: the server's (``Client.limits``), else this client's copy.
     """
+    lim = FALLBACK_LIMITS if limits is None else limits
+    max_chars, low, high = int(lim["max_prompt_chars"]), lim["min_guidance"], lim["max_guidance"]
     out: Dict[str, Any] = {}
     for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
         if value is None:
             continue
         text = " ".join(str(value).split())  # one line: a prompt field is not a document
-        if len(text) > MAX_PROMPT_CHARS:
+        if len(text) > max_chars:
             raise InvalidParameter("The %s is %d characters long: shorten it to at most %d."
-                                   % (name.replace("_", " "), len(text), MAX_PROMPT_CHARS))
+                                   % (name.replace("_", " "), len(text), max_chars))
         out[name] = text
     if guidance is not None and not (isinstance(guidance, str) and not guidance.strip()):
         try:
             scale = float(guidance)
         except (TypeError, ValueError):
             raise InvalidParameter("The guidance must be a number (7.5 is usual), not %r." % (guidance,))
-        if not (MIN_GUIDANCE <= scale <= MAX_GUIDANCE):
+        if not (low <= scale <= high):
             raise InvalidParameter("The guidance must be between %g and %g (7.5 is usual), not %g."
-                                   % (MIN_GUIDANCE, MAX_GUIDANCE, scale))
+                                   % (low, high, scale))
         out["guidance"] = scale
     return out
 

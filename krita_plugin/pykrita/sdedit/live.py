@@ -33,6 +33,7 @@ from .layer_io import Source, active_paint_layer, read_source
 from .qt_png import decode_to_bgra, encode_bgra, encode_gray
 
 POLL_MS = 400  # how often the canvas is looked at while Live is on (only between strokes)
+LOOK_SHARE = 0.1  # at most this share of the GUI thread's time goes to looking: big layers are looked at less often
 JOB_POLL_S = 0.1
 STOP_WAIT_S = 0.9  # turning Live off: the worker's job is deleted within this
 PREVIEW = 256
@@ -290,7 +291,18 @@ class LivePanel(QWidget):
 
     # -- watching the canvas --------------------------------------------------------------------------------
     def look(self) -> None:
-        """One gentle look at the canvas: read the active layer's region, send it when its pixels changed."""
+        """One gentle look at the canvas: read the active layer's region, send it when its pixels changed.
+
+        The timer's period grows with what a look costs (a 4K layer takes tens of ms to read and checksum), so
+        watching never takes more than LOOK_SHARE of the GUI thread between strokes."""
+        started = time.perf_counter()
+        try:
+            self._look()
+        finally:
+            cost_ms = (time.perf_counter() - started) * 1000.0
+            self.timer.setInterval(max(POLL_MS, int(cost_ms / LOOK_SHARE)))
+
+    def _look(self) -> None:
         if self.worker is None or self.apply_controller is not None:
             return
         if QApplication.mouseButtons() != Qt.NoButton:  # mid-stroke: look again once the stroke is done

@@ -17,6 +17,7 @@ from ..errors import InputError
 from .auth import BearerAuth, TokenGate
 from .backend import EditParams, EngineBackend
 from .bodylimit import BodyLimit
+from .crashes import CrashGuard
 from .budget import Budget, check_request
 from .errortext import body_parse_problem, shown_value
 from .hostguard import HostGuard
@@ -36,6 +37,7 @@ from .schemas import (
     JobStatus,
     LoraEntry,
     ModelEntry,
+    PublishedLimits,
     ValidationProblem,
 )
 
@@ -100,7 +102,8 @@ def create_app(
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_large=limits.max_large_bodies)
     app.add_middleware(TokenGate, token=token)  # before any body is read
-    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # outermost: runs first
+    app.add_middleware(HostGuard, bind_host=bind_host, allow_hosts=tuple(allow_hosts))  # runs first
+    app.add_middleware(CrashGuard)  # outermost: an unexpected error is one 500 and a rate-limited log
     _install_error_handlers(app)
 
     public = APIRouter(prefix="/v1")
@@ -109,7 +112,9 @@ def create_app(
 
     @public.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(status="ok", device=backend.device, models=[info.id for info in backend.models()])
+        infos = backend.models()
+        return Health(status="ok", device=backend.device, models=[info.id for info in infos],
+                      limits=published_limits(backend, limits, infos))
 
     @public.get("/handoff", response_model=HandoffProof, responses={404: _ERRORS[404], 422: _ERRORS[422]})
     async def handoff(request: Request, nonce: str = Query(..., min_length=32, max_length=128, pattern="^[0-9a-f]+$",
@@ -194,6 +199,19 @@ def create_app(
     app.include_router(private)
     app.include_router(pulls)
     return app
+
+
+def published_limits(backend: EngineBackend, limits: Limits, infos: list) -> PublishedLimits:
+    """The edit's parameter ranges (sdedit/params.py), the request limits and the default model's job budget."""
+    from ..params import edit_limits
+
+    work = why = None
+    budget = getattr(backend, "budget", None)
+    default = next((i for i in infos if i.default), None)
+    if budget is not None and default is not None:
+        work, why = budget.limit(default.id)
+    return PublishedLimits(**edit_limits(), max_pixels=limits.max_pixels, max_body_bytes=limits.max_body_bytes,
+                           max_work=work, max_work_why=why)
 
 
 def _handoff_key() -> Optional[bytes]:
@@ -323,12 +341,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         if detail == _FASTAPI_BODY_ERROR:
             detail = body_parse_problem(err.__cause__)
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def crash(_request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse({"detail": f"The server hit an internal error ({type(err).__name__}); see its log."},
-                            status_code=500)
 
 
 def _describe_problem(error: dict) -> str:

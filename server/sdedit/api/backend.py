@@ -128,10 +128,9 @@ class EngineBackend:
         With SDEDIT_COMPILE=1 it also makes one network call at 256x256 (or the model's fixed size), so the
         tens of seconds of compilation happen at start-up rather than in the first artist's job.
         """
-        import torch
-
         from ..models import load_model
         from ..models.speed import compile_requested
+        from ..models.timing import warm_call
 
         model = load_model(None, device=self.device)
         if self.budget is not None:
@@ -140,21 +139,19 @@ class EngineBackend:
         if compile_requested():
             side = model.resolution or 256
             side = -(-side // model.size_multiple) * model.size_multiple
-            if getattr(model, "kind", "pixel") == "latent":  # Stable Diffusion: a 4-channel latent, 1/8 the side
-                model.eps_vp(torch.zeros(1, 4, side // 8, side // 8, device=model.device), 500)
-                return
-            model.eps_vp(torch.zeros(1, 3, side, side, device=model.device), 500)
+            warm_call(model, (side, side))  # a latent model: its 4-channel latent, 1/8 the side
 
     # -- one job ----------------------------------------------------------------------------------------
     def run(self, job: Job, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> JobOutput:
         from ..engine import edit
         from ..imaging import encode_png
         from ..models import load_model
+        from ..models.facts import facts_of
 
         p: EditParams = job.params
         model = load_model(p.model, device=self.device, paths=False)  # ids only, never the cwd
         prompt, negative_prompt = p.prompt, p.negative_prompt
-        if getattr(model, "kind", "pixel") == "latent":
+        if facts_of(model).kind == "latent":
             from ..models.lora import apply_loras
 
             apply_loras(model, p.loras or [], paths=False)  # switching adapters: the checkpoint stays loaded

@@ -8,15 +8,13 @@ default model when the server starts, else from a cautious guess for the device 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Dict, Optional
 
 from ..errors import InputError
+from ..models.facts import DEFAULT_MAX_SIDE, ModelFacts, facts_of
 
 GUESS_SECONDS_PER_PIXEL_STEP = {"cpu": 1e-6, "cuda": 5e-8, "mps": 2e-7}  # before anything was measured
-DEFAULT_MAX_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -40,21 +38,15 @@ class Budget:
         self.device_type = device.split(":")[0]
         self.max_work, self.max_job_s = max_work, max_job_s
         self._lock = threading.Lock()
-        self._facts: Dict[str, SimpleNamespace] = {}  # model id -> what resolve_steps and sizing need
+        self._facts: Dict[str, ModelFacts] = {}  # model id -> its declared facts (models/facts.py)
         self._rates: Dict[str, float] = {}  # model id -> seconds per pixel-step
 
     # -- learning ---------------------------------------------------------------------------------------
     def learn_model(self, model) -> None:
-        """Keep the facts of a loaded model (sizes, default steps, schedule length), not the model."""
-        facts = SimpleNamespace(resolution=model.resolution, max_side=getattr(model, "max_side", DEFAULT_MAX_SIDE),
-                                native_size=getattr(model, "native_size", None)
-                                or getattr(model, "native_resolution", None),
-                                detail_pass=getattr(model, "kind", "pixel") == "pixel",  # latent: refine only
-                                edge_margin=getattr(model, "edge_margin", 0) or 0,
-                                size_multiple=model.size_multiple, default_steps=dict(model.default_steps),
-                                alphas_cumprod=model.alphas_cumprod.detach().cpu())
+        """Keep the facts of a loaded model (or the facts themselves, sent by a cluster replica), not the model."""
+        facts = facts_of(model)
         with self._lock:
-            self._facts[model.id] = facts
+            self._facts[facts.id] = facts
 
     def learn_speed(self, model_id: str, work: Work, seconds: float) -> None:
         if work.pixel_steps > 0 and seconds > 0:
@@ -63,7 +55,7 @@ class Budget:
 
     def calibrate(self, model) -> Optional[float]:
         """Time the default model once at start-up; seconds per pixel-step, None if it cannot be timed so."""
-        if getattr(model, "kind", "pixel") != "pixel":
+        if facts_of(model).kind != "pixel":
             return None  # a latent model's network takes latents: its first job measures it
         try:
             return self._calibrate(model)
@@ -71,45 +63,35 @@ class Budget:
             return None
 
     def _calibrate(self, model) -> float:
-        import torch
+        from ..models.timing import time_call
 
         side = model.resolution or 128
         side = -(-side // model.size_multiple) * model.size_multiple
-        x = torch.zeros(1, 3, side, side, device=model.device)
-        with torch.inference_mode():
-            model.eps_vp(x, 500)  # first call: allocations, kernel choice
-            started = time.perf_counter()
-            for _ in range(2):
-                model.eps_vp(x, 500)
-            if model.device.type == "cuda":
-                torch.cuda.synchronize()
-            rate = (time.perf_counter() - started) / 2 / (side * side)
+        rate = time_call(model, (side, side), repeats=2, step=500, random=False).median / (side * side)
         with self._lock:
             self._rates.setdefault(model.id, rate)
         return rate
 
     # -- the check --------------------------------------------------------------------------------------
-    def estimate(self, model_id: str, resolution: Optional[int], width: int, height: int, t0: float, sde: str,
-                 steps: Optional[int], samples: int) -> Work:
-        """The job's work; without the model's facts (never loaded) the paper's step count is assumed."""
+    def estimate(self, model_id: str, resolution: Optional[int], width: int, height: int, t0: float,
+                 sde: Optional[str], steps: Optional[int], samples: int) -> Work:
+        """The job's work (sde None: the model's default sampler); for a loaded model exactly as the engine will
+        run it (engine/canvas.py: the working size x all stages' steps, the measure learn_speed() is taught
+        with). A model never loaded is assumed to take the paper's step count at its fixed or max size."""
         from ..engine import resolve_steps
-        from ..engine.fewstep import DEFAULT_FEW_STEPS, FEW_STEP_SAMPLERS
-        from ..engine.samplers import DEFAULT_FAST_STEPS, DETERMINISTIC
+        from ..engine.canvas import plan_canvas
 
         with self._lock:
             facts = self._facts.get(model_id)
         if facts is not None:
-            n_steps = resolve_steps(facts, sde, t0, steps or None)
-            resolution, max_side = facts.resolution, facts.max_side
-        else:
-            n_steps = steps or (DEFAULT_FAST_STEPS if sde in DETERMINISTIC else
-                                DEFAULT_FEW_STEPS if sde in FEW_STEP_SAMPLERS else max(1, round(t0 * 1000)))
-            max_side = DEFAULT_MAX_SIDE
+            n_steps = resolve_steps(facts, sde or facts.default_sde, t0, steps or None)
+            plan = plan_canvas(facts, width, height, t0, n_steps)
+            return Work(*plan.size, samples, plan.steps_per_sample(n_steps))
+        unknown = ModelFacts(model_id)  # never loaded: the paper's steps (20 for ode), a model's default facts
+        n_steps = resolve_steps(unknown, sde or unknown.default_sde, t0, steps or None)
         if resolution:
             return Work(resolution, resolution, samples, n_steps)
-        if facts is not None:
-            return _engine_work(facts, width, height, t0, n_steps, samples)
-        scale = min(1.0, max_side / max(width, height))
+        scale = min(1.0, DEFAULT_MAX_SIDE / max(width, height))
         return Work(max(1, round(width * scale)), max(1, round(height * scale)), samples, n_steps)
 
     def limit(self, model_id: str) -> tuple[int, str]:
@@ -131,21 +113,6 @@ class Budget:
                 "selection.")
 
 
-def _engine_work(facts: SimpleNamespace, width: int, height: int, t0: float, n_steps: int, samples: int) -> Work:
-    """A loaded model's job as the engine will run it (engine/native_scale.working_plan): the working size x all
-    stages' steps, the same measure learn_speed() is taught with."""
-    from ..engine import native_scale
-
-    m, margin = facts.size_multiple, facts.edge_margin
-    region = (width + 2 * margin, height + 2 * margin)
-    if max(region) <= facts.max_side:  # the engine grows a small region to the size multiple (edit.py)
-        region = tuple(-(-v // m) * m for v in region)
-    size, staged = native_scale.working_plan(region, native_size=facts.native_size, resolution=None, multiple=m,
-                                             max_side=facts.max_side, edge_margin=margin, t0=t0, steps=n_steps,
-                                             detail=facts.detail_pass)
-    return Work(*size, samples, n_steps + (staged.extra_steps if staged else 0))
-
-
 def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:g} hour" + ("" if seconds == 3600 else "s")
@@ -163,6 +130,9 @@ def check_request(backend, request, sde: str, width: int, height: int) -> None:
     info = next((i for i in infos if (i.id == request.model if request.model else i.default)), None)
     if info is None:
         return  # the model check names the problem
-    work = budget.estimate(info.id, info.resolution, width, height, request.t0, sde or "vp", request.steps,
+    work = budget.estimate(info.id, info.resolution, width, height, request.t0, sde, request.steps,
                            request.samples)
     budget.check(info.id, work)
+    from . import memory  # memory as well as work (api/memory.py)
+
+    memory.check_job(info, work, (width, height), request.samples, budget.device_type)

@@ -118,12 +118,18 @@ class JobQueue:
         """Cancel everything and wait for the worker to finish its current step."""
         with self._lock:
             self._stopping = True
-            for job in list(self._pending):
+            dropped = list(self._pending)
+            for job in dropped:
+                job.describe = dict(job.describe, stopped_by="server shutdown")
                 self._settle(job, JobState.cancelled)
             self._pending.clear()
             for job in self._jobs.values():
+                if job.state is JobState.running:
+                    job.describe = dict(job.describe, stopped_by="server shutdown")
                 job.cancel_requested.set()
             self._lock.notify_all()
+        for job in dropped:  # every job gets its line, the queued ones too
+            log.info("%s", _job_line(job, 0.0))
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

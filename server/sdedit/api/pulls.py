@@ -182,7 +182,7 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
 
     max_bytes = int(os.environ.get("SDEDIT_MAX_PULL_BYTES", DEFAULT_MAX_PULL_BYTES))
     manager = PullManager(max_bytes, refresh=getattr(backend, "refresh_models", None))
-    errors = {code: {"model": ErrorMessage} for code in (401, 403, 404, 409)}
+    errors = {code: {"model": ErrorMessage} for code in (400, 401, 403, 404, 409, 413)}
     errors[422] = {"model": ValidationProblem}
     router = APIRouter(prefix="/v1/models", dependencies=[Depends(BearerAuth(token))],
                        responses={401: errors[401], 422: errors[422]})
@@ -197,7 +197,7 @@ def pull_router(token: Optional[str], limits=None, backend=None) -> APIRouter:
         installed = set(discover()) | set(find_in_subfolder(LORA_DIR))
         return [CatalogueItem(**e.as_dict(), installed=e.name in installed) for e in CATALOGUE.values()]
 
-    @router.post("/pull", status_code=202, response_model=PullStatus, responses={c: errors[c] for c in (403, 409)})
+    @router.post("/pull", status_code=202, response_model=PullStatus, responses={c: errors[c] for c in (400, 403, 409, 413)})
     def start(request: PullRequest):
         if _management_off():
             return _detail(403, "Downloads are turned off on this server (SDEDIT_NO_DOWNLOADS).")

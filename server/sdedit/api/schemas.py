@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Literal, Optional, Union
+from typing import Any, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..engine import MAX_SAMPLES, MAX_STEPS, SAMPLERS
-from ..engine.edit import MAX_SEED
-from ..engine.latent_edit import MAX_GUIDANCE, MAX_PROMPT_CHARS
+from ..params import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MIN_GUIDANCE, T0_MAX, T0_MIN_EXCLUSIVE
 
 #: Samplers the server accepts: whatever the engine offers ("vp", "ve", ...; docs/design.md §4).
 SdeName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
@@ -44,7 +43,7 @@ class JobRequest(BaseModel):
     mask: Optional[str] = Field(
         None, description="Optional base64 mask of the image's size: white = edit, black = keep, grey = blend."
     )
-    t0: float = Field(0.5, gt=0.0, le=1.0, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
+    t0: float = Field(0.5, gt=T0_MIN_EXCLUSIVE, le=T0_MAX, allow_inf_nan=False, description="Noise level to start from, in (0, 1].")
     sde: SdeName = Field("vp", description="The sampler: " + ", ".join(repr(s) for s in SAMPLERS)
                          + " ('vp' = DDPM, 've' = NCSN); left out = the model's default_sde (GET /v1/models).")
     steps: Optional[int] = Field(
@@ -57,7 +56,7 @@ class JobRequest(BaseModel):
                                   description="Text models only (GET /v1/models 'text'): what the picture shows.")
     negative_prompt: Optional[str] = Field(None, max_length=MAX_PROMPT_CHARS,
                                            description="Text models only: what the picture should not show.")
-    guidance: Optional[float] = Field(None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False,
+    guidance: Optional[float] = Field(None, ge=MIN_GUIDANCE, le=MAX_GUIDANCE, allow_inf_nan=False,
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
     loras: Optional[List[LoraRef]] = Field(None, max_length=8,
                                            description="Stable Diffusion models only: LoRAs to apply, each once.")
@@ -66,6 +65,15 @@ class JobRequest(BaseModel):
         description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "
                     "supersedes the session's queued or running job, which ends 'cancelled' (error 'superseded'): "
                     "at most one job per session is queued or running, and the newest wins.")
+
+
+    @field_validator("t0", "steps", "samples", "seed", "guidance", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        """JSON true is not the number 1: a client bug must not silently edit at full noise."""
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class JobCreated(BaseModel):
@@ -130,10 +138,30 @@ class LoraEntry(BaseModel):
     id: str
 
 
+class PublishedLimits(BaseModel):
+    """What this server accepts, for clients to read instead of keeping a copy (sdedit/params.py)."""
+
+    t0_min_exclusive: float = Field(description="t0 must be above this ...")
+    t0_max: float = Field(description="... and at most this.")
+    max_samples: int
+    max_steps: int = Field(description="steps from 1 to this; 0 or none = the model's default")
+    max_seed: int
+    min_guidance: float
+    max_guidance: float
+    max_prompt_chars: int = Field(description="for prompt and negative_prompt each")
+    samplers: List[str] = Field(description="the values of sde")
+    max_pixels: int = Field(description="width x height of the image (and mask)")
+    max_body_bytes: int
+    max_work: Optional[int] = Field(None, description="pixel-steps (working pixels x samples x steps of all "
+                                    "stages) one job of the default model may ask for; null: no limit")
+    max_work_why: Optional[str] = Field(None, description="how max_work was set, in words")
+
+
 class Health(BaseModel):
     status: str
     device: str
     models: List[str]
+    limits: Optional[PublishedLimits] = None
 
 
 class HandoffProof(BaseModel):

@@ -67,8 +67,10 @@ def run_server(
 def _check_port_free(host: str, port: int) -> None:
     """Turn 'address in use' into one sentence before uvicorn prints its own error.
 
-    On loopback both families are checked: a client resolving `localhost` may reach ::1 or 127.0.0.1, and
-    must not find another server (or an older sdedit) on the family this one does not listen on.
+    Every family is checked, for every host: a client may reach the other family's server instead of this one
+    (`localhost` can mean ::1 or 127.0.0.1; a server on `::` serves no IPv4 client, so a server already on
+    127.0.0.1 would answer those). The other family's wildcard address is probed for a wildcard host, its
+    loopback address otherwise.
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -76,10 +78,21 @@ def _check_port_free(host: str, port: int) -> None:
         raise InputError(f"Cannot serve on '{host}': it is not an address of this machine.") from None
     family, _, _, _, address = infos[0]
     _probe(family, address, host, port, required=True)
-    if is_loopback(host):
-        for other_family, other in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET6, ("::1", port, 0, 0))):
-            if other_family != family:
-                _probe(other_family, other, other[0], port, required=False, for_host=host)
+    wildcard = ipaddress_is_unspecified(address[0])
+    others = {socket.AF_INET: ("0.0.0.0" if wildcard else "127.0.0.1", port),
+              socket.AF_INET6: ("::" if wildcard else "::1", port, 0, 0)}
+    for other_family, other in others.items():
+        if other_family != family:
+            _probe(other_family, other, other[0], port, required=False, for_host=host)
+
+
+def ipaddress_is_unspecified(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_unspecified
+    except ValueError:
+        return False
 
 
 def _probe(family: int, address: tuple, host: str, port: int, required: bool, for_host: str = "") -> None:
@@ -102,7 +115,8 @@ def _probe(family: int, address: tuple, host: str, port: int, required: bool, fo
             if err.errno == errno.EADDRINUSE:
                 shown = f"[{host}]" if ":" in host else host
                 raise InputError(f"Port {port} is already in use on {shown}, which clients of {for_host} may reach "
-                                 "instead of this server (localhost can mean either); pass another --port.") from None
+                                 "instead of this server (localhost can mean either family); pass another --port.") \
+                    from None
             if required:
                 raise InputError(f"Cannot serve on {host}:{port} ({err.strerror}).") from None
 

@@ -19,6 +19,7 @@ from ..api.jobs import Job, JobOutput
 from ..api.limits import Limits
 from ..api.preview import store_preview
 from ..errors import Cancelled, InputError, JobFailed
+from .local_ray import keep_on_loopback
 
 log = logging.getLogger("sdedit.cluster")
 
@@ -48,8 +49,16 @@ class RayBackend(EngineBackend):
         try:
             # No address: a new Ray of this server's own ("local": never one that `ray start` left on this
             # machine, which plain ray.init() would join).
-            ray.init(address=address or "local", include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
-                     configure_logging=False)
+            if address:
+                ray.init(address=address, include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
+                         configure_logging=False)
+            else:  # this server's own Ray: on loopback only, its files (token, session folder) private
+                from .local_ray import private_files
+
+                keep_on_loopback()
+                with private_files():
+                    ray.init(address="local", include_dashboard=False, namespace=APP_NAME, log_to_driver=True,
+                             configure_logging=False)
         except (ConnectionError, RuntimeError) as err:
             if _mentions(err, "InvalidAuthToken"):
                 raise InputError(f"The Ray cluster at {address} refused this server's token: set RAY_AUTH_MODE=token "

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, List, Optional
 
 from ..api.errortext import public_error
 from ..errors import Cancelled, InputError
+from ..models.facts import facts_of
 
 log = logging.getLogger("sdedit.cluster.replica")
 
@@ -99,7 +100,7 @@ class BudgetRelay:
 
     def learn_model(self, model: Any) -> None:
         self._budget.learn_model(model)
-        self._keep(("model", model_facts(model)))
+        self._keep(("model", facts_of(model)))  # the declared facts, without the weights
 
     def learn_speed(self, model_id: str, work: Any, seconds: float) -> None:
         self._budget.learn_speed(model_id, work, seconds)
@@ -119,15 +120,6 @@ class BudgetRelay:
     def _keep(self, lesson: tuple) -> None:
         with self._lock:
             self._lessons.append(lesson)
-
-
-def model_facts(model: Any) -> SimpleNamespace:
-    """What Budget.learn_model reads of a model, without its weights (small enough to send to the front)."""
-    from ..api.budget import DEFAULT_MAX_SIDE
-
-    return SimpleNamespace(id=model.id, resolution=model.resolution, kind=getattr(model, "kind", "pixel"),
-                           max_side=getattr(model, "max_side", DEFAULT_MAX_SIDE), size_multiple=model.size_multiple,
-                           default_steps=dict(model.default_steps), alphas_cumprod=model.alphas_cumprod.detach().cpu())
 
 
 def _outcome(future: "asyncio.Future") -> tuple:

@@ -9,6 +9,10 @@ from ..errors import InputError
 def run_cluster_server(address: Optional[str], replicas: Optional[int] = None, cpus_per_replica: float = 1.0,
                        **server_args) -> None:
     """Serve the HTTP API with edits on a Ray Serve pool; ADDRESS None starts a local Ray for this server."""
+    if not address:
+        from .local_ray import keep_on_loopback
+
+        keep_on_loopback()  # before Ray is imported: it reads the switch once
     try:
         import ray  # noqa: F401
         from ray import serve  # noqa: F401

@@ -11,39 +11,22 @@ then decoded, scaled up, encoded again and refined at the working size with t0 m
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 import torch.nn.functional as F
 
-from sdedit import imaging
-from sdedit.engine import native_scale, seam
+from sdedit.engine import native_scale
+from sdedit.engine.canvas import EditResult, finish, prepare
 from sdedit.engine.noise import NoiseSource
 from sdedit.engine.preview import EstimateWatcher, latent_rgb_map, preview_image, preview_interval
 from sdedit.engine.samplers import SAMPLERS, SamplerInput, check_cancel
-from sdedit.errors import InputError
+from sdedit.models.facts import facts_of
 from sdedit.models.latent import VAE_FACTOR, LatentModel
+from sdedit.params import MAX_GUIDANCE, MAX_PROMPT_CHARS, validate_text  # noqa: F401  (re-exported: they lived here)
 
-MAX_GUIDANCE = 50.0
-MAX_PROMPT_CHARS = 2000
 CPU_BATCH_LATENTS = 4 * 64 * 64  # samples per UNet batch: at most this many latent pixels (x2 with guidance)
 GPU_BATCH_LATENTS = 16 * 128 * 128
-
-
-def validate_text(model, prompt: str | None, negative_prompt: str | None, guidance: float | None) -> None:
-    """Text options only for models that take text; guidance a finite number in [0, 50]."""
-    given = [name for name, v in (("prompt", prompt), ("negative prompt", negative_prompt), ("guidance", guidance))
-             if v not in (None, "")]
-    if given and not getattr(model, "takes_text", False):
-        raise InputError(f"The model '{model.id}' takes no text, so {' and '.join(given)} cannot be used; choose a "
-                         "Stable Diffusion model (see `sdedit models`) or leave them out.")
-    for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
-        if text is not None and (not isinstance(text, str) or len(text) > MAX_PROMPT_CHARS):
-            raise InputError(f"The {name} must be text of at most {MAX_PROMPT_CHARS} characters.")
-    if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
-                                 or not math.isfinite(guidance) or not 0.0 <= guidance <= MAX_GUIDANCE):
-        raise InputError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance!r}.")
 
 
 def latent_mask(mask_work: torch.Tensor) -> torch.Tensor:
@@ -90,32 +73,20 @@ def _with_previews(after_step, watcher: EstimateWatcher, on_estimate, every: int
 
 def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: int, seeds: list[int],
                 prompt: str | None, negative_prompt: str | None, guidance: float | None, progress=None, cancel=None,
-                max_batch: int | None = None, preview=None, preview_every: int | None = None):
+                max_batch: int | None = None, preview=None, preview_every: int | None = None) -> EditResult:
     """The whole-picture latent edit; called by engine.edit for latent models (same inputs, same result type)."""
-    from sdedit.engine.edit import EditResult, _paste_back
-
     started = time.perf_counter()
-    rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))  # a hard selection grown
     params = {"t0": float(t0), "sde": sde, "steps": steps, "samples": len(seeds), "model": model.id,
               "prompt": prompt or "", "negative_prompt": negative_prompt or "",
               "guidance": model.default_guidance if guidance is None else float(guidance)}
-    region = imaging.working_region(mask_u8, square=False)
-    if region is None:
-        images = [imaging.rebuild_image(rgb, alpha, image) for _ in seeds]
-        return EditResult(images, seeds, steps, 0, time.perf_counter() - started, params=params,
-                          mask=None if mask is None else mask_u8)
-    if max(region.width, region.height) <= model.max_side:
-        region = imaging.grow_to_multiple(region, model.size_multiple, image.size)
-    size, staged = native_scale.working_plan(
-        (region.width, region.height), native_size=getattr(model, "native_resolution", None), resolution=None,
-        multiple=model.size_multiple, max_side=model.max_side, edge_margin=0, t0=float(t0), steps=steps,
-        detail=False)
+    canvas = prepare(image, mask, facts_of(model), float(t0), steps)
+    if canvas.plan is None:
+        return finish(canvas, [], seeds, steps, 0, started, params)
+    size, staged, region = canvas.size, canvas.staged, canvas.region
     if staged is not None:
         params["stages"] = staged.describe(float(t0), steps)
-    guide = imaging.to_tensor(imaging.resize_array(imaging.crop_padded(rgb, region), size))
-    mask_work = imaging.resize_array(imaging.crop_padded(mask_u8, region), size)
-    mask_t = None if mask_u8.min() == 255 else imaging.mask_tensor(mask_work)
+    guide = canvas.guide(fill_transparent=False)
+    mask_t = canvas.mask_tensor()
     text = (prompt or "", negative_prompt or "", guidance)
 
     budget = GPU_BATCH_LATENTS if model.device.type == "cuda" else CPU_BATCH_LATENTS
@@ -152,9 +123,7 @@ def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: 
         else:
             outputs = _two_stage(model, guide, mask_t, seeds, staged, t0=t0, sde=sde, steps=steps, text=text,
                                  batch_at=batch_at, after_step=after_step, every=every, show=show)
-    images = [_paste_back(out, rgb, alpha, mask_u8, region, image) for out in outputs]
-    return EditResult(images, seeds, steps_per_sample, total, time.perf_counter() - started, size, region, params,
-                      None if mask is None else mask_u8)
+    return finish(canvas, outputs, seeds, steps_per_sample, total, started, params)
 
 
 def _two_stage(model: LatentModel, guide: torch.Tensor, mask_t: torch.Tensor | None, seeds: list[int],

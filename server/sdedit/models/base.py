@@ -7,11 +7,13 @@ first natively and the second through the change of variables; a VE score networ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch
 
+from sdedit.models.facts import DEFAULT_MAX_SIDE, ModelFacts, facts_of
 from sdedit.models.info import ModelInfo  # noqa: F401  (re-exported: ModelInfo lived here)
+from sdedit.models.live import LiveDefaults
 from sdedit.schedules import linear_alphas_cumprod, sigmas_from_alphas_cumprod, timestep_for_sigma
 
 
@@ -19,7 +21,8 @@ from sdedit.schedules import linear_alphas_cumprod, sigmas_from_alphas_cumprod, 
 class DiffusionModel:
     """A loaded network plus the facts the engine needs to sample with it.
 
-    Subclasses implement `eps_vp` (VP-trained) or `eps_ve` (VE-trained); the base class derives the other.
+    The facts (models/facts.py: kind, text, samplers and steps, sizes) are declared here, as fields a loader
+    fills or class attributes a subclass overrides; `facts()` reads them. Subclasses implement `eps_vp` (VP-trained) or `eps_ve` (VE-trained); the base class derives the other.
     Images are (B, 3, H, W) float32 tensors, data range [-1, 1].
     """
 
@@ -33,7 +36,7 @@ class DiffusionModel:
     device: torch.device
     dtype: torch.dtype = torch.float32
     alphas_cumprod: torch.Tensor = field(default_factory=linear_alphas_cumprod)
-    max_side: int = 1024  # fully convolutional models work at most at this size, then upscale
+    max_side: int = DEFAULT_MAX_SIDE  # fully convolutional models work at most at this size, then upscale
     description: str = ""
     edge_margin: int = 0  # pixels of padding the engine adds around the canvas (artefacts at the network's
     #                       borders then fall outside the picture); sdedit.json "edge_margin"
@@ -44,6 +47,12 @@ class DiffusionModel:
     #: the sampler for requests that name none (sdedit.json "default_sde", set by the loader; a class may
     #: declare its own); not a dataclass field, so subclasses' class attributes are not overwritten
     default_sde: ClassVar[str] = "vp"
+    #: live mode's defaults (models/live.py), set by the loader from the same configs as the model list's
+    live: ClassVar[Optional[LiveDefaults]] = None
+    kind: ClassVar[str] = "pixel"  # "latent": the samplers run in a VAE's latent space (models/latent.py)
+    takes_text: ClassVar[bool] = False  # takes a prompt, negative prompt and guidance
+    prediction: ClassVar[str] = "epsilon"  # what the network outputs ("epsilon" or "v_prediction")
+    default_guidance: ClassVar[float | None] = None  # classifier-free guidance scale for text models
     sigma_scale: float = 1.0  # engine sigma ([-1, 1] data) per unit of sigma_min/sigma_max: 2 for networks
     #                           trained on [0, 1] data (NCSN++), whose sigma range is on that scale
 
@@ -76,9 +85,14 @@ class DiffusionModel:
         x = x.to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cuda" else x
 
+    def facts(self) -> ModelFacts:
+        """The declared facts (models/facts.py), without the weights."""
+        return facts_of(self)
+
     def info(self, default: bool = False, path: str = "") -> ModelInfo:
-        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description,
-                         default_sde=self.default_sde, native_size=self.native_size)
+        f = self.facts()
+        return ModelInfo(self.id, self.resolution, self.native_sde, default, path, self.description, kind=f.kind,
+                         text=f.takes_text, default_sde=f.default_sde, native_size=f.native_size, live=f.live)
 
 
 class VPEpsilonModel(DiffusionModel):

@@ -17,6 +17,7 @@ from sdedit.models.layout import (  # noqa: F401  (re-exported: they lived here)
     SCHEDULER_CONFIG, SDEDIT_CONFIG, UNET_CONFIG, describe_folder, is_model_folder, scheduler_config, sde_of,
     sdedit_config, unet_dir, _read_json, _sample_size, default_sde_of, native_size_of,
 )
+from sdedit.models.live import pixel_live
 from sdedit.models.speed import prepare_network
 
 
@@ -77,4 +78,5 @@ def load_folder(folder: Path, model_id: str, device: torch.device, dtype: torch.
         model = VPEpsilonModel(net, sigma_min=float(sigmas[0]), sigma_max=float(sigmas[-1]), alphas_cumprod=abar,
                                **common)
     model.default_sde = default_sde_of(extra, folder)
+    model.live = pixel_live(extra, model.native_size, str(folder / SDEDIT_CONFIG))
     return model

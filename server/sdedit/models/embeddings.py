@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from sdedit.errors import InputError
+from sdedit.models.facts import facts_of
 from sdedit.models.folders import EMBEDDING_DIR, find_in_subfolder
 
 EMBEDDING_SUFFIXES = (".pt", ".safetensors", ".bin")
@@ -42,7 +43,7 @@ def named_in(text: str | None, names) -> list[str]:
 
 def use_embeddings(model, text: str | None) -> str | None:
     """Load the embeddings `text` names into `model` (once) and return the prompt as the tokenizer must see it."""
-    if not text or getattr(model, "kind", "pixel") != "latent":
+    if not text or facts_of(model).kind != "latent":
         return text
     known = list_embeddings()
     wanted = named_in(text, known)

@@ -37,12 +37,12 @@ class LatentModel(DiffusionModel):
     """UNet2DConditionModel + AutoencoderKL + CLIP text encoder(s) of one Stable Diffusion checkpoint."""
 
     def __init__(self, unet, vae, text_encoders: list, tokenizers: list, family: Family, **kwargs) -> None:
+        kwargs.setdefault("native_size", family.resolution)
         super().__init__(**kwargs)
         self.unet, self.vae = unet, vae
         self.text_encoders, self.tokenizers = text_encoders, tokenizers
         self.family = family
         self.prediction = family.prediction
-        self.native_resolution = family.resolution
         self.scaling_factor = float(vae.config.scaling_factor)
         self.default_guidance = family.guidance
         self.steps_offset = 1
@@ -51,6 +51,15 @@ class LatentModel(DiffusionModel):
     takes_text = True
     kind = "latent"
     default_sde = DEFAULT_SDE
+
+    @property
+    def native_resolution(self) -> int | None:
+        """The old name of `native_size` (the family's training resolution, in pixels)."""
+        return self.native_size
+
+    @native_resolution.setter
+    def native_resolution(self, side: int | None) -> None:
+        self.native_size = side
 
     # -- text ----------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -68,7 +77,7 @@ class LatentModel(DiffusionModel):
                 uncond, uncond_pooled = self._embed(negative_prompt)
         time_ids = None
         if self.family.is_xl:
-            width, height = size or (self.native_resolution, self.native_resolution)
+            width, height = size or (self.native_size, self.native_size)
             time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=self.dtype, device=self.device)
         return TextCondition(cond, uncond, w, pooled, uncond_pooled, time_ids)
 

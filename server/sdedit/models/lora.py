@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdedit.errors import InputError
+from sdedit.models.facts import facts_of
 from sdedit.models.folders import LORA_DIR, WEIGHT_SUFFIXES, find_in_subfolder
 
 MAX_LORAS = 8
@@ -92,7 +93,7 @@ def check_loras_exist(choices: list[LoraChoice], paths: bool = True) -> None:
 def apply_loras(model, choices: list[LoraChoice], paths: bool = True) -> None:
     """Make exactly these LoRAs active on `model` at these scales (none: the plain model)."""
     choices = check_choices(list(choices))
-    if choices and getattr(model, "kind", "pixel") != "latent":
+    if choices and facts_of(model).kind != "latent":
         raise InputError(f"The model '{model.id}' is not a Stable Diffusion model, so LoRAs cannot be used with it.")
     if not choices and not getattr(model, "_lora_loaded", None):
         return

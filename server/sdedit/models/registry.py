@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdedit.errors import InputError
+from sdedit.models.facts import facts_of
 from sdedit.models.info import ModelInfo
 from sdedit.models.layout import describe_folder, is_model_folder
 from sdedit.models.live import pixel_live
@@ -168,7 +169,7 @@ def load_model(ref: str | None = None, device: str = "auto", precision: str | No
 def _evict_latent_models() -> None:
     """One big (Stable Diffusion) model resident on the GPU at a time: drop the others before loading."""
     with _cache_lock:
-        for key in [k for k, m in _cache.items() if getattr(m, "kind", "pixel") == "latent" and m.device.type == "cuda"]:
+        for key in [k for k, m in _cache.items() if facts_of(m).kind == "latent" and m.device.type == "cuda"]:
             del _cache[key]
     import torch
 
@@ -217,11 +218,13 @@ def _load(model_id: str, path: Path, device: torch.device, dtype: torch.dtype) -
         resolution = int(unet.config.sample_size)
         abar = linear_alphas_cumprod()
         sigmas = ((1 - abar) / abar).sqrt()
-        return VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
-                              size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
-                              default_steps={"vp": None, "ve": None}, sigma_min=float(sigmas[0]),
-                              sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
-                              native_size=resolution)
+        model = VPEpsilonModel(unet, id=model_id, native_sde="vp", resolution=resolution,
+                               size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
+                               default_steps={"vp": None, "ve": None}, sigma_min=float(sigmas[0]),
+                               sigma_max=float(sigmas[-1]), device=device, dtype=dtype, alphas_cumprod=abar,
+                               native_size=resolution)
+        model.live = pixel_live(_ckpt_sidecar(path), resolution, str(path.with_suffix(".json")))
+        return model
     if not is_model_folder(path):
         raise InputError(f"{path} is not a model: expected a diffusers folder (unet/config.json) or a .ckpt file.")
     return load_folder(path, model_id, device, dtype)

@@ -167,12 +167,12 @@ PREDICTION_NOTES = {"sidecar": "set by its sidecar", "marker": "marked in the fi
                     "assumed": "assumed, its weights did not tell", "undecided": "assumed until it is first loaded"}
 
 
-def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> Family:
+def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None, told: dict | None = None) -> Family:
     """The family of a single-file checkpoint: detected from its tensors, then the sidecar's overrides.
 
     SD 2.x files do not say whether they predict epsilon (2.x base, 512) or v (768): unless a sidecar or a
     `v_pred` key says so, the decision read from the weights on the first load (sd_prediction.py) is used,
-    and v until then."""
+    and v until then (`told`: a decision just made, {"prediction": ...}, used even if it could not be saved)."""
     from sdedit.models import sd_prediction
 
     side = sidecar(path)
@@ -183,7 +183,7 @@ def family_for_file(path: Path, shapes: dict[str, tuple[int, ...]] | None = None
         if V_PRED_MARKER in shapes:
             name, source = ("sd2v" if name == "sd2" else name), "marker"
         elif name == "sd2v" and "prediction" not in side:
-            told = sd_prediction.remembered(path)
+            told = told or sd_prediction.remembered(path)
             if told is None:
                 source = "undecided"
             else:

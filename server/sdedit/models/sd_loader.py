@@ -16,11 +16,11 @@ import torch
 from sdedit.errors import InputError
 from sdedit.models import sd_prediction, vae_tiling
 from sdedit.models.clip_tokenizer import clip_tokenizer
-from sdedit.models.sd_family import DEFAULT_SDE, Family, unwrap_state_dict, with_text_model_level
+from sdedit.models.sd_family import DEFAULT_SDE, Family, family_for_file, unwrap_state_dict, with_text_model_level
 from sdedit.models.sd_lookup import (  # noqa: F401 (re-exported)
     describe_family, describe_sd, family_of, is_sd_checkpoint, is_sd_model,
 )
-from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of
+from sdedit.models.sd_lookup import NO_GUIDANCE, default_sde_of, live_defaults_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub request from here, even by a library's default
 
@@ -64,14 +64,16 @@ def load_sd(model_id: str, path: Path, device: torch.device, dtype: torch.dtype)
         )
         model.steps_offset = int(parts["scheduler"].get("steps_offset", 1))
         model.default_sde = default_sde_of(path)  # Turbo: euler_a, LCM: lcm, others DPM-Solver++ (sd_lookup)
+        model.live = live_defaults_of(path, family)
         if model.default_sde != DEFAULT_SDE:  # distilled for few steps without classifier-free guidance
             model.default_guidance = NO_GUIDANCE
         return model
 
     model = build(family)
     if family.prediction_source == "undecided":  # SD 2.x, epsilon or v: one UNet call tells (sd_prediction.py)
-        sd_prediction.remember(path, *sd_prediction.probe(model))
-        model = build(family_of(path))
+        prediction, errors = sd_prediction.probe(model)
+        sd_prediction.remember(path, prediction, errors)
+        model = build(family_for_file(path, told={"prediction": prediction}))
     return model
 
 

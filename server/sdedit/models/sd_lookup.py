@@ -49,7 +49,7 @@ def describe_sd(model_id: str, path: Path) -> ModelInfo:
     live = live_defaults_of(path, family, side)
     return ModelInfo(model_id, family.resolution, "vp", path=str(path), description=description, kind="latent",
                      text=True, default_sde=default_sde_of(path, side), live=live, prediction=family.prediction,
-                     prediction_note=prediction_note(family))
+                     prediction_note=prediction_note(family), native_size=family.resolution)
 
 
 def live_defaults_of(path: Path, family: Family, side: dict | None = None) -> LiveDefaults:

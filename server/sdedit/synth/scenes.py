@@ -12,6 +12,9 @@ import numpy as np
 
 from .noise import fbm_1d, fbm_2d, value_noise_2d
 
+#: Scenes with seeds from here on are held out: evaluation and benchmarks use them, training uses 0 .. < this.
+HELD_OUT_SEED_BASE = 1_000_000
+
 TIMES = ("day", "day", "golden", "sunset", "dusk", "overcast")
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..synth.scenes import render_scene
+from ..synth.scenes import HELD_OUT_SEED_BASE, render_scene  # noqa: F401  (HELD_OUT_SEED_BASE re-exported)
 
-HELD_OUT_SEED_BASE = 1_000_000  # evaluation scenes use seeds from here on; training uses 0 .. < this
 
 
 def _render(args: tuple[int, int]) -> np.ndarray:

@@ -763,6 +763,41 @@ def case_live_off(case):
     case["busy_after_off"] = panel.busy_bar.isVisible()
 
 
+def case_live_cost(case):
+    """What Live costs the painter between strokes: the time of one look at an unchanged 2048x1536 layer (the
+    timer's work every 400 ms), and of one look that finds a change (read, checksum, scale to the live size)."""
+    docker, panel = live_panel()
+    width, height = 2048, 1536
+    document = new_document("sdedit-e2e-live-cost", width, height)
+    node = document.activeNode()
+    paint(document, node, stroke_image(width, height), (0, 0, width, height))
+    docker.form.set_values({"server_url": CONFIG["server_url"], "t0": 0.6, "sde": "", "samples": 1, "steps": 0,
+                            "seed_mode": "fixed", "seed": 3, "model": ""})
+    panel.toggle.click()
+    wait(60, lambda: panel.updates_shown >= 1)
+    panel.timer.stop()  # timed by hand below
+    unchanged = []
+    case["version_before"] = panel.version
+    digests = []
+    for _ in range(5):
+        started = time.perf_counter()
+        panel.look()
+        unchanged.append(time.perf_counter() - started)
+        digests.append([panel.version, panel.watched[2] if panel.watched else None])
+    case["digests"] = digests
+    changed = []
+    for k in range(3):
+        paint_stroke(document, node, 64, 64, k)
+        started = time.perf_counter()
+        panel.look()
+        changed.append(time.perf_counter() - started)
+    case["unchanged_ms"] = [round(1000 * t, 1) for t in unchanged]
+    case["changed_ms"] = [round(1000 * t, 1) for t in changed]
+    case["versions"] = panel.version
+    panel.toggle.click()
+    case["live_after_off"] = panel.is_live()
+
+
 def case_autostart(case):
     """No server at a local URL: the plugin starts the recorded installation's server and runs the edit."""
     import sdedit
@@ -1081,11 +1116,8 @@ CASES = [("menu", case_menu), ("dialog", case_dialog), ("masked", case_masked_tw
          ("u16", case_16bit_offset_layer), ("f32", case_f32_linear), ("cancel", case_cancel), ("closed", case_closed),
          ("server_down", case_server_down), ("dialog_server_down", case_dialog_server_down),
          ("docker_pick", case_docker_pick), ("empty_layer", case_empty_layer), ("docker_server", case_docker_server),
-<<<<<<< HEAD
-         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel)]
-=======
-         ("server_stopped", case_server_stopped), ("live", case_live), ("live_off", case_live_off)]
->>>>>>> g24live
+         ("server_stopped", case_server_stopped), ("models_panel", case_models_panel), ("live", case_live),
+         ("live_off", case_live_off), ("live_cost", case_live_cost)]
 
 
 class Harness(Extension):
