@@ -275,10 +275,10 @@ def test_run_masked_edit_keeps_outside_and_reproduces_with_seed(client):
     mask = _box_mask(width, height, (8, 6, 30, 22))
     seen = []
     result = client.run(encode_png(width, height, guide), mask_png(mask, width, height), t0=0.5, steps=8,
-                        samples=2, seed=11, on_progress=seen.append, poll_interval=0.05)
+                        samples=2, seed=11, on_progress=seen.append, poll_interval=0.05, grow=True)
     images, seeds = result
     assert seeds == [11, 12] and len(images) == 2
-    # the server grew the hard selection by a feathered band and says so: the mask it edited with
+    # asked to grow (as the plugins do), the server grew the hard selection by a feathered band and says so: the mask it edited with
     grown = grown_mask(result.mask, mask, width, height, decode_png)
     assert grown != mask and all(g == 255 for g, m in zip(grown, mask) if m == 255)
     assert sum(1 for g in grown if g) > sum(1 for m in mask if m)
@@ -292,8 +292,13 @@ def test_run_masked_edit_keeps_outside_and_reproduces_with_seed(client):
         assert inside_changed > 0.5 * sum(1 for m in mask if m)
     assert results[0][2] != results[1][2]  # independent noise per sample
     again, _ = client.run(encode_png(width, height, guide), mask_png(mask, width, height), t0=0.5, steps=8,
-                          samples=1, seed=11)
+                          samples=1, seed=11, grow=True)
     assert again[0] == images[0]
+    plain = client.run(encode_png(width, height, guide), mask_png(mask, width, height), t0=0.5, steps=8,
+                       samples=1, seed=11)  # not asked to grow: the mask is the contract, black pixels kept
+    assert plain.mask is None or grown_mask(plain.mask, mask, width, height, decode_png) == mask
+    _, _, rgba = decode_png(plain[0][0])
+    assert all(rgba[4 * i:4 * i + 4] == guide[4 * i:4 * i + 4] for i in range(width * height) if not mask[i])
 
 
 def test_grown_mask_falls_back_to_the_selection():

@@ -85,11 +85,22 @@ def test_antialiased_selections_grow_and_feathered_or_painted_masks_do_not():
 def test_masked_edit_keeps_every_pixel_beyond_the_grown_band_byte_identical(tiny_vp):
     img = scene()
     mask = rect_mask()
-    res = edit(tiny_vp, Image.fromarray(img), Image.fromarray(mask), t0=0.6, sde="ode", steps=4, seed=1)
+    res = edit(tiny_vp, Image.fromarray(img), Image.fromarray(mask), t0=0.6, sde="ode", steps=4, seed=1, grow=True)
     out = np.asarray(res.images[0])
     grown = seam.edit_mask(mask, 0.6)
     assert np.array_equal(res.mask, grown)  # the result says which mask it used
     assert np.array_equal(out[grown == 0], img[grown == 0])
     band = (mask == 0) & (grown > 0)
     assert np.any(out[band] != img[band])  # the edit fades out beyond the outline
+    assert not np.array_equal(out[30:50, 35:60], img[30:50, 35:60])
+
+
+def test_without_grow_the_mask_is_the_contract_black_pixels_are_kept_exactly(tiny_vp):
+    """grow is what the plugins ask for; the engine's, CLI's and API's default keeps every black pixel."""
+    img = scene()
+    mask = rect_mask()
+    res = edit(tiny_vp, Image.fromarray(img), Image.fromarray(mask), t0=0.6, sde="ode", steps=4, seed=1)
+    out = np.asarray(res.images[0])
+    assert np.array_equal(res.mask, mask)
+    assert np.array_equal(out[mask == 0], img[mask == 0])
     assert not np.array_equal(out[30:50, 35:60], img[30:50, 35:60])

@@ -138,7 +138,7 @@ def test_job_life_cycle(http, reference):
     mask = Image.new("L", image.size, 0)
     mask.paste(255, (10, 10, 40, 30))
     body = {"image": b64(image_bytes(image)), "mask": b64(image_bytes(mask)), "t0": 0.6, "sde": "vp",
-            "steps": 6, "samples": 2, "seed": 77}
+            "steps": 6, "samples": 2, "seed": 77, "grow": True}
 
     # a long job first, so that the edit is still queued when its result is asked for
     long = http.post("/v1/jobs", json={"image": body["image"], "t0": 1.0, "steps": 1000, "seed": 1})
@@ -159,8 +159,8 @@ def test_job_life_cycle(http, reference):
     assert 0 < seconds < 120
     result = http.get(f"/v1/jobs/{job['id']}/result").json()
     assert result["seeds"] == [77, 78]
-    expected = reference(image, mask, t0=0.6, sde="vp", steps=6, samples=2, seed=77)
-    used = np.asarray(decode(result["mask"]))  # the hard selection grown by its feathered band
+    expected = reference(image, mask, t0=0.6, sde="vp", steps=6, samples=2, seed=77, grow=True)
+    used = np.asarray(decode(result["mask"]))  # asked to grow: the hard selection grown by its feathered band
     assert np.array_equal(used, expected.mask) and np.count_nonzero(used) > np.count_nonzero(np.asarray(mask))
     kept = used == 0
     for got_b64, want in zip(result["images"], expected.images, strict=True):
@@ -169,6 +169,14 @@ def test_job_life_cycle(http, reference):
         assert np.array_equal(np.asarray(got), np.asarray(want))
         assert np.array_equal(np.asarray(got)[kept], np.asarray(image)[kept])
         assert not np.array_equal(np.asarray(got), np.asarray(image))
+
+    # without "grow" the mask is the contract (docs/design.md §3): every black pixel comes back exactly
+    plain = http.post("/v1/jobs", json=dict(body, grow=False, samples=1)).json()
+    assert wait_final(http, plain["id"])["state"] == "done"
+    plain_result = http.get(f"/v1/jobs/{plain['id']}/result").json()
+    assert np.array_equal(np.asarray(decode(plain_result["mask"])), np.asarray(mask))
+    outside = np.asarray(mask) == 0
+    assert np.array_equal(np.asarray(decode(plain_result["images"][0]))[outside], np.asarray(image)[outside])
 
     assert http.get("/v1/jobs/0123456789abcdef/result").status_code == 404
     assert http.get("/v1/jobs/0123456789abcdef").status_code == 404

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("input", help="guide image (PNG, JPEG or WebP)")
     ed.add_argument("-o", "--output", required=True, help="output image; with --samples K > 1, out.png becomes out-0.png ...")
     ed.add_argument("--mask", help="mask image of the input's size: white = edit, black = keep, grey = blend")
+    ed.add_argument("--grow", action="store_true",
+                    help="grow and feather a hard-edged mask outward, as the editor plugins do with a selection "
+                         "(a band that scales with its size and t0); without it black pixels are kept exactly")
     ed.add_argument("--t0", type=float, default=0.5, help="noise level in (0, 1]: small = faithful, large = realistic (default 0.5)")
     ed.add_argument("--sde", default=None, type=str.lower,
                     help="sampler, any case: vp, ve (the paper's SDEs), ode (fast deterministic DPM-Solver++), ddim, "
@@ -187,7 +190,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     try:
         result = edit(model, image, mask, t0=args.t0, sde=args.sde, steps=args.steps, samples=args.samples,
                       seed=args.seed, progress=progress, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                      guidance=args.guidance)
+                      guidance=args.guidance, grow=bool(getattr(args, "grow", False)))
     finally:
         bar.close()
     for img, path in zip(result.images, paths):

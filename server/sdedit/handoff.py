@@ -93,7 +93,8 @@ def edit_on_server(args: argparse.Namespace, paths: list, save: Callable, note: 
     bar = _LazyBar(args.quiet)  # drawn from the first poll on: a refused request leaves no bar behind
     try:
         pngs, seeds = client.run(image, mask, t0=args.t0, sde=args.sde, steps=args.steps, samples=args.samples,
-                                 seed=args.seed, model=model, poll_interval=POLL_S, on_progress=bar.show, **text)
+                                 seed=args.seed, model=model, poll_interval=POLL_S, on_progress=bar.show,
+                                 grow=bool(getattr(args, "grow", False)), **text)
     except JobCancelled:
         from sdedit.errors import Cancelled
 

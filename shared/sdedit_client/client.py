@@ -109,12 +109,15 @@ class Client:
                sde: Optional[str] = None, steps: Optional[int] = None, samples: int = 1,
                seed: Optional[int] = None, model: Optional[str] = None, prompt: Optional[str] = None,
                negative_prompt: Optional[str] = None, guidance: Optional[float] = None,
-               session: Optional[str] = None, loras: Optional[List[Dict[str, Any]]] = None) -> str:
+               session: Optional[str] = None, loras: Optional[List[Dict[str, Any]]] = None,
+               grow: bool = False) -> str:
         """Queue an edit of ``image_png`` (white in ``mask_png`` = edit); returns the job id.
 
         ``sde`` None sends no sampler (the model's declared default); the text fields are sent only when
         given (for models that take a prompt). ``session`` (live mode): the server cancels this session's
         queued or running job ("superseded"), so only the newest edit of a live canvas is worked on.
+        ``grow`` (with a mask): the server grows and feathers a hard selection outward, as painters expect of
+        a selection; the result's mask says where it changed pixels. Without it black mask pixels are kept.
         """
         if not image_png:
             raise InvalidParameter("There is no image to edit.")
@@ -125,6 +128,8 @@ class Client:
         if mask_png is not None:
             body["mask"] = base64.b64encode(bytes(mask_png)).decode("ascii")
         body.update({key: value for key, value in params.items() if value is not None})
+        if grow and mask_png is not None:
+            body["grow"] = True
         if session is not None:
             body["session"] = validate_session(session)
         if loras:  # [{"id", "scale"}] (model_manager.parse_loras); sent only when there are some

@@ -113,7 +113,7 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=
         ensure_server(client.base_url, on_status=_server_status(window), cancel=cancelled)
         if request.text and model_takes_text(client.models(), params.get("model")):
             params = dict(params, **request.text)
-        result = client.run(image_png, mask, on_progress=_progress(samples, client, window),
+        result = client.run(image_png, mask, on_progress=_progress(samples, client, window), grow=True,
                             should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1, **params)
     finally:
         client.release()

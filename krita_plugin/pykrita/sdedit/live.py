@@ -138,7 +138,7 @@ class LiveWorker(QThread):
                     mask = None
                     if mask_needed(request.mask, request.width, request.height):
                         mask = encode_gray(request.width, request.height, request.mask)
-                    job_id = self._client.submit(image, mask, session=self._session, **params)
+                    job_id = self._client.submit(image, mask, session=self._session, grow=True, **params)
                     self.job_id, current, state, progress = job_id, (job_id, request), "queued", 0.0
                     self.sent.append(job_id)
                     self.submitted.emit(job_id)

@@ -90,7 +90,7 @@ class EditWorker(QThread):
             try:
                 if self._text and model_takes_text(self._client.models(), params.get("model")):
                     params.update(self._text)
-                result = self._client.run(image, mask, on_progress=self._on_progress,
+                result = self._client.run(image, mask, on_progress=self._on_progress, grow=True,
                                           should_cancel=self._cancel.is_set,
                                           poll_interval=0.1 if self._previews else 0.25, **params)
             except ServerUnavailable as error:  # it answered a moment ago: did it stop?

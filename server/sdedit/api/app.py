@@ -250,7 +250,8 @@ def _validated(request: JobRequest, backend: EngineBackend, limits: Limits) -> t
         raise ApiError(422, str(err)) from None
     params = EditParams(image=image, mask=mask, t0=request.t0, sde=sde, steps=request.steps,
                         samples=request.samples, seed=request.seed, model=request.model, prompt=request.prompt,
-                        negative_prompt=request.negative_prompt, guidance=request.guidance, loras=loras)
+                        negative_prompt=request.negative_prompt, guidance=request.guidance, loras=loras,
+                        grow=bool(request.grow))
     describe = dict(width=width, height=height, mask=mask is not None, t0=request.t0, sde=sde,
                     steps=request.steps or "default", samples=request.samples,
                     seed=request.seed if request.seed is not None else "random", model=request.model or "default")

@@ -36,6 +36,7 @@ class EditParams:
     negative_prompt: Optional[str] = None
     guidance: Optional[float] = None
     loras: Optional[list] = None  # [LoraChoice] (sdedit.models.lora), ids only
+    grow: bool = False  # grow and feather a hard selection outward (engine/seam.edit_mask)
 
 
 class EngineBackend:
@@ -162,7 +163,7 @@ class EngineBackend:
             raise Cancelled()
         result = edit(model, p.image, p.mask, t0=p.t0, sde=p.sde, steps=p.steps, samples=p.samples,
                       seed=p.seed, progress=progress, cancel=cancel, prompt=prompt,
-                      negative_prompt=negative_prompt, guidance=p.guidance,
+                      negative_prompt=negative_prompt, guidance=p.guidance, grow=bool(getattr(p, "grow", False)),
                       preview=lambda rgb: store_preview(job, rgb))
         if self.budget is not None and result.working_size:
             from .budget import Work

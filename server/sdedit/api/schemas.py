@@ -60,6 +60,11 @@ class JobRequest(BaseModel):
                                       description="Text models only: classifier-free guidance scale; null = the model's.")
     loras: Optional[List[LoraRef]] = Field(None, max_length=8,
                                            description="Stable Diffusion models only: LoRAs to apply, each once.")
+    grow: bool = Field(
+        False, description="Grow and feather a hard-edged mask (a selection) outward by a band that scales with "
+                           "its size and t0, so the edit fades into its surroundings (what the editor plugins "
+                           "send). The result's 'mask' is then the grown one; pixels beyond it are kept. "
+                           "false (default): black mask pixels come back byte for byte.")
     session: Optional[str] = Field(
         None, min_length=1, max_length=128,
         description="Live mode: a key of the client's choosing (random, per canvas). A new job with the same key "

@@ -150,11 +150,16 @@ class Canvas:
         return imaging.rebuild_image(composed, alpha, self.image)
 
 
-def prepare(image: Image.Image, mask: Image.Image | None, facts: ModelFacts, t0: float, steps: int) -> Canvas:
-    """Split the picture, read the mask (a hard selection grown, engine/seam.py) and plan the edit (plan None
-    when the mask is empty)."""
+def prepare(image: Image.Image, mask: Image.Image | None, facts: ModelFacts, t0: float, steps: int,
+            grow: bool = False) -> Canvas:
+    """Split the picture, read the mask and plan the edit (plan None when the mask is empty).
+
+    grow: a hard selection is grown and feathered outward (engine/seam.py), as the editor plugins ask for;
+    without it the mask is the contract's (docs/design.md §3): black pixels come back byte for byte."""
     rgb, alpha = imaging.split_alpha(image)
-    mask_u8 = seam.edit_mask(imaging.mask_array(mask, image.size), float(t0))
+    mask_u8 = imaging.mask_array(mask, image.size)
+    if grow:
+        mask_u8 = seam.edit_mask(mask_u8, float(t0))
     box = imaging.working_region(mask_u8, square=facts.resolution is not None)
     plan = None if box is None else plan_region(fit_region(box, facts, image.size), facts, t0, steps)
     return Canvas(image, rgb, alpha, mask_u8, plan, mask_given=mask is not None)

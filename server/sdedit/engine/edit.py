@@ -77,8 +77,12 @@ def _edit(
     prompt: str | None = None,
     negative_prompt: str | None = None,
     guidance: float | None = None,
+    grow: bool = False,
 ) -> EditResult:
     """Run SDEdit: K realistic versions of `image` guided by it, edited only where `mask` is non-zero.
+
+    grow: a hard selection is first grown and feathered outward (engine/seam.edit_mask), so that the edit
+    fades into its surroundings; the result's `mask` is then the grown one, and pixels beyond it are kept.
 
     `preview`, when given, is called every `preview_every` steps (default: about ten times per job) with a
     small uint8 RGB picture of the current clean estimate (engine/preview.py).
@@ -93,19 +97,19 @@ def _edit(
     if facts.kind == "latent":
         return latent_edit(model, image, mask, t0=float(t0), sde=sde, seeds=seeds, steps=n_steps, prompt=prompt,
                            negative_prompt=negative_prompt, guidance=guidance, progress=progress, cancel=cancel,
-                           max_batch=max_batch, preview=preview, preview_every=preview_every)
+                           max_batch=max_batch, preview=preview, preview_every=preview_every, grow=grow)
     return pixel_edit(model, image, mask, t0=float(t0), sde=sde, seeds=seeds, steps=n_steps, progress=progress,
-                      cancel=cancel, max_batch=max_batch, preview=preview, preview_every=preview_every)
+                      cancel=cancel, max_batch=max_batch, preview=preview, preview_every=preview_every, grow=grow)
 
 
 def pixel_edit(model: DiffusionModel, image: Image.Image, mask: Image.Image | None, *, t0: float, sde: str,
                steps: int, seeds: list[int], progress: Progress | None = None, cancel: CancelCheck | None = None,
                max_batch: int | None = None, preview: Preview | None = None,
-               preview_every: int | None = None) -> EditResult:
+               preview_every: int | None = None, grow: bool = False) -> EditResult:
     """The whole-picture edit of a pixel-space model (checked parameters, resolved steps)."""
     started = time.perf_counter()
     params = {"t0": t0, "sde": sde, "steps": steps, "samples": len(seeds), "model": model.id}
-    canvas = prepare(image, mask, facts_of(model), t0, steps)
+    canvas = prepare(image, mask, facts_of(model), t0, steps, grow)
     if canvas.plan is None:  # empty mask: nothing to edit
         return finish(canvas, [], seeds, steps, 0, started, params)
     size, two_stage, region = canvas.size, canvas.staged, canvas.region

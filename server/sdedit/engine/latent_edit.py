@@ -73,13 +73,14 @@ def _with_previews(after_step, watcher: EstimateWatcher, on_estimate, every: int
 
 def latent_edit(model: LatentModel, image, mask, *, t0: float, sde: str, steps: int, seeds: list[int],
                 prompt: str | None, negative_prompt: str | None, guidance: float | None, progress=None, cancel=None,
-                max_batch: int | None = None, preview=None, preview_every: int | None = None) -> EditResult:
+                max_batch: int | None = None, preview=None, preview_every: int | None = None,
+                grow: bool = False) -> EditResult:
     """The whole-picture latent edit; called by engine.edit for latent models (same inputs, same result type)."""
     started = time.perf_counter()
     params = {"t0": float(t0), "sde": sde, "steps": steps, "samples": len(seeds), "model": model.id,
               "prompt": prompt or "", "negative_prompt": negative_prompt or "",
               "guidance": model.default_guidance if guidance is None else float(guidance)}
-    canvas = prepare(image, mask, facts_of(model), float(t0), steps)
+    canvas = prepare(image, mask, facts_of(model), float(t0), steps, grow)
     if canvas.plan is None:
         return finish(canvas, [], seeds, steps, 0, started, params)
     size, staged, region = canvas.size, canvas.staged, canvas.region
