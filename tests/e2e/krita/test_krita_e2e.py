@@ -274,7 +274,7 @@ def test_dialog_from_the_menu_action_remembers_values_and_runs(krita_run):
     assert not dialog.get("message_boxes"), dialog.get("message_boxes")
     # what is reused is said, the sampler offers the model's default first, no prompt for a model without text
     assert dialog["remembered"] == "Remembered from your last run: 4 steps, fixed seed 21, 1 sample, VP."
-    assert dialog["sde_items"][0] == "Model default" and len(dialog["sde_items"]) == 5
+    assert dialog["sde_items"][0] == "Model default" and len(dialog["sde_items"]) == 7  # + lcm, euler_a (live mode)
     assert dialog["prompt_enabled"] is False and dialog["result_full_copy"] is False
     assert case["report"]["ok"], case["report"]
     assert "SDEdit t0=0.45 VP #1 seed=21" in case["layers_after"]
