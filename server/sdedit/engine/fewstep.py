@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from sdedit.engine.masking import keep_outside
+
 if TYPE_CHECKING:
     from sdedit.engine.samplers import SamplerInput
     from sdedit.models.base import DiffusionModel
@@ -51,10 +53,6 @@ def lcm_timesteps(t0: float, steps: int, train_steps: int = 1000,
     return [int(t) for t in stamps[-min(int(steps), total):]]
 
 
-def _blend(x: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else mask * x + (1.0 - mask) * kept
-
-
 def _lcm_scalings(t: int) -> tuple[float, float]:
     """The consistency model's boundary condition: c_skip -> 1, c_out -> 0 as t -> 0."""
     scaled = t * LCM_TIMESTEP_SCALING
@@ -82,9 +80,9 @@ def sample_lcm(model: DiffusionModel, inp: SamplerInput, after_step: Callable[[]
             a_next = float(abar[plan[k + 1]])
             x = a_next**0.5 * denoised + (1.0 - a_next) ** 0.5 * inp.noise.draw()
             if inp.mask is not None:
-                x = _blend(x, a_next**0.5 * guide + (1.0 - a_next) ** 0.5 * inp.noise.draw(), inp.mask)
+                x = keep_outside(x, a_next**0.5 * guide + (1.0 - a_next) ** 0.5 * inp.noise.draw(), inp.mask)
         else:
-            x = _blend(denoised, guide, inp.mask)
+            x = keep_outside(denoised, guide, inp.mask)
         after_step()
     return x
 
@@ -108,6 +106,6 @@ def sample_euler_a(model: DiffusionModel, inp: SamplerInput, after_step: Callabl
         x = x + s_up * inp.noise.draw()  # drawn at every step, as diffusers does (zero-scaled at the last)
         if inp.mask is not None:
             kept = guide if s_to == 0.0 else guide + s_to * inp.noise.draw()
-            x = _blend(x, kept, inp.mask)
+            x = keep_outside(x, kept, inp.mask)
         after_step()
     return x

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from sdedit.engine.masking import keep_outside
 from sdedit.engine.noise import NoiseSource
 from sdedit.schedules import respaced_indices, ve_sigma
 from sdedit.errors import Cancelled
@@ -29,10 +30,6 @@ class SamplerInput:
     noise: NoiseSource
     t0: float
     steps: int
-
-
-def _blend(x: torch.Tensor, kept: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else mask * x + (1.0 - mask) * kept
 
 
 def vp_plan(t0: float, steps: int | None, train_steps: int) -> list[int]:
@@ -63,7 +60,7 @@ def sample_vp(model: DiffusionModel, inp: SamplerInput, after_step: StepHook) ->
             x = x + ((1.0 - a_s) / (1.0 - a_t) * beta) ** 0.5 * inp.noise.draw()
         if inp.mask is not None:
             kept = a_s**0.5 * guide + (1.0 - a_s) ** 0.5 * inp.noise.draw() if a_s < 1.0 else guide
-            x = _blend(x, kept, inp.mask)
+            x = keep_outside(x, kept, inp.mask)
         after_step()
     return x
 
@@ -90,7 +87,7 @@ def sample_ve(model: DiffusionModel, inp: SamplerInput, after_step: StepHook) ->
         if inp.mask is not None:
             last = k == inp.steps - 1
             kept = guide if last else guide + s_next * inp.noise.draw()
-            x = _blend(x, kept, inp.mask)
+            x = keep_outside(x, kept, inp.mask)
         after_step()
     return x
 
@@ -137,7 +134,7 @@ def _sample_ode(model: DiffusionModel, inp: SamplerInput, after_step: StepHook, 
             x = (s_next / s) * x + (1 - s_next / s) * d
             prev_denoised, prev_h = denoised, h
         if inp.mask is not None:
-            x = _blend(x, guide + s_next * z0, inp.mask)
+            x = keep_outside(x, guide + s_next * z0, inp.mask)
         after_step()
     return x
 
