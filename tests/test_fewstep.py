@@ -221,3 +221,62 @@ def test_loaded_models_declare_the_same_live_defaults_as_their_listing(tiny_vp, 
     assert facts_of(tiny_vp).live.sde == "ode" and facts_of(tiny_vp).live.size == 32
     sd1 = sd_models["sd1"][0]
     assert facts_of(sd1).live.as_dict() == {"sde": "ode", "steps": 8, "size": 512, "guidance": 7.5}
+
+
+@pytest.fixture(scope="module")
+def distilled_lcm(tmp_path_factory):
+    """A full LCM pipeline folder in LCM_Dreamshaper_v7's layout: LatentConsistencyModelPipeline, LCMScheduler,
+    a UNet with `time_cond_proj_dim` (guidance-distilled: it takes w - 1 as an embedding, no second call)."""
+    import json
+
+    from diffusers import UNet2DConditionModel
+    from tiny_sd import make_sd_folder, unet_config
+
+    from sdedit.models.sd_loader import load_sd
+
+    folder = make_sd_folder(tmp_path_factory.mktemp("lcm") / "lcm-dreamshaper-tiny", "sd1")
+    torch.manual_seed(3)
+    unet = UNet2DConditionModel(**unet_config("sd1"), time_cond_proj_dim=16)
+    with torch.no_grad():
+        for p in unet.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.05)
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "LatentConsistencyModelPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    config = folder / "scheduler" / "scheduler_config.json"
+    sched = json.loads(config.read_text())
+    sched["_class_name"] = "LCMScheduler"
+    config.write_text(json.dumps(sched))
+    return folder, load_sd(folder.name, folder, torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.parametrize("t0,steps,guidance", [(0.5, 2, 8.5), (0.75, 3, 4.0), (0.5, 1, 1.0)])
+def test_full_lcm_takes_guidance_as_an_embedding_like_diffusers(distilled_lcm, t0, steps, guidance):
+    """A guidance-distilled UNet gets diffusers' guidance embedding of w - 1 and one call per step."""
+    from diffusers import LCMScheduler
+
+    folder, model = distilled_lcm
+    assert model.guidance_dim == 16
+    z = guide_latent(model)
+    sched = LCMScheduler.from_pretrained(folder / "scheduler")
+    theirs = diffusers_img2img(model, sched, z, prompt="a castle", strength=t0, total_steps=round(steps / t0),
+                               guidance=guidance)
+    mine = ours(model, "lcm", z, prompt="a castle", t0=t0, steps=steps, guidance=guidance)
+    torch.testing.assert_close(mine, theirs, rtol=2e-4, atol=2e-4)
+    other = ours(model, "lcm", z, prompt="a castle", t0=t0, steps=steps, guidance=guidance + 3.0)
+    assert (other - mine).abs().max() > 1e-4  # the scale reaches the network
+
+
+def test_full_lcm_folder_declares_embedded_guidance_for_live(distilled_lcm):
+    from sdedit.models.sd_lookup import describe_sd
+
+    folder, model = distilled_lcm
+    info = describe_sd(folder.name, folder)
+    assert info.default_sde == "lcm" and info.live.as_dict()["guidance"] == 8.5 and info.live.steps == 4
+    calls = []
+    model.unet.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    view = model.conditioned(model.encode_text("a castle", "", 8.5, (64, 64)))
+    view.eps_vp(guide_latent(model), 500)
+    assert calls == [1], "one UNet call of batch 1: no classifier-free guidance pair"

@@ -31,6 +31,18 @@ class TextCondition:
     pooled: torch.Tensor | None = None  # SDXL: (1, 1280) pooled text embedding of the prompt
     uncond_pooled: torch.Tensor | None = None
     time_ids: torch.Tensor | None = None  # SDXL: (1, 6) original size, crop, target size
+    timestep_cond: torch.Tensor | None = None  # guidance-distilled UNets (full LCM): (1, D) embedding of w - 1
+
+
+def guidance_embedding(w: float, dim: int) -> torch.Tensor:
+    """The sinusoidal embedding of a guidance scale that guidance-distilled UNets (LCM, `time_cond_proj_dim`)
+    take instead of classifier-free guidance (Meng et al. 2023, "On distillation of guided diffusion models";
+    diffusers' get_guidance_scale_embedding): w x 1000 on the timestep embedding's frequencies, (1, dim)."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(torch.log(torch.tensor(10000.0)) / (half - 1)))
+    angles = torch.tensor([float(w) * 1000.0])[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    return torch.nn.functional.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 class LatentModel(DiffusionModel):
@@ -47,6 +59,7 @@ class LatentModel(DiffusionModel):
         self.default_guidance = family.guidance
         self.steps_offset = 1
         self.condition: TextCondition | None = None
+        self.guidance_dim = getattr(unet.config, "time_cond_proj_dim", None)  # set: guidance-distilled (LCM)
 
     takes_text = True
     kind = "latent"
@@ -66,11 +79,14 @@ class LatentModel(DiffusionModel):
     def encode_text(self, prompt: str = "", negative_prompt: str = "", guidance: float | None = None,
                     size: tuple[int, int] | None = None) -> TextCondition:
         """Embeddings for the prompt and the negative prompt; one UNet call per step when they coincide
-        (no prompt: the paper's unconditional edit) or when guidance is 1 (the conditional prediction)."""
+        (no prompt: the paper's unconditional edit) or when guidance is 1 (the conditional prediction).
+        A guidance-distilled UNet (full LCM) always takes one call, with w - 1 embedded beside the timestep."""
         w = self.default_guidance if guidance is None else float(guidance)
         cond, pooled = self._embed(prompt)
-        uncond = uncond_pooled = None
-        if w != 1.0 and prompt != negative_prompt:
+        uncond = uncond_pooled = timestep_cond = None
+        if self.guidance_dim:
+            timestep_cond = guidance_embedding(w - 1.0, int(self.guidance_dim)).to(self.device, self.dtype)
+        elif w != 1.0 and prompt != negative_prompt:
             if self.family.is_xl and not negative_prompt:  # SDXL's force_zeros_for_empty_prompt
                 uncond, uncond_pooled = torch.zeros_like(cond), torch.zeros_like(pooled)
             else:
@@ -79,7 +95,7 @@ class LatentModel(DiffusionModel):
         if self.family.is_xl:
             width, height = size or (self.native_size, self.native_size)
             time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=self.dtype, device=self.device)
-        return TextCondition(cond, uncond, w, pooled, uncond_pooled, time_ids)
+        return TextCondition(cond, uncond, w, pooled, uncond_pooled, time_ids, timestep_cond)
 
     def _embed(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden, pooled = [], None
@@ -136,7 +152,8 @@ class LatentModel(DiffusionModel):
         batch = x_vp.shape[0]
         t = timesteps.to(x_vp.device, torch.float32)
         if c.uncond is None:
-            return self._unet(self._net_input(x_vp), t, c.cond, c.pooled, c.time_ids, batch).float()
+            return self._unet(self._net_input(x_vp), t, c.cond, c.pooled, c.time_ids, batch,
+                              c.timestep_cond).float()
         x2 = self._net_input(torch.cat([x_vp, x_vp]))
         emb = torch.cat([c.uncond.expand(batch, -1, -1), c.cond.expand(batch, -1, -1)])
         pooled = None if c.pooled is None else torch.cat([c.uncond_pooled.expand(batch, -1), c.pooled.expand(batch, -1)])
@@ -144,13 +161,16 @@ class LatentModel(DiffusionModel):
         uncond, cond = out.chunk(2)
         return uncond + c.guidance * (cond - uncond)
 
-    def _unet(self, x, t, emb, pooled, time_ids, batch: int) -> torch.Tensor:
+    def _unet(self, x, t, emb, pooled, time_ids, batch: int, timestep_cond=None) -> torch.Tensor:
         emb = emb.expand(batch, -1, -1) if emb.shape[0] == 1 else emb
+        if timestep_cond is not None:
+            timestep_cond = timestep_cond.expand(batch, -1)
         added = None
         if pooled is not None:
             pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled
             added = {"text_embeds": pooled, "time_ids": time_ids.expand(batch, -1)}
-        return self.unet(x, t, encoder_hidden_states=emb, added_cond_kwargs=added).sample
+        extra = {} if timestep_cond is None else {"timestep_cond": timestep_cond}
+        return self.unet(x, t, encoder_hidden_states=emb, added_cond_kwargs=added, **extra).sample
 
     # -- the deterministic sampler's plan ------------------------------------------------------------
     def ddim_sigmas(self, t0: float, steps: int) -> list[float]:

@@ -6,7 +6,9 @@ Where they come from, later entries overriding earlier ones key by key:
   measurement: 3 steps land within 6/255 of its 20-step result at 256 px, 2 steps 14/255, benchmarks/live.py);
   a Stable Diffusion checkpoint `ode` in 8 steps at its native size with its family's guidance;
   a Turbo checkpoint (SD-Turbo, SDXL-Turbo) `euler_a` in 2 steps at 512 px without classifier-free guidance;
-  an LCM checkpoint (LCMScheduler, or an LCM-LoRA fused in) `lcm` in 4 steps, guidance 1;
+  an LCM checkpoint (LCMScheduler, or an LCM-LoRA fused in) `lcm` in 4 steps, guidance 1; a guidance-distilled
+  one (a full LCM such as LCM_Dreamshaper_v7, whose UNet has `time_cond_proj_dim`) guidance 8.5, which it takes
+  as an embedding in its one call (diffusers' LCM pipelines' default);
 - `"live": {"sde", "steps", "guidance", "size"}` in the model's sdedit.json or single-file sidecar JSON.
 
 Guidance follows this server's meaning (1 = the conditional prediction alone, one network call; 0 = the
@@ -23,6 +25,7 @@ from sdedit.errors import InputError
 
 PIXEL_LIVE_SIZE = 256
 NO_GUIDANCE = 1.0  # one conditional call: what few-step distilled models are trained for
+DISTILLED_GUIDANCE = 8.5  # a guidance-distilled LCM's embedded scale (diffusers' LCM pipelines' default)
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,20 @@ def latent_live(path: Path, resolution: int, guidance: float, scheduler: dict, s
     if kind == "turbo":
         base = LiveDefaults(sde="euler_a", steps=2, size=min(512, resolution), guidance=NO_GUIDANCE)
     elif kind == "lcm":
-        base = LiveDefaults(sde="lcm", steps=4, size=resolution, guidance=NO_GUIDANCE)
+        guidance = DISTILLED_GUIDANCE if guidance_distilled(path) else NO_GUIDANCE
+        base = LiveDefaults(sde="lcm", steps=4, size=resolution, guidance=guidance)
     else:
         base = LiveDefaults(sde="ode", steps=8, size=resolution, guidance=guidance)
     return with_overrides(base, side.get("live"), str(path))
+
+
+def guidance_distilled(path: Path) -> bool:
+    """Whether a pipeline folder's UNet takes its guidance scale as an embedding (`time_cond_proj_dim`)."""
+    config = path / "unet" / "config.json"
+    try:
+        return path.is_dir() and bool(json.loads(config.read_text()).get("time_cond_proj_dim"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_scheduler(path: Path) -> dict:
