@@ -280,3 +280,55 @@ def test_full_lcm_folder_declares_embedded_guidance_for_live(distilled_lcm):
     view = model.conditioned(model.encode_text("a castle", "", 8.5, (64, 64)))
     view.eps_vp(guide_latent(model), 500)
     assert calls == [1], "one UNet call of batch 1: no classifier-free guidance pair"
+
+
+def test_lcm_lora_with_lcm_matches_diffusers(sd_models, tmp_path):
+    """LCM-LoRA's recipe on any SD 1.x checkpoint: the LoRA (kohya naming, UNet only, as latent-consistency's
+    lcm-lora-sdv1-5 file) loaded our way, then `lcm` in 4 steps, guidance 1; against diffusers'
+    load_lora_weights + LCMScheduler img2img. The live panel picks that recipe by the LoRA's name."""
+    from diffusers import LCMScheduler
+    from safetensors.torch import load_file, save_file
+    from tiny_lora import write_kohya_lora
+
+    from sdedit.models.lora import LoraChoice, apply_loras
+    from sdedit.models.sd_loader import load_sd
+    from sdedit_client.live import live_with_loras
+
+    _, components, path = sd_models["sd1"]
+    lora = tmp_path / "lcm-lora-sdv1-5.safetensors"
+    write_kohya_lora(lora, "sd1")
+    save_file({k: v for k, v in load_file(str(lora)).items() if k.startswith("lora_unet_")}, str(lora))
+    live = live_with_loras({"sde": "ode", "steps": 8, "size": 512, "guidance": 7.5}, [{"id": lora.stem, "scale": 1}])
+    assert live == {"sde": "lcm", "steps": 4, "size": 512, "guidance": 1.0}
+
+    model = load_sd(path.stem, path, torch.device("cpu"), torch.float32)
+    apply_loras(model, [LoraChoice(str(lora), 1.0)])
+    z = guide_latent(model)
+    mine = ours(model, live["sde"], z, prompt="a red barn", t0=0.5, steps=live["steps"], guidance=live["guidance"])
+    reference = load_sd(path.stem, path, torch.device("cpu"), torch.float32)
+    sched = LCMScheduler.from_config(components["scheduler"].config)
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline(vae=reference.vae, unet=reference.unet, scheduler=sched,
+                                          tokenizer=reference.tokenizers[0], text_encoder=reference.text_encoders[0],
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(lora), adapter_name="lcm")
+    theirs = pipe(prompt="a red barn", image=z, strength=0.5, num_inference_steps=8, guidance_scale=1.0,
+                  generator=torch.Generator().manual_seed(7), output_type="latent").images
+    torch.testing.assert_close(mine, theirs, rtol=2e-4, atol=2e-4)
+    plain = ours(load_sd(path.stem, path, torch.device("cpu"), torch.float32), "lcm", z, prompt="a red barn",
+                 t0=0.5, steps=4, guidance=1.0)
+    assert (plain - mine).abs().max() > 1e-3  # the LoRA did change the result
+
+
+def test_lcm_lora_names_and_live_override():
+    from sdedit_client.live import is_lcm_lora, live_with_loras
+
+    assert all(is_lcm_lora(n) for n in ("lcm-lora-sd15", "lcm-lora-sdxl", "LCM_LoRA_Weights_SD15",
+                                          "latent-consistency/lcm-lora-sdv1-5", "lcm"))
+    assert not any(is_lcm_lora(n) for n in ("film-grain", "alcmist", "watercolor_v2", ""))
+    base = {"sde": "euler_a", "steps": 2, "size": 512, "guidance": 1.0}
+    assert live_with_loras(base, [{"id": "film-grain", "scale": 0.8}]) == base
+    assert live_with_loras(base, [{"id": "lcm-lora-sd15", "scale": 0}]) == base  # switched off
+    assert live_with_loras(base, [{"id": "lcm-lora-sd15", "scale": 1.0}])["sde"] == "lcm"

@@ -24,7 +24,7 @@ from PyQt5.QtWidgets import QApplication, QHBoxLayout, QLabel, QProgressBar, QPu
 
 from sdedit_client import Client, SDEditError
 from sdedit_client.autostart import ensure_server
-from sdedit_client.live import send_now
+from sdedit_client.live import live_with_loras, send_now
 from sdedit_client.mask import mask_needed
 from sdedit_client.params import MAX_SEED, new_session_key
 from sdedit_client.settings import model_takes_text, request_params, text_params
@@ -123,7 +123,7 @@ class LiveWorker(QThread):
                 params.update(self._text)
             info = next((m for m in models if (m.get("id") == params.get("model") if params.get("model")
                                                 else m.get("default"))), {})
-            self.live = dict(info.get("live") or {})
+            self.live = live_with_loras(info.get("live") or {}, params.get("loras") or [])
             params = live_params(params, self.live, bool(info.get("text")))
             self.params = params
             while not self._stop.is_set():
