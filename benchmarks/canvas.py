@@ -52,9 +52,18 @@ THUMB_H = 120
 GRID_LIMIT = 1_000_000
 
 
-def _painting(index: int, width: int, height: int) -> np.ndarray:
-    """Held-out scene `index` at 512 px, cropped to the canvas' aspect, as a flat-colour stroke painting."""
-    scene = render_scene(SEED_BASE + index, 512)
+TERRAIN_SEED_BASE = 1_700_000  # held-out terrain renders (training shards stay below 1,000,000; the card's grid 1,600,000)
+
+
+def _painting(index: int, width: int, height: int, kind: str = "scenes") -> np.ndarray:
+    """Held-out scene `index` at 512 px (sdedit.synth.scenes, or the 3-D terrain renderer for kind "terrain"),
+    cropped to the canvas' aspect, as a flat-colour stroke painting."""
+    if kind == "terrain":
+        from sdedit.synth.terrain import render_terrain
+
+        scene = render_terrain(TERRAIN_SEED_BASE + index, 512)
+    else:
+        scene = render_scene(SEED_BASE + index, 512)
     if width >= height:
         ch = int(round(512 * height / width))
         crop = scene[(512 - ch) // 2:(512 - ch) // 2 + ch]
@@ -64,14 +73,14 @@ def _painting(index: int, width: int, height: int) -> np.ndarray:
     return stroke_painting(crop, seed=index)
 
 
-def canvas_guide(index: int, width: int, height: int) -> np.ndarray:
+def canvas_guide(index: int, width: int, height: int, kind: str = "scenes") -> np.ndarray:
     """A held-out stroke painting of the canvas' size: scene at 512 px, cropped to the aspect, painted, resized."""
-    return np.asarray(Image.fromarray(_painting(index, width, height)).resize((width, height), Image.LANCZOS))
+    return np.asarray(Image.fromarray(_painting(index, width, height, kind)).resize((width, height), Image.LANCZOS))
 
 
-def canvas_regions(index: int, width: int, height: int) -> np.ndarray:
+def canvas_regions(index: int, width: int, height: int, kind: str = "scenes") -> np.ndarray:
     """The stroke regions of canvas_guide(index, ...): one label per flat colour of the painting (H, W)."""
-    painting = _painting(index, width, height)
+    painting = _painting(index, width, height, kind)
     return np.asarray(Image.fromarray(_labels(painting)).resize((width, height), Image.NEAREST))
 
 
@@ -93,7 +102,7 @@ def composed_guide(index: int, width: int, height: int) -> tuple[np.ndarray, np.
 def guides_for(kind: str, index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     if kind == "composed":
         return composed_guide(index, width, height)
-    return canvas_guide(index, width, height), canvas_regions(index, width, height)
+    return canvas_guide(index, width, height, kind), canvas_regions(index, width, height, kind)
 
 
 @contextlib.contextmanager
@@ -193,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sde", nargs="*", default=[None],
                     help="samplers to run (each a row per cell; default: the model's default sampler)")
-    ap.add_argument("--set", choices=["scenes", "composed"], default="scenes",
-                    help="scenes: quantised held-out scenes; composed: the 4 hand-composed demo paintings")
+    ap.add_argument("--set", choices=["scenes", "composed", "terrain"], default="scenes",
+                    help="scenes: quantised held-out scenes; composed: the 4 hand-composed demo paintings; "
+                         "terrain: quantised held-out 3-D terrain renders (seeds 1,700,000 + i)")
     ap.add_argument("--compare", action="store_true", help="also edit each cell in one stage at full size")
     ap.add_argument("--compare-detail", action="store_true",
                     help="also edit each cell without the last full-size detail pass (its cost and its effect)")

@@ -208,7 +208,9 @@ def _palette(rng: np.random.Generator, tod: str) -> dict:
 
 def sky_colour(dx: np.ndarray, dy: np.ndarray, dz: np.ndarray, pal: dict, sun: np.ndarray, clouds: np.ndarray,
                cam: Camera, cloud_height: float) -> np.ndarray:
-    """Sky radiance along unit directions (any shape), linear RGB."""
+    """Sky radiance along directions (any shape; normalised here: rippled reflections are not), linear RGB."""
+    norm = np.maximum(np.sqrt(dx * dx + dy * dy + dz * dz), 1e-6)
+    dx, dy, dz = dx / norm, dy / norm, dz / norm
     up = np.clip(dy, 0.0, 1.0)
     t = up ** 0.45
     col = pal["horizon"] * (1 - t[..., None]) + pal["zenith"] * t[..., None]
@@ -441,7 +443,7 @@ def _water(rng, col, is_water, cam, hf, gx, gz, shadows, d, wx, wz, dwx, dwy, dw
 def _tonemap(col: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exposure, a filmic shoulder and the sRGB-like gamma; a photograph's slight colour grade."""
     exposure = rng.uniform(0.75, 1.1)
-    x = np.maximum(col * exposure, 0)
+    x = np.clip(np.nan_to_num(col * exposure, nan=0.0, posinf=1e3), 0, 1e3)
     x = x / (1 + x * 0.25)  # soft shoulder for the sun and snow
     x = np.clip(x * 1.2, 0, 1)
     return x ** (1 / 2.2)
