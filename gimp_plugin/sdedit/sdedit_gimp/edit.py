@@ -10,7 +10,7 @@ from gi.repository import Gimp  # noqa: E402
 
 import sdedit_client  # noqa: E402
 from sdedit_client import Client, SDEditError, layer_name  # noqa: E402
-from sdedit_client.autostart import ensure_server  # noqa: E402
+from sdedit_client.autostart import ensure_server, started_server, stopped_error  # noqa: E402
 from sdedit_client.mask import cut_to_selection, grown_mask, mask_needed, mask_png, require_visible  # noqa: E402
 from sdedit_client.png import encode_png  # noqa: E402
 from sdedit_client.settings import model_takes_text  # noqa: E402
@@ -111,10 +111,18 @@ def run_edit(image: Gimp.Image, layer: Gimp.Layer, request: EditRequest, window=
     cancelled = (lambda: window.cancelled) if window is not None else None
     try:
         ensure_server(client.base_url, on_status=_server_status(window), cancel=cancelled)
-        if request.text and model_takes_text(client.models(), params.get("model")):
-            params = dict(params, **request.text)
-        result = client.run(image_png, mask, on_progress=_progress(samples, client, window), grow=True,
-                            should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1, **params)
+        started = started_server(client.base_url)  # a plug-in started it: its log says why it stops
+        try:
+            if request.text and model_takes_text(client.models(), params.get("model")):
+                params = dict(params, **request.text)
+            result = client.run(image_png, mask, on_progress=_progress(samples, client, window), grow=True,
+                                should_cancel=cancelled, poll_interval=0.25 if window is None else 0.1, **params)
+        except sdedit_client.ServerUnavailable as error:  # it answered a moment ago: did it stop?
+            stopped = stopped_error(client.base_url, started)
+            if stopped is None:
+                raise
+            raise SDEditError("%s. Run Filters \u2192 SDEdit\u2026 again: the plug-in starts the server and "
+                              "repeats the edit." % str(stopped).rstrip(".")) from error
     finally:
         client.release()
     images, seeds = result

@@ -41,31 +41,53 @@ def server(gimp_root, tiny_vp_dir, tmp_path_factory):
 
     (models / "loras").mkdir()
     write_diffusers_lora(models / ".lora-src", "sd1").rename(models / "loras" / "gimp-ink.safetensors")
-    env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(tiny_vp_dir), SDEDIT_MODELS_DIR=str(models),
+    proc, url = start_server(port, log, tiny_vp_dir, models)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def doomed_server(gimp_root, tiny_vp_dir, tmp_path_factory):
+    """A second server with the tiny model, for the case that kills it while the plug-in's job runs:
+    (process, URL)."""
+    log = tmp_path_factory.mktemp("gimp-doomed-server") / "server.log"
+    proc, url = start_server(free_port(), log, tiny_vp_dir, tmp_path_factory.mktemp("gimp-doomed-models"))
+    try:
+        yield proc, url
+    finally:
+        stop_server(proc)
+
+
+def start_server(port: int, log: Path, default_model: Path, models: Path):
+    """`sdedit serve` on a loopback port, waited for until /v1/health answers: (process, URL)."""
+    env = dict(os.environ, SDEDIT_DEFAULT_MODEL=str(default_model), SDEDIT_MODELS_DIR=str(models),
                PYTHONPATH=os.pathsep.join([str(gimproot.REPO / "server"), str(gimproot.REPO / "shared")]))
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sdedit", "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = "http://127.0.0.1:%d" % port
     deadline = time.monotonic() + SERVER_START_S
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/v1/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start: %s" % log.read_text()[-2000:])
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
+    while True:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with urllib.request.urlopen(url + "/v1/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            pytest.fail("the server did not start: %s" % log.read_text()[-2000:])
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.fixture(scope="session")

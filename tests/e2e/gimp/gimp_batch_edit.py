@@ -258,6 +258,13 @@ def main():
                               loras=loras))
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 20, 40, 30)
 
+    # The server stops while it works on the edit (the test kills a second server once this job runs on
+    # it): one sentence that says so and what to do, nothing added.
+    with open(os.path.join(os.path.dirname(PARAMS["report"]), "stop-started"), "w") as marker:
+        marker.write("started")
+    cases.append(run_case("server-stopped", image, layer, t0=1.0, sde="vp", samples=2, steps=1000, seed=5,
+                          server_url=PARAMS["doomed_url"]))
+
     # Killed mid-job, the way GIMP's Cancel button ends a plug-in: the test kills the plug-in's process
     # once its watchdog is up and checks that the server job ends cancelled; nothing may be added.
     with open(os.path.join(os.path.dirname(PARAMS["report"]), "cancel-started"), "w") as marker:

@@ -25,16 +25,24 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def gimp_report(gimp_root, server):
-    """Run the batch script in GIMP (killing the plug-in during its last case) and return its cases."""
+def gimp_report(gimp_root, server, doomed_server):
+    """Run the batch script in GIMP (killing the second server during the "server-stopped" case and the
+    plug-in during its last case) and return its cases."""
+    doomed, doomed_url = doomed_server
     run = GimpRun(gimp_root, "gimp_batch_edit.py", {
-        "server_url": server, "dead_url": "http://127.0.0.1:%d" % free_port()})
+        "server_url": server, "dead_url": "http://127.0.0.1:%d" % free_port(), "doomed_url": doomed_url})
     try:
         killed: dict = {}
-        report = run.finish(during=lambda: killed.update(
-            kill_plugin_during_last_case(run.process, run.path("cancel-started"), server)))
+        stopped: dict = {}
+
+        def during():
+            stopped.update(kill_server_during_its_job(run.process, run.path("stop-started"), doomed, doomed_url))
+            killed.update(kill_plugin_during_last_case(run.process, run.path("cancel-started"), server))
+
+        report = run.finish(during=during)
         cases = {case["case"]: case for case in report["cases"]}
         cases["killed"]["watchdog"] = killed
+        cases["server-stopped"]["killed_server"] = stopped
         for case in report["cases"]:
             print("  %-16s %-16s %d new layer(s)%s" % (case["case"], case["status"], len(case["new_layers"]),
                                                       " | " + case["error"] if case["error"] else ""))
@@ -58,6 +66,34 @@ def kill_plugin_during_last_case(gimp: subprocess.Popen, marker: Path, url: str)
                 break
         time.sleep(0.05)
     return found
+
+
+def kill_server_during_its_job(gimp: subprocess.Popen, marker: Path, server: subprocess.Popen, url: str) -> dict:
+    """Once the batch script reaches the "server-stopped" case and its job runs on the second server, kill
+    that server (SIGKILL: a crash or the OOM killer). Returns the job id seen running."""
+    deadline = time.monotonic() + GIMP_TIMEOUT_S
+    while gimp.poll() is None and time.monotonic() < deadline:
+        if marker.exists():
+            seen = gimproot.find_watchdog(url)
+            if seen:
+                state = job_state(url, seen[2])
+                server.kill()
+                server.wait(timeout=20)
+                return {"job": seen[2], "state": state}
+        time.sleep(0.05)
+    return {}
+
+
+def test_a_server_that_stops_mid_job_is_one_sentence_and_no_layers(gimp_report):
+    """GIMP's side of issue 20 item 6: the server stopped, said so (not "start it by running sdedit
+    serve"), with what to do; no half-written layer."""
+    case = gimp_report["server-stopped"]
+    assert case["killed_server"].get("job"), "the job never ran on the second server"
+    assert case["status"] == "execution-error" and case["new_layers"] == []
+    error = case["error"] or ""
+    assert "stopped during the edit" in error and "sdedit serve" not in error, error
+    assert error.endswith("again: the plug-in starts the server and repeats the edit."), error
+    assert "Traceback" not in error and "\n" not in error.strip()
 
 
 def job_state(url: str, job: str) -> str:
