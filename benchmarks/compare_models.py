@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import canvas  # noqa: E402  (benchmarks/canvas.py: paintings, run_cell, thumb)
+import canvas  # noqa: E402  (benchmarks/canvas.py: paintings, run_cell)
+from grids import save_labelled_grid  # noqa: E402
 
 
 def _model(ref: str):
@@ -84,21 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def save_grid(rows: list[tuple[str, list[np.ndarray]]], path: Path, height: int = 160) -> None:
     """Guide | A | B, one row per painting and cell."""
-    label_w, pad = 150, 4
-    thumbs = [[canvas.thumb(im, height) for im in ims] for _, ims in rows]
-    width = label_w + max(sum(t.width + pad for t in ts) for ts in thumbs)
-    grid = Image.new("RGB", (width, 18 + len(rows) * (height + pad)), "white")
-    d = ImageDraw.Draw(grid)
-    d.text((label_w, 3), "guide | A | B", fill="black")
-    for r, ((label, _), ts) in enumerate(zip(rows, thumbs)):
-        y = 18 + r * (height + pad)
-        d.text((4, y + height // 2 - 6), label, fill="black")
-        x = label_w
-        for t in ts:
-            grid.paste(t, (x, y))
-            x += t.width + pad
-    grid.save(path, optimize=True)
-
+    save_labelled_grid(rows, path, "guide | A | B", height=height)
 
 if __name__ == "__main__":
     raise SystemExit(main())

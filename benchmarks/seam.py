@@ -27,11 +27,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canvas import guides_for, selection  # noqa: E402
 from canvas_metrics import line_step, seam_score  # noqa: E402
+from grids import save_labelled_grid  # noqa: E402
 
 from sdedit.engine import edit, seam  # noqa: E402
 from sdedit.models import load_model  # noqa: E402
@@ -124,21 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def save_grid(rows: list[tuple[str, list[np.ndarray]]], path: Path, height: int = 192) -> None:
     """One row per size and t0: guide, the picture it was made in, grown, inside, hard."""
-    label_w, pad = 96, 4
-    thumbs = [[Image.fromarray(im).resize((round(im.shape[1] * height / im.shape[0]), height), Image.LANCZOS)
-               for im in ims] for _, ims in rows]
-    width = label_w + max(sum(t.width + pad for t in ts) for ts in thumbs)
-    grid = Image.new("RGB", (width, 18 + len(rows) * (height + pad)), "white")
-    draw = ImageDraw.Draw(grid)
-    draw.text((label_w, 3), "guide (strokes in the picture), picture, grown selection, inside feather (before), hard paste", fill="black")
-    for r, ((label, _), ts) in enumerate(zip(rows, thumbs)):
-        y = 18 + r * (height + pad)
-        draw.text((4, y + height // 2), label, fill="black")
-        x = label_w
-        for t in ts:
-            grid.paste(t, (x, y))
-            x += t.width + pad
-    grid.save(path)
+    save_labelled_grid(rows, path, "guide (strokes in the picture), picture, grown selection, inside feather "
+                       "(before), hard paste", height=height, label_w=96)
     for (label, ims) in rows[:1]:  # full size, side by side: grown, inside, hard
         strip = np.concatenate([np.pad(im, ((0, 0), (0, 8), (0, 0)), constant_values=255) for im in ims[2:]], axis=1)
         Image.fromarray(strip).save(path.with_name("seams-full.png"))
