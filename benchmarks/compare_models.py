@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b", required=True, help="model id or folder to compare")
     ap.add_argument("--sets", nargs="+", default=["composed", "terrain"], choices=["composed", "terrain", "scenes"])
     ap.add_argument("--guides", type=int, default=2)
-    ap.add_argument("--first-guide", type=int, default=0, help="first painting of the scenes set")
+    ap.add_argument("--first-guide", type=int, default=0, help="first painting of each set")
     ap.add_argument("--sizes", nargs="+", default=["256x256"])
     ap.add_argument("--t0", type=float, nargs="+", default=[0.5])
     ap.add_argument("--sde", nargs="+", default=[None])
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| set | canvas | sampler | t0 | model | streak | blur-RMSE | detail | region (worst) | s per edit |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for kind in a.sets:
-        first = a.first_guide if kind == "scenes" else 0
+        first = a.first_guide
         for size in a.sizes:
             w, h = (int(v) for v in size.split("x"))
             pairs = [canvas.guides_for(kind, first + i, w, h) for i in range(a.guides)]
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{cell['blur_rmse']:.1f} | {cell['detail']:.1f} | {cell['region_colour']:.1f} "
                               f"({cell['region_colour_worst']:.1f}) | {cell['seconds']:.1f} |", flush=True)
                     for i, g in enumerate(guides):
-                        rows.append((f"{kind} {i} {size} {cells['A']['sde']} {t0}",
+                        rows.append((f"{kind} {first + i} {size} {cells['A']['sde']} {t0}",
                                      [g, cells["A"]["outputs"][i], cells["B"]["outputs"][i]]))
     (a.out / "compare.json").write_text(json.dumps({"a": a.a, "b": a.b, "rows": table}, indent=1))
     save_grid(rows, a.out / "compare.png")
