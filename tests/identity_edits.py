@@ -6,10 +6,15 @@ without a selection (soft, hard, empty, with transparency); one stage and two st
 budget's estimates. CPU, fixed seeds. Each case prints one SHA-256 over its images and the facts the engine
 reports (steps, network calls, working size, region, params), never the seconds.
 
-    PYTHONPATH=server:shared:tests python tests/identity_edits.py            # print the hashes
-    PYTHONPATH=server:shared:tests python tests/identity_edits.py --write    # record them (tests/identity_hashes.json)
+    PYTHONPATH=server:shared:tests python tests/identity_edits.py                # print the hashes
+    PYTHONPATH=server:shared:tests python tests/identity_edits.py --write        # record anew (outputs changed on purpose)
+    PYTHONPATH=server:shared:tests python tests/identity_edits.py --add-machine  # add this machine's bytes
 
-tests/test_identity.py compares a run with the recorded hashes.
+Float results differ in their last bits across torch builds and CPU instruction sets (torch's AVX2 and AVX-512
+kernels round differently), so the bytes are recorded per environment (`environment()`). Beside them each case
+keeps a fingerprint (every output image pooled to 16x16, 0-255), which holds across machines within a few levels.
+tests/test_identity.py compares a run with the recorded bytes where this environment has them, and with the
+fingerprints everywhere.
 """
 from __future__ import annotations
 
@@ -58,6 +63,15 @@ def soft_mask(width: int, height: int) -> Image.Image:
     return Image.fromarray(m)
 
 
+FINGERPRINT_SIDE = 16  # each output pooled to 16x16: holds across CPUs, moves when an edit changes (test_identity)
+
+
+def fingerprint(res) -> list[str]:
+    """Each output image pooled to FINGERPRINT_SIDE² RGB pixels, as hex: what must hold on any machine."""
+    side = FINGERPRINT_SIDE
+    return [im.convert("RGB").resize((side, side), Image.BOX).tobytes().hex() for im in res.images]
+
+
 def digest_result(res, previews: list[bytes]) -> str:
     h = hashlib.sha256()
     for im in res.images:
@@ -82,8 +96,8 @@ def _png(arr) -> bytes:
     return buf.getvalue()
 
 
-def cases(root: Path) -> dict[str, Callable[[], str]]:
-    """name -> a function that runs the edit and returns its SHA-256."""
+def cases(root: Path) -> dict[str, Callable[[], tuple[str, list | None]]]:
+    """name -> a function that runs the edit and returns its SHA-256 and fingerprint (None: no images)."""
     import torch
 
     from sdedit.engine import edit
@@ -112,7 +126,7 @@ def cases(root: Path) -> dict[str, Callable[[], str]]:
                 models[name] = m
         return models[name]
 
-    def run(name: str, image: Image.Image, mask=None, preview: bool = False, **kw) -> str:
+    def run(name: str, image: Image.Image, mask=None, preview: bool = False, **kw) -> tuple[str, list]:
         shots: list[bytes] = []
         m = model(name)
         # A latent model's preview maps latents to RGB by a float32 least-squares fit, whose last bits vary from
@@ -120,7 +134,7 @@ def cases(root: Path) -> dict[str, Callable[[], str]]:
         shoot = (lambda a: shots.append(_png(a))) if getattr(m, "kind", "pixel") == "pixel" else (lambda a: shots.append(
             str(np.asarray(a).shape).encode()))
         res = edit(m, image, mask, preview=shoot if preview else None, **kw)
-        return digest_result(res, shots)
+        return digest_result(res, shots), fingerprint(res)
 
     return {
         "pixel-one-stage": lambda: run("landscape", painting(96, 64, 1), t0=0.5, sde="ode", steps=3, samples=2,
@@ -152,7 +166,7 @@ def cases(root: Path) -> dict[str, Callable[[], str]]:
                                         prompt="a lake", preview=True, preview_every=2),
         "latent-two-stage-soft-mask-vp": lambda: run("sd1-staged", painting(96, 80, 25), soft_mask(96, 80),
                                                      t0=0.5, sde="vp", steps=4, seed=25, samples=2),
-        "budget-estimates": lambda: _budget_digest(model),
+        "budget-estimates": lambda: (_budget_digest(model), None),  # integers: the same bytes everywhere
     }
 
 
@@ -189,7 +203,8 @@ def _budget_digest(model) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
-def compute(only: list[str] | None = None) -> dict[str, str]:
+def compute(only: list[str] | None = None) -> dict[str, tuple[str, list | None]]:
+    """name -> (SHA-256, fingerprint) for every case (or those in only)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         table = cases(Path(tmp))
@@ -197,21 +212,61 @@ def compute(only: list[str] | None = None) -> dict[str, str]:
 
 
 def environment() -> dict:
-    """What the hashes depend on besides the code: float results differ across torch builds and CPUs."""
+    """What the bytes depend on besides the code: the torch build, the CPU architecture and the instruction set
+    torch's kernels were built for and chose at run time (AVX2 and AVX-512 round differently)."""
     import platform
 
     import torch
 
-    return {"torch": torch.__version__, "machine": platform.machine()}
+    return {"torch": torch.__version__, "machine": platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def recorded() -> dict:
+    """The recorded bytes per environment and the fingerprints: {"recordings": [...], "fingerprints": {...}}."""
+    return json.loads(HASHES.read_text())
+
+
+def recording_for(env: dict, data: dict) -> dict | None:
+    """The recorded hashes of this environment, if it has any."""
+    return next((r["hashes"] for r in data["recordings"] if r["environment"] == env), None)
+
+
+def fingerprint_gaps(got: dict, fingerprints: dict) -> dict[str, int]:
+    """name -> the largest difference (0-255) between this run's fingerprint and the recorded one."""
+    gaps = {}
+    for name, (_, fp) in got.items():
+        want = fingerprints.get(name)
+        if fp is None or want is None:
+            continue
+        if len(fp) != len(want) or any(len(a) != len(b) for a, b in zip(fp, want)):
+            gaps[name] = 255
+        else:
+            gaps[name] = max((int(np.abs(np.frombuffer(bytes.fromhex(a), np.uint8).astype(int)
+                                         - np.frombuffer(bytes.fromhex(b), np.uint8)).max())
+                              for a, b in zip(fp, want)), default=0)
+    return gaps
 
 
 def main() -> int:
     got = compute()
-    for name, digest in got.items():
+    for name, (digest, _) in got.items():
         print(f"{digest}  {name}")
-    if "--write" in sys.argv:
-        HASHES.write_text(json.dumps({"environment": environment(), "hashes": got}, indent=1) + "\n")
-        print(f"wrote {HASHES}")
+    env = environment()
+    hashes = {name: digest for name, (digest, _) in got.items()}
+    if "--write" in sys.argv:  # outputs changed on purpose: other machines' bytes are stale now
+        data = {"recordings": [{"environment": env, "hashes": hashes}],
+                "fingerprints": {name: fp for name, (_, fp) in got.items() if fp is not None}}
+        HASHES.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {HASHES} for {env}")
+    elif "--add-machine" in sys.argv:  # the same code on another machine: its bytes, if its pictures agree
+        data = recorded()
+        gaps = fingerprint_gaps(got, data["fingerprints"])
+        print("largest fingerprint difference per case:", gaps)
+        data["recordings"] = [r for r in data["recordings"] if r["environment"] != env]
+        data["recordings"].append({"environment": env, "hashes": hashes})
+        HASHES.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"added {env} to {HASHES}")
     return 0
 
 
